@@ -246,6 +246,9 @@ pub(crate) fn cmp_real(a: f64, b: f64) -> Ordering {
     }
 }
 
+// `Data` is passed around by value everywhere; keep it small.
+const _: () = assert!(std::mem::size_of::<Data>() == 40);
+
 /// The bits hashed for a real, agreeing with [`cmp_real`]'s equality.
 fn real_hash_bits(x: f64) -> u64 {
     if x.is_nan() {

@@ -72,6 +72,8 @@
 #![forbid(unsafe_code)]
 
 mod address;
+#[cfg(feature = "proptest")]
+pub mod arbitrary;
 mod convert;
 mod data;
 mod error;
