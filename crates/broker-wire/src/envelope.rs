@@ -1,0 +1,264 @@
+//! Operational frames: the messages exchanged once a peering is established.
+
+use broker_data::Data;
+use bytes::{BufMut, Bytes};
+
+use crate::command::{read_command, InternalCommand};
+use crate::data::{encode_data, read_bytes, read_data};
+use crate::handshake::{put_filter, read_filter, Filter, MessageType};
+use crate::reader::Reader;
+use crate::{EndpointId, Limits, Topic, WireError};
+
+/// The size of an envelope's fixed header: sender, receiver, type, TTL and topic length.
+pub const HEADER_LEN: usize = 16 + 16 + 1 + 2 + 2;
+
+/// The payload of an operational frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A published value.
+    Data(Data),
+    /// A store command.
+    Command(InternalCommand),
+    /// The sender's new subscription filter.
+    RoutingUpdate(Filter),
+    /// A ping with opaque bytes (see [`bye_token`]).
+    Ping(Bytes),
+    /// A pong echoing a ping's bytes.
+    Pong(Bytes),
+}
+
+impl Payload {
+    /// The type byte this payload travels under.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Payload::Data(_) => MessageType::Data,
+            Payload::Command(_) => MessageType::Command,
+            Payload::RoutingUpdate(_) => MessageType::RoutingUpdate,
+            Payload::Ping(_) => MessageType::Ping,
+            Payload::Pong(_) => MessageType::Pong,
+        }
+    }
+
+    /// Appends the payload's encoding (without the envelope header).
+    pub fn encode(&self, out: &mut impl BufMut) {
+        match self {
+            Payload::Data(d) => encode_data(d, out),
+            Payload::Command(c) => c.encode(out),
+            Payload::RoutingUpdate(f) => put_filter(out, f),
+            Payload::Ping(b) | Payload::Pong(b) => out.put_slice(b),
+        }
+    }
+}
+
+/// The ping payload of a graceful unpeer: `BYE` and a 64-bit id. Broker copies the id in host
+/// byte order; it is only ever echoed back, so we fix it as little-endian (x86's order).
+///
+/// ```
+/// assert_eq!(&broker_wire::bye_token(1)[..], b"BYE\x01\0\0\0\0\0\0\0");
+/// ```
+pub fn bye_token(id: u64) -> Bytes {
+    let mut b = Vec::with_capacity(11);
+    b.extend_from_slice(b"BYE");
+    b.extend_from_slice(&id.to_le_bytes());
+    Bytes::from(b)
+}
+
+/// A decoded operational frame.
+///
+/// ```
+/// use broker_wire::{Envelope, EndpointId, Limits, Payload, Topic};
+/// use broker_data::Data;
+/// let env = Envelope {
+///     sender: EndpointId::from_bytes([1; 16]),
+///     receiver: EndpointId::NIL,
+///     ttl: 20,
+///     topic: Topic::new("/test").unwrap(),
+///     payload: Payload::Data(Data::Count(1)),
+/// };
+/// let bytes = env.to_bytes();
+/// assert_eq!(Envelope::decode(&bytes, &Limits::default()).unwrap(), env);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The endpoint that first published the message.
+    pub sender: EndpointId,
+    /// The endpoint it is for, or nil for everyone subscribed.
+    pub receiver: EndpointId,
+    /// Hops the message may still take.
+    pub ttl: u16,
+    /// The topic.
+    pub topic: Topic,
+    /// The content.
+    pub payload: Payload,
+}
+
+impl Envelope {
+    /// Appends the frame body (no length prefix) to `out`.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        put_header(
+            out,
+            self.sender,
+            self.receiver,
+            self.payload.message_type(),
+            self.ttl,
+            &self.topic,
+        );
+        self.payload.encode(out);
+    }
+
+    /// The frame body as bytes.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.topic.as_bytes().len() + 16);
+        self.encode(&mut out);
+        Bytes::from(out)
+    }
+
+    /// Decodes a frame body, sharing `frame`'s buffer for long strings and opaque bytes.
+    pub fn decode(frame: &Bytes, limits: &Limits) -> Result<Envelope, WireError> {
+        let mut r = Reader::shared(frame);
+        let h = read_header(&mut r)?;
+        let payload = read_payload(&mut r, h.message_type, limits)?;
+        r.finish()?;
+        Ok(Envelope {
+            sender: h.sender,
+            receiver: h.receiver,
+            ttl: h.ttl,
+            topic: h.topic,
+            payload,
+        })
+    }
+}
+
+struct Header {
+    sender: EndpointId,
+    receiver: EndpointId,
+    message_type: MessageType,
+    ttl: u16,
+    topic: Topic,
+}
+
+fn read_header(r: &mut Reader<'_>) -> Result<Header, WireError> {
+    let sender = EndpointId::from_bytes(r.array("envelope sender")?);
+    let receiver = EndpointId::from_bytes(r.array("envelope receiver")?);
+    let tag = r.u8("envelope type")?;
+    let message_type = match MessageType::from_u8(tag) {
+        Some(
+            t @ (MessageType::Data
+            | MessageType::Command
+            | MessageType::RoutingUpdate
+            | MessageType::Ping
+            | MessageType::Pong),
+        ) => t,
+        _ => return Err(WireError::UnknownMessageType(tag)),
+    };
+    let ttl = r.u16("envelope ttl")?;
+    let topic_len = usize::from(r.u16("envelope topic length")?);
+    if topic_len > r.remaining() {
+        return Err(WireError::LengthBeyondInput {
+            context: "topic",
+            length: topic_len as u64,
+            available: r.remaining(),
+        });
+    }
+    let topic = Topic::from_byte_string(read_bytes(r, topic_len, "topic")?)?;
+    Ok(Header {
+        sender,
+        receiver,
+        message_type,
+        ttl,
+        topic,
+    })
+}
+
+fn read_payload(
+    r: &mut Reader<'_>,
+    ty: MessageType,
+    limits: &Limits,
+) -> Result<Payload, WireError> {
+    Ok(match ty {
+        MessageType::Data => Payload::Data(read_data(r, limits, 0)?),
+        MessageType::Command => Payload::Command(read_command(r, limits)?),
+        MessageType::RoutingUpdate => Payload::RoutingUpdate(read_filter(r)?),
+        MessageType::Ping => Payload::Ping(r.rest()),
+        MessageType::Pong => Payload::Pong(r.rest()),
+        other => return Err(WireError::UnknownMessageType(other as u8)),
+    })
+}
+
+fn put_header(
+    out: &mut impl BufMut,
+    sender: EndpointId,
+    receiver: EndpointId,
+    ty: MessageType,
+    ttl: u16,
+    topic: &Topic,
+) {
+    out.put_slice(sender.as_bytes());
+    out.put_slice(receiver.as_bytes());
+    out.put_u8(ty as u8);
+    out.put_u16(ttl);
+    // `Topic` guarantees at most 65,535 bytes.
+    out.put_u16(topic.as_bytes().len() as u16);
+    out.put_slice(topic.as_bytes());
+}
+
+/// An operational frame with its header decoded and its payload still encoded: enough to route
+/// or forward a message without decoding (or re-encoding) its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEnvelope {
+    /// The endpoint that first published the message.
+    pub sender: EndpointId,
+    /// The endpoint it is for, or nil for everyone subscribed.
+    pub receiver: EndpointId,
+    /// The payload's type (data, command, routing_update, ping or pong).
+    pub message_type: MessageType,
+    /// Hops the message may still take.
+    pub ttl: u16,
+    /// The topic.
+    pub topic: Topic,
+    /// The encoded payload, sharing the frame's buffer.
+    pub payload: Bytes,
+}
+
+impl RawEnvelope {
+    /// Decodes the header of a frame body; the payload stays encoded.
+    pub fn decode(frame: &Bytes) -> Result<RawEnvelope, WireError> {
+        let mut r = Reader::shared(frame);
+        let h = read_header(&mut r)?;
+        Ok(RawEnvelope {
+            sender: h.sender,
+            receiver: h.receiver,
+            message_type: h.message_type,
+            ttl: h.ttl,
+            topic: h.topic,
+            payload: r.rest(),
+        })
+    }
+
+    /// Decodes the payload.
+    pub fn decode_payload(self, limits: &Limits) -> Result<Envelope, WireError> {
+        let mut r = Reader::shared(&self.payload);
+        let payload = read_payload(&mut r, self.message_type, limits)?;
+        r.finish()?;
+        Ok(Envelope {
+            sender: self.sender,
+            receiver: self.receiver,
+            ttl: self.ttl,
+            topic: self.topic,
+            payload,
+        })
+    }
+
+    /// Appends the frame body to `out`, payload bytes as they are.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        put_header(
+            out,
+            self.sender,
+            self.receiver,
+            self.message_type,
+            self.ttl,
+            &self.topic,
+        );
+        out.put_slice(&self.payload);
+    }
+}

@@ -1,0 +1,68 @@
+//! Broker's native wire protocol, byte for byte, as Broker 2.x (Zeek 5 and later) speaks it.
+//!
+//! * [`encode_data`] / [`decode_data`]: the binary data format "bin v1" for every
+//!   [`Data`](broker_data::Data) type.
+//! * [`Handshake`]: hello, probe, version_select, drop_conn, originator_syn,
+//!   responder_syn_ack, originator_ack.
+//! * [`Envelope`] (and [`RawEnvelope`], header only): the operational frame — sender,
+//!   receiver, type, TTL, topic, payload — for data, store commands, routing updates, ping, pong.
+//! * [`InternalCommand`]: the store commands and the replication channel's control messages.
+//! * [`encode_frame`] / [`FrameDecoder`]: the `u32` length prefix; with the `codec` feature, a
+//!   tokio-util [`FrameCodec`].
+//!
+//! The formats, with test vectors, are specified in `docs/protocol.md`.
+//!
+//! This crate is pure: no I/O, no clock, no tokio outside the optional codec adapter. Decoding
+//! treats its input as hostile: every length is checked against the bytes present (and against
+//! [`Limits`]) before anything is allocated, nesting is bounded, and every problem is a
+//! [`WireError`], never a panic.
+//!
+//! ```
+//! use broker_data::{vector, Data};
+//! use broker_wire::{decode_data, encode_data, Limits};
+//! let value = vector![1u64, "two", 3.0];
+//! let mut buf = Vec::new();
+//! encode_data(&value, &mut buf);
+//! assert_eq!(decode_data(&buf, &Limits::default()).unwrap(), value);
+//! ```
+
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "codec")]
+mod codec;
+mod command;
+mod data;
+mod envelope;
+mod error;
+mod frame;
+mod handshake;
+mod ids;
+mod reader;
+
+#[cfg(feature = "codec")]
+pub use codec::{CodecError, FrameCodec};
+pub use command::{Command, InternalCommand, SequenceNumber};
+pub use data::{decode_data, decode_data_shared, encode_data, encoded_data_len};
+pub use envelope::{bye_token, Envelope, Payload, RawEnvelope, HEADER_LEN};
+pub use error::WireError;
+pub use frame::{encode_frame, FrameDecoder};
+pub use handshake::{Filter, Handshake, MessageType, MAGIC, PROTOCOL_VERSION};
+pub use ids::{EndpointId, EntityId, Topic};
+
+/// Bounds that decoding enforces on input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest frame accepted, in bytes (default 16 MiB).
+    pub max_frame_len: usize,
+    /// The deepest container nesting accepted (default 64).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_len: 16 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The hex test vectors of `docs/protocol.md`, checked in both directions.
+//!
+//! The document is the source of truth: this test reads its ```` ```vectors ```` blocks, where
+//! each line is `name => hex`. Data vectors are named by a `broker-data` literal; message
+//! vectors by a name that [`message`] builds. Run with `PRINT_VECTORS=1` to print the blocks
+//! as the implementation encodes them (for writing the document, never for checking it).
+
+use std::collections::BTreeMap;
+
+use broker_data::{Data, DataType, Timespan};
+use broker_wire::{
+    bye_token, decode_data, encode_data, Command, EndpointId, EntityId, Envelope, Handshake,
+    InternalCommand, Limits, Payload, Topic, MAGIC,
+};
+use bytes::Bytes;
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(digits.len() % 2 == 0, "odd hex: {s}");
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+fn vectors() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/protocol.md"
+    ))
+    .expect("docs/protocol.md is readable");
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if line.trim() == "```vectors" {
+            inside = true;
+        } else if inside && line.trim() == "```" {
+            inside = false;
+        } else if inside && !line.trim().is_empty() {
+            let (name, hex) = line
+                .split_once("=>")
+                .unwrap_or_else(|| panic!("bad vector line {line:?}"));
+            out.push((name.trim().to_owned(), hex.trim().to_owned()));
+        }
+    }
+    out
+}
+
+const DATA_LITERALS: &[&str] = &[
+    "nil",
+    "T",
+    "F",
+    "0",
+    "1234567890",
+    "18446744073709551615",
+    "+1234567890",
+    "-1234567890",
+    "1.0",
+    "-1.0",
+    "-0.0",
+    "\"\"",
+    "\"hello world\"",
+    "\"\\xff\\x00\"",
+    "192.168.9.8",
+    "2001:db8::1",
+    "192.168.9.0/24",
+    "2001:db8::/32",
+    "8080/tcp",
+    "9000/udp",
+    "8/icmp",
+    "0/?",
+    "@1234567890ns",
+    "1234567890ns",
+    "-1ns",
+    "foobar",
+    "{}",
+    "{F, 1, \"hello world\"}",
+    "{->}",
+    "{1 -> \"hello\", 2 -> \"world\"}",
+    "()",
+    "(F, 1, \"hello world\")",
+    "((()))",
+];
+
+fn id(n: u8) -> EndpointId {
+    EndpointId::from_bytes([n; 16])
+}
+
+fn entity(n: u8, object: u64) -> EntityId {
+    EntityId {
+        endpoint: id(n),
+        object,
+    }
+}
+
+fn internal(content: Command) -> InternalCommand {
+    InternalCommand {
+        seq: 7,
+        sender: entity(0xaa, 1),
+        receiver: entity(0xbb, 2),
+        content,
+    }
+}
+
+fn cmd(content: Command) -> Msg {
+    Msg::Command(internal(content))
+}
+
+fn env(topic: &str, payload: Payload) -> Envelope {
+    Envelope {
+        sender: id(0xaa),
+        receiver: EndpointId::NIL,
+        ttl: 20,
+        topic: Topic::new(topic).unwrap(),
+        payload,
+    }
+}
+
+enum Msg {
+    Handshake(Handshake),
+    Envelope(Envelope),
+    Command(InternalCommand),
+}
+
+/// The messages the document's vectors name.
+fn message(name: &str) -> Option<Msg> {
+    let key = || Data::from("foo");
+    let value = || Data::from("bar");
+    let publisher = entity(0xaa, 42);
+    let store = "foo/<$>/data/master";
+    Some(match name {
+        "hello" => Msg::Handshake(Handshake::hello(id(0xaa), 1, 1)),
+        "probe" => Msg::Handshake(Handshake::probe()),
+        "version_select" => Msg::Handshake(Handshake::VersionSelect {
+            magic: MAGIC,
+            sender: id(0xaa),
+            version: 1,
+        }),
+        "drop_conn" => Msg::Handshake(Handshake::DropConn {
+            magic: MAGIC,
+            sender: id(0xaa),
+            code: 8,
+            description: Bytes::from_static(b"bye"),
+        }),
+        "originator_syn" => Msg::Handshake(Handshake::OriginatorSyn {
+            filter: vec![Topic::new("/a").unwrap(), Topic::new("zeek/").unwrap()],
+        }),
+        "responder_syn_ack" => Msg::Handshake(Handshake::ResponderSynAck { filter: vec![] }),
+        "originator_ack" => Msg::Handshake(Handshake::OriginatorAck),
+        "data" => Msg::Envelope(env("/test", Payload::Data(Data::Count(42)))),
+        "routing_update" => Msg::Envelope(env(
+            "<$>",
+            Payload::RoutingUpdate(vec![Topic::new("/a").unwrap()]),
+        )),
+        "ping" => Msg::Envelope(Envelope {
+            receiver: id(0xbb),
+            ..env("<$>", Payload::Ping(bye_token(1)))
+        }),
+        "pong" => Msg::Envelope(Envelope {
+            receiver: id(0xbb),
+            ..env("<$>", Payload::Pong(bye_token(1)))
+        }),
+        "command" => Msg::Envelope(env(
+            store,
+            Payload::Command(internal(Command::Clear { publisher })),
+        )),
+        "command/put" => cmd(Command::Put {
+            key: key(),
+            value: value(),
+            expiry: None,
+            publisher,
+        }),
+        "command/put_unique" => cmd(Command::PutUnique {
+            key: key(),
+            value: value(),
+            expiry: Some(Timespan::from_nanos(2500)),
+            who: entity(0xaa, 42),
+            req_id: 12345,
+            publisher: entity(0xaa, 23),
+        }),
+        "command/put_unique_result" => cmd(Command::PutUniqueResult {
+            inserted: true,
+            who: entity(0xaa, 42),
+            req_id: 12345,
+            publisher: entity(0xaa, 23),
+        }),
+        "command/erase" => cmd(Command::Erase {
+            key: key(),
+            publisher,
+        }),
+        "command/expire" => cmd(Command::Expire {
+            key: key(),
+            publisher,
+        }),
+        "command/add" => cmd(Command::Add {
+            key: key(),
+            value: Data::Integer(1),
+            init_type: DataType::Integer,
+            expiry: None,
+            publisher,
+        }),
+        "command/subtract" => cmd(Command::Subtract {
+            key: key(),
+            value: Data::Integer(1),
+            expiry: None,
+            publisher,
+        }),
+        "command/clear" => cmd(Command::Clear { publisher }),
+        "command/attach_writer" => cmd(Command::AttachWriter {
+            offset: 111,
+            heartbeat_interval: 222,
+        }),
+        "command/keepalive" => cmd(Command::Keepalive { seq: 42 }),
+        "command/cumulative_ack" => cmd(Command::CumulativeAck { seq: 111 }),
+        "command/nack" => cmd(Command::Nack {
+            seqs: vec![111, 222, 333],
+        }),
+        "command/ack_clone" => cmd(Command::AckClone {
+            offset: 111,
+            heartbeat_interval: 222,
+            state: BTreeMap::from([(key(), value())]),
+        }),
+        "command/retransmit_failed" => cmd(Command::RetransmitFailed { seq: 42 }),
+        _ => return None,
+    })
+}
+
+const MESSAGE_NAMES: &[&str] = &[
+    "hello",
+    "probe",
+    "version_select",
+    "drop_conn",
+    "originator_syn",
+    "responder_syn_ack",
+    "originator_ack",
+    "data",
+    "command",
+    "routing_update",
+    "ping",
+    "pong",
+    "command/put",
+    "command/put_unique",
+    "command/put_unique_result",
+    "command/erase",
+    "command/expire",
+    "command/add",
+    "command/subtract",
+    "command/clear",
+    "command/attach_writer",
+    "command/keepalive",
+    "command/cumulative_ack",
+    "command/nack",
+    "command/ack_clone",
+    "command/retransmit_failed",
+];
+
+fn encode_msg(m: &Msg) -> Vec<u8> {
+    let mut out = Vec::new();
+    match m {
+        Msg::Handshake(h) => h.encode(&mut out),
+        Msg::Envelope(e) => e.encode(&mut out),
+        Msg::Command(c) => c.encode(&mut out),
+    }
+    out
+}
+
+#[test]
+fn print_vectors_when_asked() {
+    if std::env::var_os("PRINT_VECTORS").is_none() {
+        return;
+    }
+    for lit in DATA_LITERALS {
+        let mut out = Vec::new();
+        encode_data(&lit.parse().unwrap(), &mut out);
+        println!("{lit} => {}", hex(&out));
+    }
+    for name in MESSAGE_NAMES {
+        println!("{name} => {}", hex(&encode_msg(&message(name).unwrap())));
+    }
+}
+
+#[test]
+fn document_vectors_hold_both_ways() {
+    let vectors = vectors();
+    let limits = Limits::default();
+    let mut seen_types = std::collections::BTreeSet::new();
+    let mut seen_messages = std::collections::BTreeSet::new();
+    for (name, hexstr) in &vectors {
+        let bytes = unhex(hexstr);
+        if let Some(m) = message(name) {
+            assert_eq!(hex(&encode_msg(&m)), hex(&bytes), "encoding of {name}");
+            match m {
+                Msg::Handshake(h) => {
+                    assert_eq!(Handshake::decode(&bytes).unwrap(), h, "decoding of {name}")
+                }
+                Msg::Envelope(e) => assert_eq!(
+                    Envelope::decode(&Bytes::from(bytes), &limits).unwrap(),
+                    e,
+                    "decoding of {name}"
+                ),
+                Msg::Command(c) => assert_eq!(
+                    InternalCommand::decode(&bytes, &limits).unwrap(),
+                    c,
+                    "decoding of {name}"
+                ),
+            }
+            seen_messages.insert(name.clone());
+        } else {
+            let d: Data = name.parse().unwrap_or_else(|e| {
+                panic!("vector {name:?} is neither a message nor a literal: {e}")
+            });
+            let mut out = Vec::new();
+            encode_data(&d, &mut out);
+            assert_eq!(hex(&out), hex(&bytes), "encoding of {name}");
+            let back = decode_data(&bytes, &limits).unwrap();
+            assert_eq!(
+                back.literal().to_string(),
+                d.literal().to_string(),
+                "decoding of {name}"
+            );
+            seen_types.insert(d.data_type());
+        }
+    }
+    assert_eq!(
+        seen_types.len(),
+        15,
+        "every data type has a vector: {seen_types:?}"
+    );
+    for name in MESSAGE_NAMES {
+        assert!(
+            seen_messages.contains(*name),
+            "docs/protocol.md has no vector for {name}"
+        );
+    }
+}
