@@ -30,6 +30,7 @@
 
 #[cfg(feature = "codec")]
 mod codec;
+mod codes;
 mod command;
 mod data;
 mod envelope;
@@ -41,6 +42,7 @@ mod reader;
 
 #[cfg(feature = "codec")]
 pub use codec::{CodecError, FrameCodec};
+pub use codes::{ErrorCode, StatusCode};
 pub use command::{Command, InternalCommand, SequenceNumber};
 pub use data::{decode_data, decode_data_shared, encode_data, encoded_data_len};
 pub use envelope::{bye_token, Envelope, Payload, RawEnvelope, HEADER_LEN};
