@@ -7,7 +7,7 @@ use crate::command::{read_command, InternalCommand};
 use crate::data::{encode_data, read_bytes, read_data};
 use crate::handshake::{put_filter, read_filter, Filter, MessageType};
 use crate::reader::Reader;
-use crate::{EndpointId, Limits, Topic, WireError};
+use crate::{EndpointId, Limits, LinkState, Topic, WireError};
 
 /// The size of an envelope's fixed header: sender, receiver, type, TTL and topic length.
 pub const HEADER_LEN: usize = 16 + 16 + 1 + 2 + 2;
@@ -25,6 +25,26 @@ pub enum Payload {
     Ping(Bytes),
     /// A pong echoing a ping's bytes.
     Pong(Bytes),
+    /// Version 2: a published value with its origin and sequence number.
+    RoutedData {
+        /// The endpoint that injected the message into the routed domain.
+        origin: EndpointId,
+        /// The origin's sequence number.
+        seq: u64,
+        /// The value.
+        data: Data,
+    },
+    /// Version 2: a store command with its origin and sequence number.
+    RoutedCommand {
+        /// The endpoint that injected the message into the routed domain.
+        origin: EndpointId,
+        /// The origin's sequence number.
+        seq: u64,
+        /// The command.
+        command: InternalCommand,
+    },
+    /// Version 2: a link-state advertisement.
+    LinkState(LinkState),
 }
 
 impl Payload {
@@ -36,6 +56,9 @@ impl Payload {
             Payload::RoutingUpdate(_) => MessageType::RoutingUpdate,
             Payload::Ping(_) => MessageType::Ping,
             Payload::Pong(_) => MessageType::Pong,
+            Payload::RoutedData { .. } => MessageType::RoutedData,
+            Payload::RoutedCommand { .. } => MessageType::RoutedCommand,
+            Payload::LinkState(_) => MessageType::LinkState,
         }
     }
 
@@ -46,6 +69,21 @@ impl Payload {
             Payload::Command(c) => c.encode(out),
             Payload::RoutingUpdate(f) => put_filter(out, f),
             Payload::Ping(b) | Payload::Pong(b) => out.put_slice(b),
+            Payload::RoutedData { origin, seq, data } => {
+                out.put_slice(origin.as_bytes());
+                out.put_u64(*seq);
+                encode_data(data, out);
+            }
+            Payload::RoutedCommand {
+                origin,
+                seq,
+                command,
+            } => {
+                out.put_slice(origin.as_bytes());
+                out.put_u64(*seq);
+                command.encode(out);
+            }
+            Payload::LinkState(ls) => ls.encode(out),
         }
     }
 }
@@ -147,7 +185,10 @@ fn read_header(r: &mut Reader<'_>) -> Result<Header, WireError> {
             | MessageType::Command
             | MessageType::RoutingUpdate
             | MessageType::Ping
-            | MessageType::Pong),
+            | MessageType::Pong
+            | MessageType::RoutedData
+            | MessageType::RoutedCommand
+            | MessageType::LinkState),
         ) => t,
         _ => return Err(WireError::UnknownMessageType(tag)),
     };
@@ -181,6 +222,17 @@ fn read_payload(
         MessageType::RoutingUpdate => Payload::RoutingUpdate(read_filter(r)?),
         MessageType::Ping => Payload::Ping(r.rest()),
         MessageType::Pong => Payload::Pong(r.rest()),
+        MessageType::RoutedData => Payload::RoutedData {
+            origin: EndpointId::from_bytes(r.array("origin")?),
+            seq: r.u64("sequence number")?,
+            data: read_data(r, limits, 0)?,
+        },
+        MessageType::RoutedCommand => Payload::RoutedCommand {
+            origin: EndpointId::from_bytes(r.array("origin")?),
+            seq: r.u64("sequence number")?,
+            command: read_command(r, limits)?,
+        },
+        MessageType::LinkState => Payload::LinkState(LinkState::read(r)?),
         other => return Err(WireError::UnknownMessageType(other as u8)),
     })
 }

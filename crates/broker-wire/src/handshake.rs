@@ -46,6 +46,12 @@ pub enum MessageType {
     ResponderSynAck = 11,
     /// Handshake: originator's final acknowledgement.
     OriginatorAck = 12,
+    /// Version 2: data with origin and sequence number.
+    RoutedData = 64,
+    /// Version 2: store command with origin and sequence number.
+    RoutedCommand = 65,
+    /// Version 2: link-state advertisement.
+    LinkState = 66,
 }
 
 impl MessageType {
@@ -65,6 +71,9 @@ impl MessageType {
             10 => OriginatorSyn,
             11 => ResponderSynAck,
             12 => OriginatorAck,
+            64 => RoutedData,
+            65 => RoutedCommand,
+            66 => LinkState,
             _ => return None,
         })
     }

@@ -7,6 +7,9 @@
 //! * [`Envelope`] (and [`RawEnvelope`], header only): the operational frame — sender,
 //!   receiver, type, TTL, topic, payload — for data, store commands, routing updates, ping, pong.
 //! * [`InternalCommand`]: the store commands and the replication channel's control messages.
+//! * Protocol version 2, our routing extension: [`Payload::RoutedData`],
+//!   [`Payload::RoutedCommand`] and [`LinkState`] (see the `routed` docs and
+//!   `docs/routing.md`).
 //! * [`encode_frame`] / [`FrameDecoder`]: the `u32` length prefix; with the `codec` feature, a
 //!   tokio-util [`FrameCodec`].
 //!
@@ -39,6 +42,7 @@ mod frame;
 mod handshake;
 mod ids;
 mod reader;
+mod routed;
 
 #[cfg(feature = "codec")]
 pub use codec::{CodecError, FrameCodec};
@@ -50,6 +54,7 @@ pub use error::WireError;
 pub use frame::{encode_frame, FrameDecoder};
 pub use handshake::{Filter, Handshake, MessageType, MAGIC, PROTOCOL_VERSION};
 pub use ids::{EndpointId, EntityId, Topic};
+pub use routed::{LinkState, LINK_STATE, ROUTED_COMMAND, ROUTED_DATA, ROUTED_PROTOCOL_VERSION};
 
 /// Bounds that decoding enforces on input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@ use broker_data::arbitrary::data;
 use broker_data::{Data, DataType, Timespan};
 use broker_wire::{
     decode_data, decode_data_shared, encode_data, encoded_data_len, Command, EndpointId, EntityId,
-    Envelope, Handshake, InternalCommand, Limits, Payload, RawEnvelope, Topic, WireError,
+    Envelope, Handshake, InternalCommand, Limits, LinkState, Payload, RawEnvelope, Topic,
+    WireError,
 };
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -118,7 +119,47 @@ fn payload() -> impl Strategy<Value = Payload> {
         prop::collection::vec(topic(), 0..5).prop_map(Payload::RoutingUpdate),
         prop::collection::vec(any::<u8>(), 0..16).prop_map(|b| Payload::Ping(b.into())),
         prop::collection::vec(any::<u8>(), 0..16).prop_map(|b| Payload::Pong(b.into())),
+        (endpoint(), any::<u64>(), data()).prop_map(|(origin, seq, data)| Payload::RoutedData {
+            origin,
+            seq,
+            data
+        }),
+        (endpoint(), any::<u64>(), internal_command()).prop_map(|(origin, seq, command)| {
+            Payload::RoutedCommand {
+                origin,
+                seq,
+                command,
+            }
+        }),
+        link_state().prop_map(Payload::LinkState),
     ]
+}
+
+fn filter() -> impl Strategy<Value = Vec<Topic>> {
+    prop::collection::vec(topic(), 0..4)
+}
+
+fn link_state() -> impl Strategy<Value = LinkState> {
+    (
+        endpoint(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+        prop::collection::vec(endpoint(), 0..4),
+        filter(),
+        prop::collection::vec((endpoint(), filter()), 0..3),
+    )
+        .prop_map(
+            |(origin, incarnation, version, forwarding, neighbors, filter, stubs)| LinkState {
+                origin,
+                incarnation,
+                version,
+                forwarding,
+                neighbors,
+                filter,
+                stubs,
+            },
+        )
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {

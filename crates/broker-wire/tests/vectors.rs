@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use broker_data::{Data, DataType, Timespan};
 use broker_wire::{
     bye_token, decode_data, encode_data, Command, EndpointId, EntityId, Envelope, Handshake,
-    InternalCommand, Limits, Payload, Topic, MAGIC,
+    InternalCommand, Limits, LinkState, Payload, Topic, MAGIC,
 };
 use bytes::Bytes;
 
@@ -171,6 +171,34 @@ fn message(name: &str) -> Option<Msg> {
             store,
             Payload::Command(internal(Command::Clear { publisher })),
         )),
+        "routed_data" => Msg::Envelope(env(
+            "/test",
+            Payload::RoutedData {
+                origin: id(0xcc),
+                seq: 5,
+                data: Data::Count(42),
+            },
+        )),
+        "routed_command" => Msg::Envelope(env(
+            store,
+            Payload::RoutedCommand {
+                origin: id(0xcc),
+                seq: 6,
+                command: internal(Command::Clear { publisher }),
+            },
+        )),
+        "link_state" => Msg::Envelope(env(
+            "<$>",
+            Payload::LinkState(LinkState {
+                origin: id(0xaa),
+                incarnation: 1,
+                version: 2,
+                forwarding: true,
+                neighbors: vec![id(0xbb)],
+                filter: vec![Topic::new("/a").unwrap()],
+                stubs: vec![(id(0xdd), vec![Topic::new("zeek/").unwrap()])],
+            }),
+        )),
         "command/put" => cmd(Command::Put {
             key: key(),
             value: value(),
@@ -259,6 +287,9 @@ const MESSAGE_NAMES: &[&str] = &[
     "command/nack",
     "command/ack_clone",
     "command/retransmit_failed",
+    "routed_data",
+    "routed_command",
+    "link_state",
 ];
 
 fn encode_msg(m: &Msg) -> Vec<u8> {
