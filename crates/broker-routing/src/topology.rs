@@ -1,0 +1,152 @@
+//! The graph every routed endpoint derives from the link-state database, and the shortest-path
+//! trees it forwards along.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use broker_wire::{EndpointId, LinkState, Topic};
+
+use crate::bitset::Bitset;
+use crate::fxhash::FxHashMap;
+use crate::prefix::PrefixMap;
+
+/// The routing view derived from all link states: nodes, edges, who may be transit, and an index
+/// from filter prefixes to the nodes that subscribe.
+#[derive(Debug, Default)]
+pub(crate) struct Topology {
+    pub(crate) ids: Vec<EndpointId>,
+    pub(crate) index: FxHashMap<EndpointId, usize>,
+    /// Neighbours of each node, in endpoint-id order (for deterministic trees).
+    adj: Vec<Vec<usize>>,
+    /// Whether a node forwards for others (stubs and nodes with forwarding off do not).
+    transit: Vec<bool>,
+    /// Filter prefix → nodes subscribed to it.
+    pub(crate) filters: PrefixMap<Bitset>,
+}
+
+/// What one node needs of the shortest-path tree rooted at some origin: its children there,
+/// each with the set of nodes in the child's subtree.
+#[derive(Debug, Default)]
+pub(crate) struct Branches {
+    pub(crate) children: Vec<(EndpointId, Bitset)>,
+}
+
+impl Topology {
+    /// Builds the graph. An edge between two routed endpoints exists only when both list each
+    /// other; a stub (plain Broker peer) hangs off every endpoint that lists it.
+    pub(crate) fn build(lsdb: &BTreeMap<EndpointId, LinkState>) -> Topology {
+        let mut ids: Vec<EndpointId> = lsdb.keys().copied().collect();
+        for ls in lsdb.values() {
+            ids.extend(ls.stubs.iter().map(|(id, _)| *id));
+        }
+        ids.sort();
+        ids.dedup();
+        let index: FxHashMap<EndpointId, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let n = ids.len();
+        let mut adj = vec![Vec::new(); n];
+        let mut transit = vec![false; n];
+        let mut filters: PrefixMap<Bitset> = PrefixMap::new();
+        let add_filter = |filters: &mut PrefixMap<Bitset>, topics: &[Topic], node: usize| {
+            for t in topics {
+                filters
+                    .get_or_insert_with(t.as_bytes(), || Bitset::with_capacity(n))
+                    .insert(node);
+            }
+        };
+        for (origin, ls) in lsdb {
+            let a = index[origin];
+            transit[a] = ls.forwarding;
+            add_filter(&mut filters, &ls.filter, a);
+            for nb in &ls.neighbors {
+                let listed_back = lsdb
+                    .get(nb)
+                    .is_some_and(|other| other.neighbors.contains(origin));
+                if listed_back {
+                    adj[a].push(index[nb]);
+                }
+            }
+            for (stub, filter) in &ls.stubs {
+                let s = index[stub];
+                if !lsdb.contains_key(stub) {
+                    adj[a].push(s);
+                    adj[s].push(a);
+                }
+                add_filter(&mut filters, filter, s);
+            }
+        }
+        for list in &mut adj {
+            list.sort_unstable();
+            list.dedup();
+        }
+        Topology {
+            ids,
+            index,
+            adj,
+            transit,
+            filters,
+        }
+    }
+
+    /// Breadth-first parents from `root`, expanding only the root and transit nodes, visiting
+    /// neighbours in id order: every endpoint computes the same tree from the same database.
+    fn bfs(&self, root: usize) -> (Vec<Option<usize>>, Vec<usize>) {
+        let n = self.ids.len();
+        let mut parent = vec![None; n];
+        let mut seen = vec![false; n];
+        let mut order = Vec::with_capacity(n);
+        let mut queue = VecDeque::from([root]);
+        seen[root] = true;
+        while let Some(u) = queue.pop_front() {
+            order.push(u);
+            if u != root && !self.transit[u] {
+                continue;
+            }
+            for &v in &self.adj[u] {
+                if !seen[v] {
+                    seen[v] = true;
+                    parent[v] = Some(u);
+                    queue.push_back(v);
+                }
+            }
+        }
+        (parent, order)
+    }
+
+    /// The nodes reachable from `root` (the root included).
+    pub(crate) fn reachable_from(&self, root: EndpointId) -> Vec<EndpointId> {
+        match self.index.get(&root) {
+            Some(&r) => self.bfs(r).1.into_iter().map(|i| self.ids[i]).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `me`'s children in the tree rooted at `origin`, with their subtrees.
+    pub(crate) fn branches(&self, origin: usize, me: usize) -> Branches {
+        let (parent, order) = self.bfs(origin);
+        let n = self.ids.len();
+        let mut subtree: Vec<Bitset> = (0..n).map(|_| Bitset::with_capacity(n)).collect();
+        for &u in order.iter().rev() {
+            subtree[u].insert(u);
+            if let Some(p) = parent[u] {
+                let (lo, hi) = if p < u {
+                    subtree.split_at_mut(u)
+                } else {
+                    subtree.split_at_mut(p)
+                };
+                let (child, par) = if p < u {
+                    (&hi[0], &mut lo[p])
+                } else {
+                    (&lo[u], &mut hi[0])
+                };
+                par.union_with(child);
+            }
+        }
+        let mut children: Vec<(EndpointId, Bitset)> = Vec::new();
+        for &u in &order {
+            if parent[u] == Some(me) {
+                children.push((self.ids[u], std::mem::take(&mut subtree[u])));
+            }
+        }
+        Branches { children }
+    }
+}

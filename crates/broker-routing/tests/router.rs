@@ -1,0 +1,331 @@
+//! Direct tests of one router: overflow policies, slow-peer isolation, what a plain Broker peer
+//! sees, pings, and status sequences.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use broker_data::Data;
+use broker_routing::{Config, Content, Event, Message, OverflowPolicy, PeerKind, PeerLoss, Router};
+use broker_wire::{EndpointId, StatusCode, Topic};
+use bytes::Bytes;
+
+fn id(n: u8) -> EndpointId {
+    EndpointId::from_bytes([n; 16])
+}
+
+fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+fn data(n: u64) -> Content {
+    Content::Data(Arc::new(Data::Count(n)))
+}
+
+fn events(r: &mut Router) -> Vec<Event> {
+    std::iter::from_fn(|| r.poll_event()).collect()
+}
+
+fn statuses(r: &mut Router) -> Vec<(StatusCode, EndpointId)> {
+    events(r)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Status { code, endpoint, .. } => Some((code, endpoint)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Publications queued for `peer`, as payload numbers.
+fn queued(r: &mut Router, peer: EndpointId) -> Vec<u64> {
+    std::iter::from_fn(|| r.poll_transmit_for(peer))
+        .filter_map(|m| match m {
+            Message::Publication(p) => match p.content {
+                Content::Data(d) => d.as_count(),
+                Content::Command(_) => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// A router with plain Broker peers (so their filters are known from the handshake).
+fn with_broker_peers(config: Config, peers: &[(u8, &str)]) -> Router {
+    let now = Instant::now();
+    let mut r = Router::new(id(1), 1, config);
+    for (n, filter) in peers {
+        r.add_peer(now, id(*n), PeerKind::Broker, vec![topic(filter)]);
+    }
+    r
+}
+
+#[test]
+fn overflow_disconnect_removes_the_peer_with_a_reason() {
+    let now = Instant::now();
+    let config = Config {
+        peer_buffer_size: 4,
+        ..Config::default()
+    };
+    let mut r = with_broker_peers(config, &[(2, "/t")]);
+    while r.poll_transmit().is_some() {}
+    events(&mut r);
+    for i in 0..5 {
+        r.publish(now, topic("/t"), data(i));
+    }
+    let evs = events(&mut r);
+    assert!(evs.iter().any(|e| matches!(e, Event::Disconnect { peer, reason } if *peer == id(2) && reason.contains("backpressure overflow"))), "{evs:?}");
+    assert!(evs.iter().any(|e| matches!(e, Event::Status { code: StatusCode::PeerRemoved, endpoint, .. } if *endpoint == id(2))));
+    assert!(r.peer_stats(id(2)).is_none());
+    assert_eq!(r.stats().overflow_dropped, 1);
+}
+
+#[test]
+fn overflow_drop_oldest_keeps_the_newest() {
+    let now = Instant::now();
+    let config = Config {
+        peer_buffer_size: 4,
+        overflow_policy: OverflowPolicy::DropOldest,
+        ..Config::default()
+    };
+    let mut r = with_broker_peers(config, &[(2, "/t")]);
+    while r.poll_transmit().is_some() {}
+    for i in 0..10 {
+        r.publish(now, topic("/t"), data(i));
+    }
+    assert_eq!(r.peer_stats(id(2)).unwrap().dropped, 6);
+    assert_eq!(queued(&mut r, id(2)), [6, 7, 8, 9]);
+    assert!(events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Event::Overflow { dropped: 6, .. })));
+}
+
+#[test]
+fn overflow_drop_newest_keeps_the_oldest() {
+    let now = Instant::now();
+    let config = Config {
+        peer_buffer_size: 4,
+        overflow_policy: OverflowPolicy::DropNewest,
+        ..Config::default()
+    };
+    let mut r = with_broker_peers(config, &[(2, "/t")]);
+    while r.poll_transmit().is_some() {}
+    for i in 0..10 {
+        r.publish(now, topic("/t"), data(i));
+    }
+    assert_eq!(queued(&mut r, id(2)), [0, 1, 2, 3]);
+    assert_eq!(r.stats().overflow_dropped, 6);
+}
+
+#[test]
+fn a_slow_peer_never_holds_up_the_others() {
+    let now = Instant::now();
+    for policy in [
+        OverflowPolicy::Disconnect,
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::DropNewest,
+    ] {
+        let config = Config {
+            peer_buffer_size: 8,
+            overflow_policy: policy,
+            ..Config::default()
+        };
+        let mut r = with_broker_peers(config, &[(2, "/t"), (3, "/t")]);
+        while r.poll_transmit().is_some() {}
+        let mut fast = Vec::new();
+        for i in 0..100 {
+            r.publish(now, topic("/t"), data(i));
+            // Peer 3's writer keeps up; peer 2's never runs.
+            fast.extend(queued(&mut r, id(3)));
+        }
+        assert_eq!(fast, (0..100).collect::<Vec<_>>(), "{policy:?}");
+        assert!(
+            r.peer_stats(id(2)).is_none_or(|s| s.queued <= 8),
+            "{policy:?}"
+        );
+    }
+}
+
+#[test]
+fn control_messages_survive_overflow() {
+    let now = Instant::now();
+    let config = Config {
+        peer_buffer_size: 2,
+        overflow_policy: OverflowPolicy::DropNewest,
+        ..Config::default()
+    };
+    let mut r = with_broker_peers(config, &[(2, "")]);
+    while r.poll_transmit().is_some() {}
+    for i in 0..5 {
+        r.publish(now, topic("/t"), data(i));
+    }
+    r.subscribe(1, topic("/new"));
+    let msgs: Vec<Message> = std::iter::from_fn(|| r.poll_transmit_for(id(2))).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, Message::RoutingUpdate(f) if f.contains(&topic("/new")))),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn plain_broker_peers_get_only_version_one_messages() {
+    let now = Instant::now();
+    let mut r = with_broker_peers(Config::default(), &[(2, "/t")]);
+    r.add_peer(now, id(3), PeerKind::Routed, vec![]);
+    r.subscribe(1, topic("/mine"));
+    r.publish(now, topic("/t/x"), data(1));
+    let to_broker: Vec<Message> = std::iter::from_fn(|| r.poll_transmit_for(id(2))).collect();
+    assert!(
+        to_broker
+            .iter()
+            .all(|m| matches!(m, Message::Publication(_) | Message::RoutingUpdate(_))),
+        "{to_broker:?}"
+    );
+    // It was told our subscription, and got the publication for its own.
+    assert!(to_broker
+        .iter()
+        .any(|m| matches!(m, Message::RoutingUpdate(f) if f.contains(&topic("/mine")))));
+    assert!(to_broker
+        .iter()
+        .any(|m| matches!(m, Message::Publication(p) if p.topic == topic("/t/x"))));
+    // The routed peer got link states instead of routing updates.
+    let to_routed: Vec<Message> = std::iter::from_fn(|| r.poll_transmit_for(id(3))).collect();
+    assert!(to_routed.iter().any(|m| matches!(m, Message::LinkState(_))));
+    assert!(!to_routed
+        .iter()
+        .any(|m| matches!(m, Message::RoutingUpdate(_))));
+}
+
+#[test]
+fn messages_from_plain_broker_peers_are_delivered_and_forwarded() {
+    let now = Instant::now();
+    let mut r = with_broker_peers(Config::default(), &[(2, ""), (3, "/t")]);
+    r.subscribe(9, topic("/t"));
+    while r.poll_transmit().is_some() {}
+    events(&mut r);
+    let p = broker_routing::Publication {
+        sender: id(2),
+        receiver: EndpointId::NIL,
+        origin: EndpointId::NIL,
+        seq: 0,
+        ttl: 5,
+        topic: topic("/t/x"),
+        content: data(7),
+    };
+    r.handle_message(now, id(2), Message::Publication(p));
+    let evs = events(&mut r);
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::Deliver { subscribers, .. } if subscribers[..] == [9])));
+    let fwd: Vec<Message> = std::iter::from_fn(|| r.poll_transmit_for(id(3))).collect();
+    match &fwd[..] {
+        [Message::Publication(p)] => {
+            assert_eq!(p.sender, id(2), "the original sender is kept");
+            assert_eq!(p.ttl, 4, "one hop less");
+        }
+        other => panic!("expected one forwarded publication, got {other:?}"),
+    }
+    // Never back to where it came from.
+    assert!(r.poll_transmit_for(id(2)).is_none());
+}
+
+#[test]
+fn forwarding_disabled_delivers_but_does_not_forward() {
+    let now = Instant::now();
+    let config = Config {
+        forwarding: false,
+        ..Config::default()
+    };
+    let mut r = with_broker_peers(config, &[(2, ""), (3, "")]);
+    r.subscribe(9, topic("/t"));
+    while r.poll_transmit().is_some() {}
+    let p = broker_routing::Publication {
+        sender: id(2),
+        receiver: EndpointId::NIL,
+        origin: EndpointId::NIL,
+        seq: 0,
+        ttl: 5,
+        topic: topic("/t"),
+        content: data(7),
+    };
+    r.handle_message(now, id(2), Message::Publication(p));
+    assert!(events(&mut r)
+        .iter()
+        .any(|e| matches!(e, Event::Deliver { .. })));
+    assert!(r.poll_transmit_for(id(3)).is_none());
+    // Its own publications still go out.
+    r.publish(now, topic("/t"), data(1));
+    assert!(r.poll_transmit_for(id(3)).is_some());
+}
+
+#[test]
+fn pings_are_answered_and_pongs_reported() {
+    let now = Instant::now();
+    let mut r = with_broker_peers(Config::default(), &[(2, "")]);
+    while r.poll_transmit().is_some() {}
+    events(&mut r);
+    r.handle_message(
+        now,
+        id(2),
+        Message::Ping(Bytes::from_static(b"BYE12345678")),
+    );
+    assert_eq!(
+        r.poll_transmit(),
+        Some((id(2), Message::Pong(Bytes::from_static(b"BYE12345678"))))
+    );
+    r.handle_message(now, id(2), Message::Pong(Bytes::from_static(b"x")));
+    assert_eq!(
+        events(&mut r),
+        [Event::Pong {
+            peer: id(2),
+            payload: Bytes::from_static(b"x")
+        }]
+    );
+}
+
+#[test]
+fn status_sequences_of_peering_unpeering_and_loss() {
+    let now = Instant::now();
+    let mut r = Router::new(id(1), 1, Config::default());
+    r.add_peer(now, id(2), PeerKind::Broker, vec![]);
+    assert_eq!(
+        statuses(&mut r),
+        [
+            (StatusCode::EndpointDiscovered, id(2)),
+            (StatusCode::PeerAdded, id(2))
+        ]
+    );
+    r.remove_peer(now, id(2), PeerLoss::Removed);
+    assert_eq!(
+        statuses(&mut r),
+        [
+            (StatusCode::PeerRemoved, id(2)),
+            (StatusCode::EndpointUnreachable, id(2))
+        ]
+    );
+    r.add_peer(now, id(3), PeerKind::Routed, vec![]);
+    statuses(&mut r);
+    r.remove_peer(now, id(3), PeerLoss::Lost("reset".into()));
+    assert_eq!(
+        statuses(&mut r),
+        [
+            (StatusCode::PeerLost, id(3)),
+            (StatusCode::EndpointUnreachable, id(3))
+        ]
+    );
+    // A message from a peer we do not know is ignored.
+    r.handle_message(now, id(9), Message::Ping(Bytes::new()));
+    assert!(r.poll_transmit().is_none());
+}
+
+#[test]
+fn unicast_goes_to_one_endpoint_only() {
+    let mut r = with_broker_peers(Config::default(), &[(2, "/store"), (3, "/store")]);
+    while r.poll_transmit().is_some() {}
+    r.publish_to(id(3), topic("/store"), data(1));
+    assert!(r.poll_transmit_for(id(2)).is_none());
+    assert!(
+        matches!(r.poll_transmit_for(id(3)), Some(Message::Publication(p)) if p.receiver == id(3))
+    );
+    r.publish_to(id(42), topic("/store"), data(2));
+    assert_eq!(r.stats().unroutable, 1);
+}
