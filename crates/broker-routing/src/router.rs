@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_wire::{EndpointId, LinkState, StatusCode, Topic};
+use broker_wire::{EndpointId, ErrorCode, LinkState, StatusCode, Topic};
 
 use crate::bitset::Bitset;
 use crate::fxhash::FxHashMap;
@@ -59,6 +59,9 @@ impl Default for Config {
 pub enum PeerLoss {
     /// Unpeered on purpose, by either side (`peer_removed`).
     Removed,
+    /// Removed by this endpoint for the given reason, such as backpressure overflow
+    /// (`peer_removed`, with the reason in its message).
+    RemovedBecause(String),
     /// The connection broke (`peer_lost`).
     Lost(String),
 }
@@ -78,6 +81,15 @@ pub enum Event {
     Status {
         /// Broker's status code.
         code: StatusCode,
+        /// The endpoint it is about.
+        endpoint: EndpointId,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// An error for error subscribers, with Broker's code.
+    Error {
+        /// Broker's error code.
+        code: ErrorCode,
         /// The endpoint it is about.
         endpoint: EndpointId,
         /// A human-readable explanation.
@@ -410,6 +422,10 @@ impl Router {
                 StatusCode::PeerRemoved,
                 "removed connection to remote peer".to_owned(),
             ),
+            PeerLoss::RemovedBecause(why) => (
+                StatusCode::PeerRemoved,
+                format!("removed connection to remote peer: {why}"),
+            ),
             PeerLoss::Lost(why) => (
                 StatusCode::PeerLost,
                 format!("lost connection to remote peer: {why}"),
@@ -702,11 +718,10 @@ impl Router {
             match policy {
                 OverflowPolicy::Disconnect => {
                     self.stats.overflow_dropped += 1;
-                    self.drop_peer(peer, PeerLoss::Removed);
-                    self.events.push_back(Event::Disconnect {
-                        peer,
-                        reason: format!("backpressure overflow: more than {cap} messages buffered"),
-                    });
+                    let reason =
+                        format!("backpressure overflow: more than {cap} messages buffered");
+                    self.drop_peer(peer, PeerLoss::RemovedBecause(reason.clone()));
+                    self.events.push_back(Event::Disconnect { peer, reason });
                     return;
                 }
                 OverflowPolicy::DropNewest => {
@@ -854,7 +869,14 @@ impl Router {
                         d.peers.push(*child);
                     }
                 }
-                None => self.stats.unroutable += 1,
+                None => {
+                    self.stats.unroutable += 1;
+                    self.events.push_back(Event::Error {
+                        code: ErrorCode::NoPathToPeer,
+                        endpoint: p.receiver,
+                        message: format!("no path to {} for a message on {}", p.receiver, p.topic),
+                    });
+                }
             }
             Arc::new(d)
         }

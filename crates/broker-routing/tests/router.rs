@@ -73,7 +73,7 @@ fn overflow_disconnect_removes_the_peer_with_a_reason() {
     }
     let evs = events(&mut r);
     assert!(evs.iter().any(|e| matches!(e, Event::Disconnect { peer, reason } if *peer == id(2) && reason.contains("backpressure overflow"))), "{evs:?}");
-    assert!(evs.iter().any(|e| matches!(e, Event::Status { code: StatusCode::PeerRemoved, endpoint, .. } if *endpoint == id(2))));
+    assert!(evs.iter().any(|e| matches!(e, Event::Status { code: StatusCode::PeerRemoved, endpoint, message } if *endpoint == id(2) && message.contains("backpressure overflow"))), "{evs:?}");
     assert!(r.peer_stats(id(2)).is_none());
     assert_eq!(r.stats().overflow_dropped, 1);
 }
@@ -326,6 +326,10 @@ fn unicast_goes_to_one_endpoint_only() {
     assert!(
         matches!(r.poll_transmit_for(id(3)), Some(Message::Publication(p)) if p.receiver == id(3))
     );
+    events(&mut r);
     r.publish_to(id(42), topic("/store"), data(2));
     assert_eq!(r.stats().unroutable, 1);
+    assert!(
+        matches!(&events(&mut r)[..], [Event::Error { code: broker_wire::ErrorCode::NoPathToPeer, endpoint, .. }] if *endpoint == id(42))
+    );
 }

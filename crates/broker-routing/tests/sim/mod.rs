@@ -411,7 +411,7 @@ impl Sim {
                     );
                     self.pump(b);
                 }
-                Event::Pong { .. } | Event::Overflow { .. } => {}
+                Event::Pong { .. } | Event::Overflow { .. } | Event::Error { .. } => {}
             }
         }
     }
