@@ -446,11 +446,7 @@ impl Router {
             self.local
                 .get_or_insert_with(topic.as_bytes(), BTreeSet::new)
                 .insert(sub);
-            self.local_matches.clear();
-            self.decisions.clear();
-            self.decision_count = 0;
-            self.own_dirty = true;
-            self.refresh();
+            self.subscriptions_changed();
         }
     }
 
@@ -461,30 +457,30 @@ impl Router {
             .get_mut(&sub)
             .is_some_and(|t| t.remove(topic));
         if removed {
-            if let Some(set) = self.local.get_mut(topic.as_bytes()) {
-                set.remove(&sub);
-                if set.is_empty() {
-                    self.local.remove(topic.as_bytes());
-                }
-            }
-            self.local_matches.clear();
-            self.decisions.clear();
-            self.decision_count = 0;
-            self.own_dirty = true;
-            self.refresh();
+            self.forget_local(sub, topic);
+            self.subscriptions_changed();
         }
     }
 
     /// Removes a local subscriber and all its topics.
     pub fn remove_subscriber(&mut self, sub: SubscriberId) {
         for topic in self.subscriptions.remove(&sub).unwrap_or_default() {
-            if let Some(set) = self.local.get_mut(topic.as_bytes()) {
-                set.remove(&sub);
-                if set.is_empty() {
-                    self.local.remove(topic.as_bytes());
-                }
+            self.forget_local(sub, &topic);
+        }
+        self.subscriptions_changed();
+    }
+
+    fn forget_local(&mut self, sub: SubscriberId, topic: &Topic) {
+        if let Some(set) = self.local.get_mut(topic.as_bytes()) {
+            set.remove(&sub);
+            if set.is_empty() {
+                self.local.remove(topic.as_bytes());
             }
         }
+    }
+
+    /// Drops every cache that depends on local subscriptions and re-advertises them.
+    fn subscriptions_changed(&mut self) {
         self.local_matches.clear();
         self.decisions.clear();
         self.decision_count = 0;

@@ -78,12 +78,13 @@ fn overflow_disconnect_removes_the_peer_with_a_reason() {
     assert_eq!(r.stats().overflow_dropped, 1);
 }
 
-#[test]
-fn overflow_drop_oldest_keeps_the_newest() {
+/// A router whose one plain Broker peer never drains its 4-message buffer, after publishing
+/// 10 messages under `policy`.
+fn flooded(policy: OverflowPolicy) -> Router {
     let now = Instant::now();
     let config = Config {
         peer_buffer_size: 4,
-        overflow_policy: OverflowPolicy::DropOldest,
+        overflow_policy: policy,
         ..Config::default()
     };
     let mut r = with_broker_peers(config, &[(2, "/t")]);
@@ -91,6 +92,12 @@ fn overflow_drop_oldest_keeps_the_newest() {
     for i in 0..10 {
         r.publish(now, topic("/t"), data(i));
     }
+    r
+}
+
+#[test]
+fn overflow_drop_oldest_keeps_the_newest() {
+    let mut r = flooded(OverflowPolicy::DropOldest);
     assert_eq!(r.peer_stats(id(2)).unwrap().dropped, 6);
     assert_eq!(queued(&mut r, id(2)), [6, 7, 8, 9]);
     assert!(events(&mut r)
@@ -100,17 +107,7 @@ fn overflow_drop_oldest_keeps_the_newest() {
 
 #[test]
 fn overflow_drop_newest_keeps_the_oldest() {
-    let now = Instant::now();
-    let config = Config {
-        peer_buffer_size: 4,
-        overflow_policy: OverflowPolicy::DropNewest,
-        ..Config::default()
-    };
-    let mut r = with_broker_peers(config, &[(2, "/t")]);
-    while r.poll_transmit().is_some() {}
-    for i in 0..10 {
-        r.publish(now, topic("/t"), data(i));
-    }
+    let mut r = flooded(OverflowPolicy::DropNewest);
     assert_eq!(queued(&mut r, id(2)), [0, 1, 2, 3]);
     assert_eq!(r.stats().overflow_dropped, 6);
 }
