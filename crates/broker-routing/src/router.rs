@@ -348,6 +348,11 @@ impl Router {
         topics.into_iter().collect()
     }
 
+    /// This endpoint's own subscriptions: the filter a routed peer gets in the handshake.
+    pub fn local_filter(&self) -> Vec<Topic> {
+        self.own_filter()
+    }
+
     fn own_filter(&self) -> Vec<Topic> {
         let mut all: BTreeSet<Topic> = BTreeSet::new();
         for topics in self.subscriptions.values() {
@@ -390,12 +395,30 @@ impl Router {
         }
         self.status(StatusCode::PeerAdded, peer, "handshake successful");
         self.own_dirty = true;
+        if kind == PeerKind::Routed && !self.lsdb.contains_key(&peer) {
+            // Until its link state arrives (right behind the handshake), the filter it sent
+            // in the handshake stands in for it, so publications reach it at once. Incarnation
+            // 0 makes any real link state supersede this one.
+            self.lsdb.insert(
+                peer,
+                LinkState {
+                    origin: peer,
+                    incarnation: 0,
+                    version: 0,
+                    forwarding: true,
+                    neighbors: vec![self.id],
+                    filter: self.peers[&peer].filter.clone(),
+                    stubs: Vec::new(),
+                },
+            );
+            self.topology_dirty = true;
+        }
         if kind == PeerKind::Routed {
             // A new routed peer learns everything we know; our own state follows in refresh().
             let states: Vec<Arc<LinkState>> = self
                 .lsdb
                 .values()
-                .filter(|ls| ls.origin != self.id)
+                .filter(|ls| ls.origin != self.id && ls.incarnation > 0)
                 .map(|ls| Arc::new(ls.clone()))
                 .collect();
             for ls in states {

@@ -47,7 +47,123 @@ pub enum Payload {
     LinkState(LinkState),
 }
 
+/// A payload borrowed from wherever its parts live, for encoding without copying them (the
+/// facade keeps published values in `Arc`s).
+#[derive(Debug, Clone, Copy)]
+pub enum PayloadRef<'a> {
+    /// A published value.
+    Data(&'a Data),
+    /// A store command.
+    Command(&'a InternalCommand),
+    /// A subscription filter.
+    RoutingUpdate(&'a [Topic]),
+    /// Ping bytes.
+    Ping(&'a [u8]),
+    /// Pong bytes.
+    Pong(&'a [u8]),
+    /// Version 2 data.
+    RoutedData {
+        /// The origin.
+        origin: EndpointId,
+        /// The origin's sequence number.
+        seq: u64,
+        /// The value.
+        data: &'a Data,
+    },
+    /// Version 2 command.
+    RoutedCommand {
+        /// The origin.
+        origin: EndpointId,
+        /// The origin's sequence number.
+        seq: u64,
+        /// The command.
+        command: &'a InternalCommand,
+    },
+    /// Version 2 link state.
+    LinkState(&'a LinkState),
+}
+
+impl PayloadRef<'_> {
+    /// The type byte this payload travels under.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            PayloadRef::Data(_) => MessageType::Data,
+            PayloadRef::Command(_) => MessageType::Command,
+            PayloadRef::RoutingUpdate(_) => MessageType::RoutingUpdate,
+            PayloadRef::Ping(_) => MessageType::Ping,
+            PayloadRef::Pong(_) => MessageType::Pong,
+            PayloadRef::RoutedData { .. } => MessageType::RoutedData,
+            PayloadRef::RoutedCommand { .. } => MessageType::RoutedCommand,
+            PayloadRef::LinkState(_) => MessageType::LinkState,
+        }
+    }
+
+    /// Appends the payload's encoding (without the envelope header).
+    pub fn encode(&self, out: &mut impl BufMut) {
+        match *self {
+            PayloadRef::Data(d) => encode_data(d, out),
+            PayloadRef::Command(c) => c.encode(out),
+            PayloadRef::RoutingUpdate(f) => put_filter(out, f),
+            PayloadRef::Ping(b) | PayloadRef::Pong(b) => out.put_slice(b),
+            PayloadRef::RoutedData { origin, seq, data } => {
+                out.put_slice(origin.as_bytes());
+                out.put_u64(seq);
+                encode_data(data, out);
+            }
+            PayloadRef::RoutedCommand {
+                origin,
+                seq,
+                command,
+            } => {
+                out.put_slice(origin.as_bytes());
+                out.put_u64(seq);
+                command.encode(out);
+            }
+            PayloadRef::LinkState(ls) => ls.encode(out),
+        }
+    }
+}
+
+/// Appends an envelope (frame body, no length prefix) from borrowed parts.
+pub fn encode_envelope(
+    out: &mut impl BufMut,
+    sender: EndpointId,
+    receiver: EndpointId,
+    ttl: u16,
+    topic: &Topic,
+    payload: PayloadRef<'_>,
+) {
+    put_header(out, sender, receiver, payload.message_type(), ttl, topic);
+    payload.encode(out);
+}
+
 impl Payload {
+    /// This payload, borrowed.
+    pub fn as_ref(&self) -> PayloadRef<'_> {
+        match self {
+            Payload::Data(d) => PayloadRef::Data(d),
+            Payload::Command(c) => PayloadRef::Command(c),
+            Payload::RoutingUpdate(f) => PayloadRef::RoutingUpdate(f),
+            Payload::Ping(b) => PayloadRef::Ping(b),
+            Payload::Pong(b) => PayloadRef::Pong(b),
+            Payload::RoutedData { origin, seq, data } => PayloadRef::RoutedData {
+                origin: *origin,
+                seq: *seq,
+                data,
+            },
+            Payload::RoutedCommand {
+                origin,
+                seq,
+                command,
+            } => PayloadRef::RoutedCommand {
+                origin: *origin,
+                seq: *seq,
+                command,
+            },
+            Payload::LinkState(ls) => PayloadRef::LinkState(ls),
+        }
+    }
+
     /// The type byte this payload travels under.
     pub fn message_type(&self) -> MessageType {
         match self {
@@ -64,27 +180,7 @@ impl Payload {
 
     /// Appends the payload's encoding (without the envelope header).
     pub fn encode(&self, out: &mut impl BufMut) {
-        match self {
-            Payload::Data(d) => encode_data(d, out),
-            Payload::Command(c) => c.encode(out),
-            Payload::RoutingUpdate(f) => put_filter(out, f),
-            Payload::Ping(b) | Payload::Pong(b) => out.put_slice(b),
-            Payload::RoutedData { origin, seq, data } => {
-                out.put_slice(origin.as_bytes());
-                out.put_u64(*seq);
-                encode_data(data, out);
-            }
-            Payload::RoutedCommand {
-                origin,
-                seq,
-                command,
-            } => {
-                out.put_slice(origin.as_bytes());
-                out.put_u64(*seq);
-                command.encode(out);
-            }
-            Payload::LinkState(ls) => ls.encode(out),
-        }
+        self.as_ref().encode(out)
     }
 }
 

@@ -49,7 +49,9 @@ pub use codec::{CodecError, FrameCodec};
 pub use codes::{ErrorCode, StatusCode};
 pub use command::{Command, InternalCommand, SequenceNumber};
 pub use data::{decode_data, decode_data_shared, encode_data, encoded_data_len};
-pub use envelope::{bye_token, Envelope, Payload, RawEnvelope, HEADER_LEN};
+pub use envelope::{
+    bye_token, encode_envelope, Envelope, Payload, PayloadRef, RawEnvelope, HEADER_LEN,
+};
 pub use error::WireError;
 pub use frame::{encode_frame, FrameDecoder};
 pub use handshake::{Filter, Handshake, MessageType, MAGIC, PROTOCOL_VERSION};

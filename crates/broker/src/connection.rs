@@ -1,0 +1,564 @@
+//! One peer connection: the handshake (with version negotiation), then a reader that decodes
+//! frames into router messages and a writer that drains the core's chunks onto the socket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use broker_routing::{Content, Message, PeerKind, Publication};
+use broker_wire::{
+    EndpointId, Envelope, ErrorCode, FrameDecoder, Handshake, Limits, Payload, Topic, MAGIC,
+    PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION,
+};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::Cmd;
+use crate::{Configuration, Error};
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Chunks a connection's writer holds before the core keeps messages in the router's buffer.
+const WRITER_CHUNKS: usize = 8;
+
+/// Which side of the TCP connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// We accepted it (we send the probe).
+    Acceptor,
+    /// We dialed it.
+    Connector,
+}
+
+struct Framed {
+    stream: TcpStream,
+    buf: BytesMut,
+    frames: FrameDecoder,
+}
+
+impl Framed {
+    async fn send(&mut self, h: &Handshake) -> Result<(), Error> {
+        let mut out = BytesMut::new();
+        let _ = broker_wire::encode_frame(&mut out, |b| h.encode(b));
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|e| io_error(ErrorCode::PeerUnavailable, e))
+    }
+
+    async fn recv(&mut self) -> Result<Handshake, Error> {
+        loop {
+            match self.frames.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    return Handshake::decode(&frame).map_err(|e| {
+                        Error::new(
+                            ErrorCode::InvalidHandshakeState,
+                            format!("bad handshake message: {e}"),
+                        )
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorCode::InvalidMessage,
+                        format!("bad frame: {e}"),
+                    ))
+                }
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| io_error(ErrorCode::PeerDisconnectDuringHandshake, e))?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorCode::PeerDisconnectDuringHandshake,
+                    "peer closed the connection during the handshake",
+                ));
+            }
+        }
+    }
+
+    async fn refuse(&mut self, me: EndpointId, err: Error) -> Error {
+        let _ = self
+            .send(&Handshake::DropConn {
+                magic: MAGIC,
+                sender: me,
+                code: err.code as u8,
+                description: Bytes::from(err.message.clone()),
+            })
+            .await;
+        err
+    }
+}
+
+fn io_error(code: ErrorCode, e: std::io::Error) -> Error {
+    Error::new(code, e.to_string())
+}
+
+fn drop_conn_error(code: u8, description: &[u8]) -> Error {
+    let code = ErrorCode::from_u8(code).unwrap_or(ErrorCode::Unspecified);
+    Error::new(
+        code,
+        format!("peer refused: {}", String::from_utf8_lossy(description)),
+    )
+}
+
+/// Picks the version from the peer's range: 2 when both speak it, else 1.
+fn select_version(min: u8, max: u8) -> Option<u8> {
+    [ROUTED_PROTOCOL_VERSION, PROTOCOL_VERSION]
+        .into_iter()
+        .find(|v| (min..=max).contains(v))
+}
+
+fn kind_of(version: u8) -> PeerKind {
+    if version >= ROUTED_PROTOCOL_VERSION {
+        PeerKind::Routed
+    } else {
+        PeerKind::Broker
+    }
+}
+
+fn check_magic(magic: u32) -> Result<(), Error> {
+    if magic == MAGIC {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::WrongMagicNumber,
+            format!("wrong magic number {magic:#x}"),
+        ))
+    }
+}
+
+async fn filter_for(
+    core: &mpsc::UnboundedSender<Cmd>,
+    peer: EndpointId,
+    version: u8,
+) -> Vec<Topic> {
+    let (tx, rx) = oneshot::channel();
+    let _ = core.send(Cmd::AnnouncedFilter {
+        peer,
+        kind: kind_of(version),
+        reply: tx,
+    });
+    rx.await.unwrap_or_default()
+}
+
+/// Runs Broker's handshake. Returns the peer's id, the agreed version and the peer's filter.
+async fn handshake(
+    f: &mut Framed,
+    me: EndpointId,
+    side: Side,
+    core: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(EndpointId, u8, Vec<Topic>), Error> {
+    let ours = Handshake::hello(me, PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION);
+    // Who is the originator: the side with the smaller id.
+    let (peer, peer_range) = match side {
+        Side::Acceptor => {
+            f.send(&Handshake::probe()).await?;
+            match f.recv().await? {
+                Handshake::Hello {
+                    magic,
+                    sender,
+                    min_version,
+                    max_version,
+                } => {
+                    if let Err(e) = check_magic(magic) {
+                        return Err(f.refuse(me, e).await);
+                    }
+                    if sender > me {
+                        // We are the originator; the connector waits for our version_select.
+                        (sender, Some((min_version, max_version)))
+                    } else {
+                        f.send(&ours).await?;
+                        (sender, None)
+                    }
+                }
+                Handshake::DropConn {
+                    code, description, ..
+                } => return Err(drop_conn_error(code, &description)),
+                other => {
+                    return Err(f
+                        .refuse(
+                            me,
+                            Error::new(
+                                ErrorCode::UnexpectedHandshakeMessage,
+                                format!("expected hello, got {:?}", other.message_type()),
+                            ),
+                        )
+                        .await)
+                }
+            }
+        }
+        Side::Connector => {
+            match f.recv().await? {
+                Handshake::Probe { magic } => check_magic(magic)?,
+                Handshake::DropConn {
+                    code, description, ..
+                } => return Err(drop_conn_error(code, &description)),
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::UnexpectedHandshakeMessage,
+                        format!("expected probe, got {:?}", other.message_type()),
+                    ))
+                }
+            }
+            f.send(&ours).await?;
+            match f.recv().await? {
+                Handshake::Hello {
+                    magic,
+                    sender,
+                    min_version,
+                    max_version,
+                } => {
+                    check_magic(magic)?;
+                    (sender, Some((min_version, max_version)))
+                }
+                Handshake::VersionSelect {
+                    magic,
+                    sender,
+                    version,
+                } => {
+                    check_magic(magic)?;
+                    return responder(f, me, sender, version, core).await;
+                }
+                Handshake::DropConn {
+                    code, description, ..
+                } => return Err(drop_conn_error(code, &description)),
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::UnexpectedHandshakeMessage,
+                        format!(
+                            "expected hello or version_select, got {:?}",
+                            other.message_type()
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    if peer == me {
+        return Err(f
+            .refuse(
+                me,
+                Error::new(
+                    ErrorCode::InvalidPeeringRequest,
+                    "refusing to peer with myself",
+                ),
+            )
+            .await);
+    }
+    match peer_range {
+        // We originate: choose the version, send our filter, await theirs, acknowledge.
+        Some((min, max)) => {
+            let Some(version) = select_version(min, max) else {
+                return Err(f
+                    .refuse(
+                        me,
+                        Error::new(
+                            ErrorCode::PeerIncompatible,
+                            format!("peer speaks versions {min}..={max}, we speak 1..=2"),
+                        ),
+                    )
+                    .await);
+            };
+            f.send(&Handshake::VersionSelect {
+                magic: MAGIC,
+                sender: me,
+                version,
+            })
+            .await?;
+            let filter = filter_for(core, peer, version).await;
+            f.send(&Handshake::OriginatorSyn { filter }).await?;
+            let theirs = match f.recv().await? {
+                Handshake::ResponderSynAck { filter } => filter,
+                Handshake::DropConn {
+                    code, description, ..
+                } => return Err(drop_conn_error(code, &description)),
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::UnexpectedHandshakeMessage,
+                        format!("expected responder_syn_ack, got {:?}", other.message_type()),
+                    ))
+                }
+            };
+            f.send(&Handshake::OriginatorAck).await?;
+            Ok((peer, version, theirs))
+        }
+        // The peer originates: wait for its version_select.
+        None => match f.recv().await? {
+            Handshake::VersionSelect {
+                magic,
+                sender,
+                version,
+            } => {
+                check_magic(magic)?;
+                responder(f, me, sender, version, core).await
+            }
+            Handshake::DropConn {
+                code, description, ..
+            } => Err(drop_conn_error(code, &description)),
+            other => Err(Error::new(
+                ErrorCode::UnexpectedHandshakeMessage,
+                format!("expected version_select, got {:?}", other.message_type()),
+            )),
+        },
+    }
+}
+
+async fn responder(
+    f: &mut Framed,
+    me: EndpointId,
+    peer: EndpointId,
+    version: u8,
+    core: &mpsc::UnboundedSender<Cmd>,
+) -> Result<(EndpointId, u8, Vec<Topic>), Error> {
+    if !(PROTOCOL_VERSION..=ROUTED_PROTOCOL_VERSION).contains(&version) {
+        return Err(f
+            .refuse(
+                me,
+                Error::new(
+                    ErrorCode::PeerIncompatible,
+                    format!("peer selected unsupported version {version}"),
+                ),
+            )
+            .await);
+    }
+    let theirs = match f.recv().await? {
+        Handshake::OriginatorSyn { filter } => filter,
+        Handshake::DropConn {
+            code, description, ..
+        } => return Err(drop_conn_error(code, &description)),
+        other => {
+            return Err(Error::new(
+                ErrorCode::UnexpectedHandshakeMessage,
+                format!("expected originator_syn, got {:?}", other.message_type()),
+            ))
+        }
+    };
+    let filter = filter_for(core, peer, version).await;
+    f.send(&Handshake::ResponderSynAck { filter }).await?;
+    match f.recv().await? {
+        Handshake::OriginatorAck => Ok((peer, version, theirs)),
+        other => Err(Error::new(
+            ErrorCode::UnexpectedHandshakeMessage,
+            format!("expected originator_ack, got {:?}", other.message_type()),
+        )),
+    }
+}
+
+/// Turns a decoded envelope into a router message, or says why the peer misbehaved.
+fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
+    let publication = |content: Content, origin: EndpointId, seq: u64| Publication {
+        sender: env.sender,
+        receiver: env.receiver,
+        origin,
+        seq,
+        ttl: env.ttl,
+        topic: env.topic.clone(),
+        content,
+    };
+    Ok(match (env.payload.clone(), kind) {
+        (Payload::Data(d), PeerKind::Broker) => {
+            Message::Publication(publication(Content::Data(Arc::new(d)), EndpointId::NIL, 0))
+        }
+        (Payload::Command(c), PeerKind::Broker) => Message::Publication(publication(
+            Content::Command(Arc::new(c)),
+            EndpointId::NIL,
+            0,
+        )),
+        (Payload::RoutingUpdate(f), PeerKind::Broker) => Message::RoutingUpdate(Arc::new(f)),
+        (Payload::RoutedData { origin, seq, data }, PeerKind::Routed) => {
+            Message::Publication(publication(Content::Data(Arc::new(data)), origin, seq))
+        }
+        (
+            Payload::RoutedCommand {
+                origin,
+                seq,
+                command,
+            },
+            PeerKind::Routed,
+        ) => Message::Publication(publication(
+            Content::Command(Arc::new(command)),
+            origin,
+            seq,
+        )),
+        (Payload::LinkState(ls), PeerKind::Routed) => Message::LinkState(Arc::new(ls)),
+        (Payload::Ping(b), _) => Message::Ping(b),
+        (Payload::Pong(b), _) => Message::Pong(b),
+        (p, k) => {
+            return Err(format!(
+                "{:?} message on a {k:?} connection",
+                p.message_type()
+            ))
+        }
+    })
+}
+
+/// Handshakes on `stream` and, once peered, runs the connection until it closes. `peered`
+/// learns the outcome of the handshake.
+pub(crate) async fn run(
+    stream: TcpStream,
+    addr: SocketAddr,
+    side: Side,
+    me: EndpointId,
+    config: Arc<Configuration>,
+    core: mpsc::UnboundedSender<Cmd>,
+    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut f = Framed {
+        stream,
+        buf: BytesMut::with_capacity(64 * 1024),
+        frames: FrameDecoder::new(config.max_frame_len),
+    };
+    let outcome =
+        tokio::time::timeout(config.handshake_timeout, handshake(&mut f, me, side, &core)).await;
+    let result = match outcome {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(ErrorCode::PeerTimeout, "handshake timed out")),
+    };
+    let (peer, version, filter) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = core.send(Cmd::ConnectionError {
+                code: e.code,
+                addr: Some(addr),
+                peer: None,
+                message: e.message.clone(),
+            });
+            if let Some(tx) = peered {
+                let _ = tx.send(Err(e));
+            }
+            return;
+        }
+    };
+    let kind = kind_of(version);
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let _ = core.send(Cmd::Handshaken {
+        peer,
+        kind,
+        filter,
+        addr,
+        outbound: side == Side::Connector,
+        conn,
+        writer: writer_tx,
+        reply: reply_tx,
+    });
+    match reply_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = f
+                .send(&Handshake::DropConn {
+                    magic: MAGIC,
+                    sender: me,
+                    code: e.code as u8,
+                    description: Bytes::from(e.message.clone()),
+                })
+                .await;
+            if let Some(tx) = peered {
+                let _ = tx.send(Err(e));
+            }
+            return;
+        }
+        Err(_) => return,
+    }
+    if let Some(tx) = peered {
+        let _ = tx.send(Ok(peer));
+    }
+    let Framed {
+        stream,
+        buf,
+        frames,
+    } = f;
+    let (read, write) = stream.into_split();
+    let writer = tokio::spawn(write_loop(write, writer_rx, core.clone()));
+    let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
+    writer.abort();
+    let _ = core.send(Cmd::Closed { peer, conn, reason });
+}
+
+async fn write_loop(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    core: mpsc::UnboundedSender<Cmd>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        if w.write_all(&chunk).await.is_err() {
+            break;
+        }
+        // Room in the channel again: let the core move more from the router's buffer.
+        let _ = core.send(Cmd::Writable);
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Reads until the connection ends; returns why, when it was not a clean close.
+#[allow(clippy::too_many_arguments)]
+async fn read_loop(
+    mut r: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut frames: FrameDecoder,
+    kind: PeerKind,
+    core: &mpsc::UnboundedSender<Cmd>,
+    peer: EndpointId,
+    conn: u64,
+    config: &Configuration,
+) -> Option<String> {
+    let limits = Limits {
+        max_frame_len: config.max_frame_len,
+        ..Limits::default()
+    };
+    loop {
+        let mut msgs = Vec::new();
+        loop {
+            match frames.decode(&mut buf) {
+                Ok(Some(frame)) => match Envelope::decode(&frame, &limits)
+                    .map_err(|e| e.to_string())
+                    .and_then(|env| to_message(env, kind))
+                {
+                    Ok(m) => msgs.push(m),
+                    Err(e) => return Some(protocol_error(core, peer, msgs, conn, e)),
+                },
+                Ok(None) => break,
+                Err(e) => return Some(protocol_error(core, peer, msgs, conn, e.to_string())),
+            }
+        }
+        if !msgs.is_empty() {
+            let _ = core.send(Cmd::Incoming { peer, conn, msgs });
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match r.read_buf(&mut buf).await {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
+fn protocol_error(
+    core: &mpsc::UnboundedSender<Cmd>,
+    peer: EndpointId,
+    msgs: Vec<Message>,
+    conn: u64,
+    e: String,
+) -> String {
+    if !msgs.is_empty() {
+        let _ = core.send(Cmd::Incoming { peer, conn, msgs });
+    }
+    let message = format!("disconnecting a peer that sent an invalid message: {e}");
+    let _ = core.send(Cmd::ConnectionError {
+        code: ErrorCode::InvalidMessage,
+        addr: None,
+        peer: Some(peer),
+        message: message.clone(),
+    });
+    message
+}

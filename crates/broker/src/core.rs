@@ -1,0 +1,502 @@
+//! The endpoint's core task: the only owner of the router. Everything else talks to it through
+//! commands; it encodes what the router sends and fans deliveries out to subscribers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use broker_data::Data;
+use broker_routing::{Content, Event, Message, PeerKind, PeerLoss, Publication, Router};
+use broker_wire::{
+    bye_token, encode_envelope, encode_frame, EndpointId, ErrorCode, PayloadRef, StatusCode, Topic,
+};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::Queue;
+use crate::types::{DataMessage, EndpointInfo, PeerInfo, PeerState, StatusEvent};
+use crate::Error;
+
+/// Messages per chunk handed to a connection's writer.
+const CHUNK_MESSAGES: usize = 256;
+
+pub(crate) enum Cmd {
+    Publish(Vec<(Topic, Arc<Data>)>),
+    Subscribe {
+        id: u64,
+        topics: Vec<Topic>,
+        queue: Arc<Queue<DataMessage>>,
+    },
+    AddTopic {
+        id: u64,
+        topic: Topic,
+    },
+    RemoveTopic {
+        id: u64,
+        topic: Topic,
+    },
+    DropSubscriber(u64),
+    StatusSubscribe {
+        id: u64,
+        queue: Arc<Queue<StatusEvent>>,
+        statuses: bool,
+    },
+    DropStatusSubscriber(u64),
+    Forward(Vec<Topic>),
+    AnnouncedFilter {
+        peer: EndpointId,
+        kind: PeerKind,
+        reply: oneshot::Sender<Vec<Topic>>,
+    },
+    Handshaken {
+        peer: EndpointId,
+        kind: PeerKind,
+        filter: Vec<Topic>,
+        addr: SocketAddr,
+        outbound: bool,
+        conn: u64,
+        writer: mpsc::Sender<Bytes>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Incoming {
+        peer: EndpointId,
+        conn: u64,
+        msgs: Vec<Message>,
+    },
+    Closed {
+        peer: EndpointId,
+        conn: u64,
+        reason: Option<String>,
+    },
+    ConnectionError {
+        code: ErrorCode,
+        addr: Option<SocketAddr>,
+        peer: Option<EndpointId>,
+        message: String,
+    },
+    Writable,
+    Unpeer {
+        addr: SocketAddr,
+        reply: oneshot::Sender<bool>,
+    },
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Conn {
+    id: u64,
+    kind: PeerKind,
+    addr: SocketAddr,
+    outbound: bool,
+    writer: mpsc::Sender<Bytes>,
+    /// The BYE token we sent when unpeering, awaiting its pong.
+    bye: Option<Bytes>,
+    /// The peer said BYE: its closing is an unpeering, not a loss.
+    leaving: bool,
+}
+
+pub(crate) struct Core {
+    router: Router,
+    id: EndpointId,
+    conns: HashMap<EndpointId, Conn>,
+    subs: HashMap<u64, Arc<Queue<DataMessage>>>,
+    status_subs: HashMap<u64, (Arc<Queue<StatusEvent>>, bool)>,
+    next_bye: u64,
+}
+
+impl Core {
+    pub(crate) fn new(router: Router) -> Core {
+        let id = router.id();
+        Core {
+            router,
+            id,
+            conns: HashMap::new(),
+            subs: HashMap::new(),
+            status_subs: HashMap::new(),
+            next_bye: 1,
+        }
+    }
+
+    /// Runs until shutdown or until every handle is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            if rx.recv_many(&mut batch, 256).await == 0 {
+                break;
+            }
+            let mut shutdown = None;
+            for cmd in batch.drain(..) {
+                if let Cmd::Shutdown(done) = cmd {
+                    shutdown = Some(done);
+                    break;
+                }
+                self.handle(cmd);
+            }
+            self.flush();
+            if let Some(done) = shutdown {
+                self.shutdown();
+                let _ = done.send(());
+                break;
+            }
+        }
+        for (_, (q, _)) in self.status_subs.drain() {
+            q.close();
+        }
+        for (_, q) in self.subs.drain() {
+            q.close();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        // Dropping the writers closes every connection.
+        let peers: Vec<EndpointId> = self.conns.keys().copied().collect();
+        for p in peers {
+            self.conns.remove(&p);
+            self.router
+                .remove_peer(Instant::now(), p, PeerLoss::Removed);
+        }
+        self.flush();
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Publish(items) => {
+                for (topic, data) in items {
+                    self.router.publish(now, topic, Content::Data(data));
+                }
+            }
+            Cmd::Subscribe { id, topics, queue } => {
+                self.subs.insert(id, queue);
+                for t in topics {
+                    self.router.subscribe(id, t);
+                }
+            }
+            Cmd::AddTopic { id, topic } => self.router.subscribe(id, topic),
+            Cmd::RemoveTopic { id, topic } => self.router.unsubscribe(id, &topic),
+            Cmd::DropSubscriber(id) => {
+                self.subs.remove(&id);
+                self.router.remove_subscriber(id);
+            }
+            Cmd::StatusSubscribe {
+                id,
+                queue,
+                statuses,
+            } => {
+                self.status_subs.insert(id, (queue, statuses));
+            }
+            Cmd::DropStatusSubscriber(id) => {
+                self.status_subs.remove(&id);
+            }
+            Cmd::Forward(topics) => topics.into_iter().for_each(|t| self.router.forward(t)),
+            Cmd::AnnouncedFilter { peer, kind, reply } => {
+                let filter = match kind {
+                    PeerKind::Broker => self.router.announced_filter(peer),
+                    PeerKind::Routed => self.router.local_filter(),
+                };
+                let _ = reply.send(filter);
+            }
+            Cmd::Handshaken {
+                peer,
+                kind,
+                filter,
+                addr,
+                outbound,
+                conn,
+                writer,
+                reply,
+            } => {
+                if self.conns.contains_key(&peer) || peer == self.id {
+                    let _ = reply.send(Err(Error::new(
+                        ErrorCode::RedundantConnection,
+                        format!("already peered with {peer}"),
+                    )));
+                    return;
+                }
+                self.conns.insert(
+                    peer,
+                    Conn {
+                        id: conn,
+                        kind,
+                        addr,
+                        outbound,
+                        writer,
+                        bye: None,
+                        leaving: false,
+                    },
+                );
+                self.router.add_peer(now, peer, kind, filter);
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::Incoming { peer, conn, msgs } => {
+                if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
+                    for m in msgs {
+                        if let Message::Ping(b) = &m {
+                            if b.starts_with(b"BYE") {
+                                if let Some(c) = self.conns.get_mut(&peer) {
+                                    c.leaving = true;
+                                }
+                            }
+                        }
+                        self.router.handle_message(now, peer, m);
+                    }
+                }
+            }
+            Cmd::Closed { peer, conn, reason } => {
+                if let Some(c) = self.conns.get(&peer).filter(|c| c.id == conn) {
+                    let loss = if c.leaving || c.bye.is_some() {
+                        PeerLoss::Removed
+                    } else {
+                        PeerLoss::Lost(reason.unwrap_or_else(|| "connection closed".into()))
+                    };
+                    self.conns.remove(&peer);
+                    self.router.remove_peer(now, peer, loss);
+                }
+            }
+            Cmd::ConnectionError {
+                code,
+                addr,
+                peer,
+                message,
+            } => {
+                let address =
+                    addr.or_else(|| peer.and_then(|p| self.conns.get(&p)).map(|c| c.addr));
+                let context = EndpointInfo {
+                    id: peer.unwrap_or(EndpointId::NIL),
+                    address,
+                };
+                self.broadcast_status(StatusEvent::Error {
+                    code,
+                    context,
+                    message,
+                });
+            }
+            Cmd::Writable => {}
+            Cmd::Unpeer { addr, reply } => {
+                let peer = self
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.addr == addr)
+                    .map(|(p, _)| *p);
+                match peer {
+                    Some(p) => {
+                        // Graceful: a BYE ping; the connection closes when its pong arrives.
+                        let token = bye_token(self.next_bye);
+                        self.next_bye += 1;
+                        if let Some(c) = self.conns.get_mut(&p) {
+                            c.bye = Some(token.clone());
+                        }
+                        let mut buf = BytesMut::new();
+                        encode_message(
+                            &mut buf,
+                            self.id,
+                            p,
+                            PeerKind::Broker,
+                            &Message::Ping(token),
+                        );
+                        if let Some(c) = self.conns.get(&p) {
+                            let _ = c.writer.try_send(buf.freeze());
+                        }
+                        let _ = reply.send(true);
+                    }
+                    None => {
+                        let _ = reply.send(false);
+                    }
+                }
+            }
+            Cmd::Peers(reply) => {
+                let peers = self
+                    .conns
+                    .iter()
+                    .map(|(id, c)| PeerInfo {
+                        id: Some(*id),
+                        address: c.addr,
+                        outbound: c.outbound,
+                        state: PeerState::Peered,
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Cmd::Shutdown(_) => {}
+        }
+    }
+
+    /// Moves what the router wants sent into the writers (as far as they have room; the rest
+    /// waits in the router's per-peer buffers) and what it wants done into subscribers.
+    fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(ev) = self.router.poll_event() {
+                progressed = true;
+                self.on_event(ev);
+            }
+            let peers: Vec<EndpointId> = self.conns.keys().copied().collect();
+            for peer in peers {
+                let Some(c) = self.conns.get(&peer) else {
+                    continue;
+                };
+                let (kind, writer) = (c.kind, c.writer.clone());
+                while writer.capacity() > 0 {
+                    let mut buf = BytesMut::new();
+                    let mut n = 0;
+                    while n < CHUNK_MESSAGES {
+                        let Some(m) = self.router.poll_transmit_for(peer) else {
+                            break;
+                        };
+                        encode_message(&mut buf, self.id, peer, kind, &m);
+                        n += 1;
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                    progressed = true;
+                    if writer.try_send(buf.freeze()).is_err() {
+                        break;
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Deliver {
+                subscribers,
+                publication,
+            } => {
+                let Publication { topic, content, .. } = publication;
+                let Content::Data(data) = content else { return };
+                for s in subscribers.iter() {
+                    if let Some(q) = self.subs.get(s) {
+                        q.push_all([DataMessage {
+                            topic: topic.clone(),
+                            data: data.clone(),
+                        }]);
+                    }
+                }
+            }
+            Event::Status {
+                code,
+                endpoint,
+                message,
+            } => {
+                let address = self.conns.get(&endpoint).map(|c| c.addr);
+                let context = EndpointInfo {
+                    id: endpoint,
+                    address,
+                };
+                self.broadcast_status(StatusEvent::Status {
+                    code,
+                    context,
+                    message,
+                });
+            }
+            Event::Error {
+                code,
+                endpoint,
+                message,
+            } => {
+                let context = EndpointInfo {
+                    id: endpoint,
+                    address: None,
+                };
+                self.broadcast_status(StatusEvent::Error {
+                    code,
+                    context,
+                    message,
+                });
+            }
+            Event::Disconnect { peer, reason } => {
+                // The router already reported peer_removed with the reason; close the socket.
+                self.conns.remove(&peer);
+                tracing::warn!(%peer, %reason, "disconnecting peer");
+            }
+            Event::Pong { peer, payload } => {
+                let done = self
+                    .conns
+                    .get(&peer)
+                    .is_some_and(|c| c.bye.as_ref() == Some(&payload));
+                if done {
+                    self.conns.remove(&peer);
+                    self.router
+                        .remove_peer(Instant::now(), peer, PeerLoss::Removed);
+                }
+            }
+            Event::Overflow { peer, dropped } => {
+                let context = EndpointInfo {
+                    id: peer,
+                    address: self.conns.get(&peer).map(|c| c.addr),
+                };
+                self.broadcast_status(StatusEvent::Error {
+                    code: ErrorCode::Unspecified,
+                    context,
+                    message: format!(
+                        "backpressure overflow: {dropped} messages dropped for this peer"
+                    ),
+                });
+            }
+        }
+    }
+
+    fn broadcast_status(&self, ev: StatusEvent) {
+        let is_status =
+            matches!(ev, StatusEvent::Status { code, .. } if code != StatusCode::Unspecified);
+        for (q, statuses) in self.status_subs.values() {
+            if !is_status || *statuses {
+                q.push_all([ev.clone()]);
+            }
+        }
+    }
+}
+
+/// Appends one frame for `msg` to `out`, in the peer's protocol version.
+pub(crate) fn encode_message(
+    out: &mut BytesMut,
+    me: EndpointId,
+    peer: EndpointId,
+    kind: PeerKind,
+    msg: &Message,
+) {
+    let reserved = Topic::from_static(Topic::RESERVED).unwrap_or_default();
+    let _ = encode_frame(out, |b| match msg {
+        Message::Publication(p) => {
+            let payload = match (&p.content, kind) {
+                (Content::Data(d), PeerKind::Broker) => PayloadRef::Data(d),
+                (Content::Command(c), PeerKind::Broker) => PayloadRef::Command(c),
+                (Content::Data(d), PeerKind::Routed) => PayloadRef::RoutedData {
+                    origin: p.origin,
+                    seq: p.seq,
+                    data: d,
+                },
+                (Content::Command(c), PeerKind::Routed) => PayloadRef::RoutedCommand {
+                    origin: p.origin,
+                    seq: p.seq,
+                    command: c,
+                },
+            };
+            encode_envelope(b, p.sender, p.receiver, p.ttl, &p.topic, payload);
+        }
+        Message::RoutingUpdate(f) => encode_envelope(
+            b,
+            me,
+            EndpointId::NIL,
+            1,
+            &reserved,
+            PayloadRef::RoutingUpdate(f),
+        ),
+        Message::LinkState(ls) => encode_envelope(
+            b,
+            me,
+            EndpointId::NIL,
+            1,
+            &reserved,
+            PayloadRef::LinkState(ls),
+        ),
+        Message::Ping(x) => encode_envelope(b, me, peer, 1, &reserved, PayloadRef::Ping(x)),
+        Message::Pong(x) => encode_envelope(b, me, peer, 1, &reserved, PayloadRef::Pong(x)),
+    });
+}

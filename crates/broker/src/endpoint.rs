@@ -1,0 +1,623 @@
+//! The public endpoint API: peering, publishing, subscribing.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use broker_data::Data;
+use broker_routing::{Config as RouterConfig, Router};
+use broker_wire::{EndpointId, ErrorCode, Topic};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{self, Side};
+use crate::core::{Cmd, Core};
+use crate::queue::{deadline, Queue};
+use crate::types::{DataMessage, PeerInfo, PeerState, StatusEvent};
+use crate::{Configuration, Error};
+
+struct Dialer {
+    state: PeerState,
+    cancel: Arc<AtomicBool>,
+}
+
+struct Inner {
+    id: EndpointId,
+    config: Arc<Configuration>,
+    core: mpsc::UnboundedSender<Cmd>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    next_id: AtomicU64,
+    dialers: Arc<Mutex<HashMap<SocketAddr, Dialer>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A Broker endpoint: peers with others over TCP, publishes and subscribes by topic prefix.
+///
+/// Cloning is cheap and gives another handle to the same endpoint. The blocking methods must
+/// not be called from inside an async task (use [`Subscriber`]'s `Stream` there).
+///
+/// ```
+/// use broker::{Configuration, Endpoint};
+/// use broker_data::Data;
+/// use std::time::Duration;
+///
+/// let alice = Endpoint::new(Configuration::default()).unwrap();
+/// let bob = Endpoint::new(Configuration::default()).unwrap();
+/// let port = bob.listen("127.0.0.1", 0).unwrap();
+/// let sub = bob.make_subscriber(&["/test"], None).unwrap();
+/// alice.peer("127.0.0.1", port, None).unwrap();
+/// alice.await_peer(bob.node_id(), Duration::from_secs(5)).unwrap();
+/// // Bob's subscription reaches Alice with the handshake.
+/// alice.publish("/test/greeting", Data::from("hello")).unwrap();
+/// let msg = sub.get_timeout(Duration::from_secs(5)).expect("a message");
+/// assert_eq!(msg.topic.as_str(), "/test/greeting");
+/// assert_eq!(*msg.data, Data::from("hello"));
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+fn random_id() -> EndpointId {
+    // Version-4 UUID from the clock, the process id and a counter, hashed: ids only need to be
+    // unique, not secret.
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_u32(std::process::id());
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    EndpointId::from_bytes(bytes)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::PeerInvalid,
+                format!("cannot resolve {host}:{port}: {e}"),
+            )
+        })?
+        .next()
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::PeerInvalid,
+                format!("no address for {host}:{port}"),
+            )
+        })
+}
+
+fn topic(t: &str) -> Result<Topic, Error> {
+    Topic::new(t).map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
+}
+
+fn closed() -> Error {
+    Error::new(ErrorCode::ShuttingDown, "the endpoint has shut down")
+}
+
+impl Endpoint {
+    /// Starts an endpoint with its own runtime and a fresh id.
+    pub fn new(config: Configuration) -> Result<Endpoint, Error> {
+        if !config.disable_ssl {
+            return Err(Error::new(
+                ErrorCode::Unspecified,
+                "TLS is not available in this build yet: set disable_ssl",
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("broker")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorCode::Unspecified, format!("cannot start runtime: {e}"))
+            })?;
+        let id = random_id();
+        let incarnation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1);
+        let router = Router::new(
+            id,
+            incarnation,
+            RouterConfig {
+                ttl: config.ttl,
+                forwarding: config.forward,
+                peer_buffer_size: config.peer_buffer_size,
+                overflow_policy: config.peer_overflow_policy,
+                ..RouterConfig::default()
+            },
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        runtime.spawn(Core::new(router).run(rx));
+        let handle = runtime.handle().clone();
+        Ok(Endpoint {
+            inner: Arc::new(Inner {
+                id,
+                config: Arc::new(config),
+                core: tx,
+                runtime: Mutex::new(Some(runtime)),
+                handle,
+                next_id: AtomicU64::new(1),
+                dialers: Arc::new(Mutex::new(HashMap::new())),
+            }),
+        })
+    }
+
+    /// This endpoint's id.
+    pub fn node_id(&self) -> EndpointId {
+        self.inner.id
+    }
+
+    fn send(&self, cmd: Cmd) -> Result<(), Error> {
+        self.inner.core.send(cmd).map_err(|_| closed())
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.blocking_recv().map_err(|_| closed())
+    }
+
+    /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
+    pub fn listen(&self, address: &str, port: u16) -> Result<u16, Error> {
+        let addr = resolve(address, port)?;
+        let listener = self
+            .inner
+            .handle
+            .block_on(TcpListener::bind(addr))
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::CannotOpenResource,
+                    format!("cannot listen on {addr}: {e}"),
+                )
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        let (me, config, core) = (
+            self.inner.id,
+            self.inner.config.clone(),
+            self.inner.core.clone(),
+        );
+        self.inner.handle.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer_addr)) => {
+                        tokio::spawn(connection::run(
+                            stream,
+                            peer_addr,
+                            Side::Acceptor,
+                            me,
+                            config.clone(),
+                            core.clone(),
+                            None,
+                        ));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    } // The loop ends with the runtime.
+                }
+            }
+        });
+        Ok(bound.port())
+    }
+
+    fn start_dialer(
+        &self,
+        addr: SocketAddr,
+        retry: Option<Duration>,
+        first: oneshot::Sender<Result<EndpointId, Error>>,
+    ) {
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.inner
+            .dialers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                addr,
+                Dialer {
+                    state: PeerState::Connecting,
+                    cancel: cancel.clone(),
+                },
+            );
+        let (me, config, core, dialers) = (
+            self.inner.id,
+            self.inner.config.clone(),
+            self.inner.core.clone(),
+            self.inner.dialers.clone(),
+        );
+        let set_state = move |state: PeerState| {
+            if let Some(d) = dialers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&addr)
+            {
+                d.state = state;
+            }
+        };
+        self.inner.handle.spawn(async move {
+            let mut first = Some(first);
+            loop {
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        set_state(PeerState::Connected);
+                        let (tx, rx) = oneshot::channel();
+                        let conn = tokio::spawn(connection::run(
+                            stream,
+                            addr,
+                            Side::Connector,
+                            me,
+                            config.clone(),
+                            core.clone(),
+                            Some(tx),
+                        ));
+                        let result = rx.await.unwrap_or_else(|_| {
+                            Err(Error::new(
+                                ErrorCode::PeerUnavailable,
+                                "connection task ended",
+                            ))
+                        });
+                        let ok = result.is_ok();
+                        if ok {
+                            set_state(PeerState::Peered);
+                        }
+                        if let Some(f) = first.take() {
+                            let _ = f.send(result);
+                        }
+                        if ok {
+                            let _ = conn.await;
+                        }
+                    }
+                    Err(e) => {
+                        let err = Error::new(
+                            ErrorCode::PeerUnavailable,
+                            format!("cannot connect to {addr}: {e}"),
+                        );
+                        let _ = core.send(Cmd::ConnectionError {
+                            code: err.code,
+                            addr: Some(addr),
+                            peer: None,
+                            message: err.message.clone(),
+                        });
+                        if let Some(f) = first.take() {
+                            let _ = f.send(Err(err));
+                        }
+                    }
+                }
+                let again = retry.filter(|d| !d.is_zero() && !cancel.load(Ordering::Relaxed));
+                let Some(delay) = again else { break };
+                set_state(PeerState::Reconnecting);
+                tokio::time::sleep(delay).await;
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                set_state(PeerState::Connecting);
+            }
+            set_state(PeerState::Disconnected);
+        });
+    }
+
+    /// Peers with the endpoint at `address:port`, blocking until the handshake completes or
+    /// fails. With a `retry` interval, a lost peering (or a failed first attempt) is dialed
+    /// again at that interval until [`unpeer`](Self::unpeer).
+    pub fn peer(
+        &self,
+        address: &str,
+        port: u16,
+        retry: Option<Duration>,
+    ) -> Result<EndpointId, Error> {
+        let addr = resolve(address, port)?;
+        let (tx, rx) = oneshot::channel();
+        self.start_dialer(addr, retry, tx);
+        rx.blocking_recv().map_err(|_| closed())?
+    }
+
+    /// Like [`peer`](Self::peer), without waiting.
+    pub fn peer_nosync(
+        &self,
+        address: &str,
+        port: u16,
+        retry: Option<Duration>,
+    ) -> Result<(), Error> {
+        let addr = resolve(address, port)?;
+        let (tx, _rx) = oneshot::channel();
+        self.start_dialer(addr, retry, tx);
+        Ok(())
+    }
+
+    /// Ends the peering with `address:port` gracefully and stops re-dialing it. Returns
+    /// whether such a peering existed.
+    pub fn unpeer(&self, address: &str, port: u16) -> Result<bool, Error> {
+        let addr = resolve(address, port)?;
+        let dialer = self
+            .inner
+            .dialers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&addr);
+        if let Some(d) = &dialer {
+            d.cancel.store(true, Ordering::Relaxed);
+        }
+        let found = self.ask(|reply| Cmd::Unpeer { addr, reply })?;
+        Ok(found || dialer.is_some())
+    }
+
+    /// The peers and peerings under way, with their states.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut out = self.ask(Cmd::Peers).unwrap_or_default();
+        let dialers = self.inner.dialers.lock().unwrap_or_else(|e| e.into_inner());
+        for (addr, d) in dialers.iter() {
+            if d.state != PeerState::Peered && !out.iter().any(|p| p.address == *addr) {
+                out.push(PeerInfo {
+                    id: None,
+                    address: *addr,
+                    outbound: true,
+                    state: d.state,
+                });
+            }
+        }
+        out
+    }
+
+    /// Waits until `peer` is a direct peer, up to `timeout`.
+    pub fn await_peer(&self, peer: EndpointId, timeout: Duration) -> Result<(), Error> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            if self.ask(Cmd::Peers)?.iter().any(|p| p.id == Some(peer)) {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= end {
+                return Err(Error::new(
+                    ErrorCode::PeerTimeout,
+                    format!("{peer} did not peer within {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Publishes `data` on `topic` to every subscriber, here and at peers.
+    pub fn publish(&self, topic_name: &str, data: impl Into<Data>) -> Result<(), Error> {
+        self.send(Cmd::Publish(vec![(
+            topic(topic_name)?,
+            Arc::new(data.into()),
+        )]))
+    }
+
+    /// Publishes several messages at once.
+    pub fn publish_batch<I, T, D>(&self, items: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (T, D)>,
+        T: AsRef<str>,
+        D: Into<Data>,
+    {
+        let batch = items
+            .into_iter()
+            .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.send(Cmd::Publish(batch))
+    }
+
+    /// Broker's `forward`: route these topics through this endpoint without delivering them.
+    pub fn forward(&self, topics: &[&str]) -> Result<(), Error> {
+        let topics = topics.iter().map(|t| topic(t)).collect::<Result<_, _>>()?;
+        self.send(Cmd::Forward(topics))
+    }
+
+    /// A subscriber to topic prefixes, with a queue of `queue_size` messages (Broker's default
+    /// 64 when `None`; when full, the oldest message is dropped).
+    pub fn make_subscriber(
+        &self,
+        topics: &[&str],
+        queue_size: Option<usize>,
+    ) -> Result<Subscriber, Error> {
+        let topics = topics
+            .iter()
+            .map(|t| topic(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let size = queue_size.unwrap_or(self.inner.config.subscriber_queue_size);
+        let queue = Arc::new(
+            Queue::new(size)
+                .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?,
+        );
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(Cmd::Subscribe {
+            id,
+            topics,
+            queue: queue.clone(),
+        })?;
+        Ok(Subscriber {
+            id,
+            queue,
+            endpoint: self.clone(),
+        })
+    }
+
+    /// A subscriber to errors, and to statuses too when `receive_statuses`.
+    pub fn make_status_subscriber(
+        &self,
+        receive_statuses: bool,
+    ) -> Result<StatusSubscriber, Error> {
+        let queue = Arc::new(
+            Queue::new(1024)
+                .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?,
+        );
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(Cmd::StatusSubscribe {
+            id,
+            queue: queue.clone(),
+            statuses: receive_statuses,
+        })?;
+        Ok(StatusSubscriber {
+            id,
+            queue,
+            endpoint: self.clone(),
+        })
+    }
+
+    /// Closes every peering and stops the endpoint. Subscribers' blocking calls return.
+    pub fn shutdown(&self) {
+        for d in self
+            .inner
+            .dialers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            d.cancel.store(true, Ordering::Relaxed);
+        }
+        let _ = self.ask(Cmd::Shutdown);
+    }
+}
+
+/// Receives messages on the topics it subscribed to.
+///
+/// Blocking (`get`, `get_timeout`, `get_n`), non-blocking (`poll`, `available`), a descriptor
+/// for `poll(2)`/`epoll` (`fd`), and a `Stream` for async code.
+pub struct Subscriber {
+    id: u64,
+    queue: Arc<Queue<DataMessage>>,
+    endpoint: Endpoint,
+}
+
+impl Subscriber {
+    /// Waits for the next message (`None` once the endpoint shuts down).
+    pub fn get(&self) -> Option<DataMessage> {
+        self.queue.take(1, None).pop()
+    }
+
+    /// Waits up to `timeout` for the next message.
+    pub fn get_timeout(&self, timeout: Duration) -> Option<DataMessage> {
+        self.queue.take(1, deadline(Some(timeout))).pop()
+    }
+
+    /// Waits (up to `timeout`, if given) until a message is there, then takes up to `n`.
+    pub fn get_n(&self, n: usize, timeout: Option<Duration>) -> Vec<DataMessage> {
+        self.queue.take(n, deadline(timeout))
+    }
+
+    /// Everything pending, without waiting.
+    pub fn poll(&self) -> Vec<DataMessage> {
+        self.queue.take_all()
+    }
+
+    /// How many messages are pending.
+    pub fn available(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped()
+    }
+
+    /// A descriptor that is readable exactly while messages are pending.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.queue.fd()
+    }
+
+    /// Adds a topic prefix.
+    pub fn add_topic(&self, t: &str) -> Result<(), Error> {
+        self.endpoint.send(Cmd::AddTopic {
+            id: self.id,
+            topic: topic(t)?,
+        })
+    }
+
+    /// Removes a topic prefix.
+    pub fn remove_topic(&self, t: &str) -> Result<(), Error> {
+        self.endpoint.send(Cmd::RemoveTopic {
+            id: self.id,
+            topic: topic(t)?,
+        })
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.endpoint.send(Cmd::DropSubscriber(self.id));
+    }
+}
+
+impl futures_core::Stream for Subscriber {
+    type Item = DataMessage;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DataMessage>> {
+        match self.queue.poll_one(cx.waker()) {
+            Ok(Some(m)) => Poll::Ready(Some(m)),
+            Ok(None) => Poll::Pending,
+            Err(()) => Poll::Ready(None),
+        }
+    }
+}
+
+/// Receives errors (and, if asked, statuses) with Broker's codes.
+pub struct StatusSubscriber {
+    id: u64,
+    queue: Arc<Queue<StatusEvent>>,
+    endpoint: Endpoint,
+}
+
+impl StatusSubscriber {
+    /// Waits for the next event.
+    pub fn get(&self) -> Option<StatusEvent> {
+        self.queue.take(1, None).pop()
+    }
+
+    /// Waits up to `timeout` for the next event.
+    pub fn get_timeout(&self, timeout: Duration) -> Option<StatusEvent> {
+        self.queue.take(1, deadline(Some(timeout))).pop()
+    }
+
+    /// Everything pending, without waiting.
+    pub fn poll(&self) -> Vec<StatusEvent> {
+        self.queue.take_all()
+    }
+
+    /// How many events are pending.
+    pub fn available(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// A descriptor that is readable exactly while events are pending.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.queue.fd()
+    }
+}
+
+impl Drop for StatusSubscriber {
+    fn drop(&mut self) {
+        let _ = self.endpoint.send(Cmd::DropStatusSubscriber(self.id));
+    }
+}

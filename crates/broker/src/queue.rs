@@ -1,0 +1,194 @@
+//! The queue between the endpoint's core and one subscriber: bounded, blocking and async, with a
+//! file descriptor that is readable exactly while items are pending.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+struct State<T> {
+    items: VecDeque<T>,
+    dropped: u64,
+    closed: bool,
+    /// Whether a byte sits in the descriptor's pipe (it does exactly while items are pending).
+    signaled: bool,
+    waker: Option<Waker>,
+}
+
+/// A bounded queue of `T`. When full, the oldest item is dropped (and counted), so a slow
+/// subscriber can neither stall the endpoint nor grow its memory.
+pub(crate) struct Queue<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+    capacity: usize,
+    /// Readable end of the readiness pipe, handed out by `fd()`.
+    reader: UnixStream,
+    writer: UnixStream,
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                dropped: 0,
+                closed: false,
+                signaled: false,
+                waker: None,
+            }),
+            ready: Condvar::new(),
+            capacity: capacity.max(1),
+            reader,
+            writer,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding the lock cannot leave the queue inconsistent (every update is a
+        // single push or pop), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds items (from the core). Returns how many older items had to be dropped.
+    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> u64 {
+        let mut s = self.lock();
+        let before = s.dropped;
+        for item in items {
+            if s.items.len() >= self.capacity {
+                s.items.pop_front();
+                s.dropped += 1;
+            }
+            s.items.push_back(item);
+        }
+        if !s.items.is_empty() {
+            if !s.signaled {
+                // The pipe holds at most one byte, so this write cannot block or fail for space.
+                let _ = (&self.writer).write(&[1]);
+                s.signaled = true;
+            }
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+            self.ready.notify_all();
+        }
+        s.dropped - before
+    }
+
+    /// Marks the queue closed (the endpoint shut down): waiting readers return.
+    pub(crate) fn close(&self) {
+        let mut s = self.lock();
+        s.closed = true;
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+        self.ready.notify_all();
+    }
+
+    fn after_pop(&self, s: &mut State<T>) {
+        if s.items.is_empty() && s.signaled {
+            let mut buf = [0u8; 8];
+            while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
+            s.signaled = false;
+        }
+    }
+
+    /// Takes up to `max` items, waiting until at least one is there, the deadline passes or
+    /// the queue closes.
+    pub(crate) fn take(&self, max: usize, deadline: Option<Instant>) -> Vec<T> {
+        let mut s = self.lock();
+        loop {
+            if !s.items.is_empty() || s.closed {
+                break;
+            }
+            match deadline {
+                None => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    s = self
+                        .ready
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        let n = max.min(s.items.len());
+        let out: Vec<T> = s.items.drain(..n).collect();
+        self.after_pop(&mut s);
+        out
+    }
+
+    /// Takes everything pending, without waiting.
+    pub(crate) fn take_all(&self) -> Vec<T> {
+        let mut s = self.lock();
+        let out: Vec<T> = s.items.drain(..).collect();
+        self.after_pop(&mut s);
+        out
+    }
+
+    /// For async readers: the next item, or registers `waker` and returns `None`. `Err` when
+    /// the queue is closed and empty.
+    pub(crate) fn poll_one(&self, waker: &Waker) -> Result<Option<T>, ()> {
+        let mut s = self.lock();
+        if let Some(item) = s.items.pop_front() {
+            self.after_pop(&mut s);
+            return Ok(Some(item));
+        }
+        if s.closed {
+            return Err(());
+        }
+        s.waker = Some(waker.clone());
+        Ok(None)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.reader.as_raw_fd()
+    }
+}
+
+/// Turns an optional timeout into a deadline.
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_drops_oldest_and_counts() {
+        let q = Queue::new(3).unwrap();
+        assert_eq!(q.push_all(0..5), 2);
+        assert_eq!(q.take_all(), [2, 3, 4]);
+        assert_eq!(q.dropped(), 2);
+    }
+
+    #[test]
+    fn take_waits_with_deadline() {
+        let q: Queue<u32> = Queue::new(3).unwrap();
+        let start = Instant::now();
+        assert!(q
+            .take(1, deadline(Some(Duration::from_millis(30))))
+            .is_empty());
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        q.push_all([7]);
+        assert_eq!(q.take(5, None), [7]);
+    }
+}

@@ -1,0 +1,324 @@
+//! Endpoints peering over loopback TCP (TLS off): messages, statuses, reconnection, hostile
+//! peers, slow subscribers, and a subscriber's descriptor under poll(2).
+#![allow(unsafe_code)] // poll(2) through libc, to test `Subscriber::fd`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use broker::{Configuration, Endpoint, ErrorCode, StatusCode, StatusEvent};
+use broker_data::Data;
+use broker_wire::{encode_frame, EndpointId, FrameDecoder, Handshake, MAGIC};
+use bytes::BytesMut;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn endpoint() -> Endpoint {
+    Endpoint::new(Configuration::default()).unwrap()
+}
+
+/// Waits for a status with `code`, skipping others; panics with what it saw on timeout.
+fn expect_status(s: &broker::StatusSubscriber, code: StatusCode) -> StatusEvent {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < end {
+        if let Some(ev) = s.get_timeout(Duration::from_millis(100)) {
+            if matches!(&ev, StatusEvent::Status { code: c, .. } if *c == code) {
+                return ev;
+            }
+            seen.push(ev);
+        }
+    }
+    panic!("no {code} status; saw {seen:?}");
+}
+
+fn expect_error(s: &broker::StatusSubscriber, code: ErrorCode) -> StatusEvent {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while Instant::now() < end {
+        if let Some(ev) = s.get_timeout(Duration::from_millis(100)) {
+            if matches!(&ev, StatusEvent::Error { code: c, .. } if *c == code) {
+                return ev;
+            }
+            seen.push(ev);
+        }
+    }
+    panic!("no {code} error; saw {seen:?}");
+}
+
+#[test]
+fn two_endpoints_exchange_messages_both_ways() {
+    let (a, b) = (endpoint(), endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sa = a.make_subscriber(&["/from-b"], Some(1000)).unwrap();
+    let sb = b.make_subscriber(&["/from-a"], Some(1000)).unwrap();
+    assert_eq!(a.peer("127.0.0.1", port, None).unwrap(), b.node_id());
+    a.await_peer(b.node_id(), WAIT).unwrap();
+    b.await_peer(a.node_id(), WAIT).unwrap();
+    for i in 0..100u64 {
+        a.publish("/from-a/x", Data::Count(i)).unwrap();
+        b.publish("/from-b/y", Data::from(format!("msg {i}")))
+            .unwrap();
+    }
+    let got_b: Vec<Data> = (0..100)
+        .map(|_| (*sb.get_timeout(WAIT).expect("b receives").data).clone())
+        .collect();
+    assert_eq!(
+        got_b,
+        (0..100u64).map(Data::Count).collect::<Vec<_>>(),
+        "in order, exactly once"
+    );
+    let got_a = sa.get_n(1000, Some(WAIT));
+    assert!(!got_a.is_empty());
+    let mut all = got_a;
+    while all.len() < 100 {
+        all.push(sa.get_timeout(WAIT).expect("a receives"));
+    }
+    assert_eq!(*all[99].data, Data::from("msg 99"));
+    assert_eq!(sa.available(), 0);
+    assert!(sb.poll().is_empty());
+    // Nothing for topics nobody subscribed to.
+    a.publish("/elsewhere", Data::Count(1)).unwrap();
+    assert!(sb.get_timeout(Duration::from_millis(200)).is_none());
+}
+
+#[test]
+fn three_endpoints_route_through_an_unsubscribed_middle() {
+    let (a, b, c) = (endpoint(), endpoint(), endpoint());
+    let pb = b.listen("127.0.0.1", 0).unwrap();
+    let pc = c.listen("127.0.0.1", 0).unwrap();
+    let sc = c.make_subscriber(&["/t"], None).unwrap();
+    a.peer("127.0.0.1", pb, None).unwrap();
+    b.peer("127.0.0.1", pc, None).unwrap();
+    // C's subscription needs a moment to reach A through B's link states.
+    let end = Instant::now() + WAIT;
+    let mut got = None;
+    while got.is_none() && Instant::now() < end {
+        a.publish("/t/x", Data::Count(7)).unwrap();
+        got = sc.get_timeout(Duration::from_millis(50));
+    }
+    assert_eq!(*got.expect("C receives through B").data, Data::Count(7));
+}
+
+#[test]
+fn statuses_of_peering_unpeering_and_loss() {
+    let (a, b) = (endpoint(), endpoint());
+    let (sa, sb) = (
+        a.make_status_subscriber(true).unwrap(),
+        b.make_status_subscriber(true).unwrap(),
+    );
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    let ev = expect_status(&sa, StatusCode::PeerAdded);
+    let StatusEvent::Status { context, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(context.id, b.node_id());
+    assert_eq!(
+        context.address.map(|x| x.port()),
+        Some(port),
+        "the peer's address is in the context"
+    );
+    expect_status(&sb, StatusCode::PeerAdded);
+    assert!(a.unpeer("127.0.0.1", port).unwrap());
+    expect_status(&sa, StatusCode::PeerRemoved);
+    expect_status(&sb, StatusCode::PeerRemoved);
+    expect_status(&sb, StatusCode::EndpointUnreachable);
+
+    // A loss is peer_lost.
+    let c = endpoint();
+    let sc = c.make_status_subscriber(true).unwrap();
+    let pc = c.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", pc, None).unwrap();
+    expect_status(&sc, StatusCode::PeerAdded);
+    drop(sc);
+    c.shutdown();
+    expect_status(&sa, StatusCode::PeerLost);
+}
+
+#[test]
+fn a_lost_peer_is_redialed() {
+    let a = endpoint();
+    let sa = a.make_status_subscriber(true).unwrap();
+    let b = endpoint();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", port, Some(Duration::from_millis(100)))
+        .unwrap();
+    expect_status(&sa, StatusCode::PeerAdded);
+    b.shutdown();
+    drop(b);
+    expect_status(&sa, StatusCode::PeerLost);
+    // A new endpoint on the same port: A finds it on its own.
+    let b2 = endpoint();
+    let end = Instant::now() + WAIT;
+    while b2.listen("127.0.0.1", port).is_err() {
+        assert!(Instant::now() < end, "port {port} did not come free");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.await_peer(b2.node_id(), WAIT).unwrap();
+}
+
+#[test]
+fn peering_with_nobody_fails_with_peer_unavailable() {
+    let a = endpoint();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = a.peer("127.0.0.1", unused, None).unwrap_err();
+    assert_eq!(err.code, ErrorCode::PeerUnavailable);
+}
+
+/// A raw TCP client speaking the handshake by hand.
+struct Raw {
+    stream: TcpStream,
+    buf: BytesMut,
+    frames: FrameDecoder,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        Raw {
+            stream,
+            buf: BytesMut::new(),
+            frames: FrameDecoder::new(1 << 20),
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    fn send(&mut self, h: &Handshake) {
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |b| h.encode(b)).unwrap();
+        self.send_raw(&out);
+    }
+
+    fn recv(&mut self) -> Option<Handshake> {
+        loop {
+            if let Some(frame) = self.frames.decode(&mut self.buf).unwrap() {
+                return Some(Handshake::decode(&frame).unwrap());
+            }
+            let mut tmp = [0u8; 4096];
+            match self.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    }
+}
+
+#[test]
+fn incompatible_versions_are_refused_with_peer_incompatible() {
+    let b = endpoint();
+    let sb = b.make_status_subscriber(false).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let mut raw = Raw::connect(port);
+    assert!(matches!(
+        raw.recv(),
+        Some(Handshake::Probe { magic: MAGIC })
+    ));
+    // An id above any random one, so that the endpoint would originate.
+    raw.send(&Handshake::hello(EndpointId::from_bytes([0xff; 16]), 3, 4));
+    match raw.recv() {
+        Some(Handshake::DropConn { code, .. }) => {
+            assert_eq!(code, ErrorCode::PeerIncompatible as u8)
+        }
+        other => panic!("expected drop_conn, got {other:?}"),
+    }
+    expect_error(&sb, ErrorCode::PeerIncompatible);
+}
+
+#[test]
+fn wrong_magic_and_garbage_are_refused_and_others_still_served() {
+    let b = endpoint();
+    let sb = b.make_status_subscriber(false).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+
+    let mut raw = Raw::connect(port);
+    raw.recv();
+    raw.send(&Handshake::Hello {
+        magic: 0xdead_beef,
+        sender: EndpointId::from_bytes([0xff; 16]),
+        min_version: 1,
+        max_version: 1,
+    });
+    assert!(
+        matches!(raw.recv(), Some(Handshake::DropConn { code, .. }) if code == ErrorCode::WrongMagicNumber as u8)
+    );
+    expect_error(&sb, ErrorCode::WrongMagicNumber);
+
+    let mut garbage = Raw::connect(port);
+    garbage.recv();
+    garbage.send_raw(b"\x00\x00\x00\x05hello, this is not broker");
+    expect_error(&sb, ErrorCode::InvalidHandshakeState);
+
+    let mut oversized = Raw::connect(port);
+    oversized.recv();
+    oversized.send_raw(&[0xff, 0xff, 0xff, 0xff]);
+    expect_error(&sb, ErrorCode::InvalidMessage);
+
+    // The endpoint still peers with well-behaved endpoints.
+    let a = endpoint();
+    a.peer("127.0.0.1", port, None).unwrap();
+}
+
+#[test]
+fn a_slow_subscriber_loses_the_oldest_messages_and_nothing_else_stalls() {
+    let (a, b) = (endpoint(), endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let slow = b.make_subscriber(&["/t"], Some(4)).unwrap();
+    let fast = b.make_subscriber(&["/t"], Some(10_000)).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    for i in 0..1000u64 {
+        a.publish("/t", Data::Count(i)).unwrap();
+    }
+    for i in 0..1000u64 {
+        assert_eq!(
+            *fast
+                .get_timeout(WAIT)
+                .expect("the fast subscriber gets everything")
+                .data,
+            Data::Count(i)
+        );
+    }
+    assert_eq!(slow.available(), 4);
+    let last: Vec<Data> = slow.poll().into_iter().map(|m| (*m.data).clone()).collect();
+    assert_eq!(last, (996..1000u64).map(Data::Count).collect::<Vec<_>>());
+    assert_eq!(slow.dropped(), 996);
+}
+
+fn readable(fd: i32, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    n == 1 && p.revents & libc::POLLIN != 0
+}
+
+#[test]
+fn the_subscriber_descriptor_is_readable_exactly_while_messages_are_pending() {
+    let a = endpoint();
+    let sub = a.make_subscriber(&["/t"], None).unwrap();
+    let fd = sub.fd();
+    assert!(!readable(fd, 50), "nothing pending yet");
+    a.publish("/t", Data::Count(1)).unwrap();
+    a.publish("/t", Data::Count(2)).unwrap();
+    assert!(readable(fd, 5_000), "readable once a message is pending");
+    assert!(sub.get().is_some());
+    // One more is pending: still readable.
+    let end = Instant::now() + WAIT;
+    while sub.available() < 1 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(readable(fd, 0));
+    assert!(sub.get().is_some());
+    assert!(!readable(fd, 50), "drained: not readable");
+}
