@@ -348,11 +348,6 @@ impl Router {
         topics.into_iter().collect()
     }
 
-    /// This endpoint's own subscriptions: the filter a routed peer gets in the handshake.
-    pub fn local_filter(&self) -> Vec<Topic> {
-        self.own_filter()
-    }
-
     fn own_filter(&self) -> Vec<Topic> {
         let mut all: BTreeSet<Topic> = BTreeSet::new();
         for topics in self.subscriptions.values() {
@@ -397,7 +392,8 @@ impl Router {
         self.own_dirty = true;
         if kind == PeerKind::Routed && !self.lsdb.contains_key(&peer) {
             // Until its link state arrives (right behind the handshake), the filter it sent
-            // in the handshake stands in for it, so publications reach it at once. Incarnation
+            // in the handshake (everything reachable through it) stands in for it, so
+            // publications reach it at once; it forwards them on by its own trees. Incarnation
             // 0 makes any real link state supersede this one.
             self.lsdb.insert(
                 peer,

@@ -133,17 +133,9 @@ fn check_magic(magic: u32) -> Result<(), Error> {
     }
 }
 
-async fn filter_for(
-    core: &mpsc::UnboundedSender<Cmd>,
-    peer: EndpointId,
-    version: u8,
-) -> Vec<Topic> {
+async fn filter_for(core: &mpsc::UnboundedSender<Cmd>, peer: EndpointId) -> Vec<Topic> {
     let (tx, rx) = oneshot::channel();
-    let _ = core.send(Cmd::AnnouncedFilter {
-        peer,
-        kind: kind_of(version),
-        reply: tx,
-    });
+    let _ = core.send(Cmd::AnnouncedFilter { peer, reply: tx });
     rx.await.unwrap_or_default()
 }
 
@@ -271,7 +263,7 @@ async fn handshake(
                 version,
             })
             .await?;
-            let filter = filter_for(core, peer, version).await;
+            let filter = filter_for(core, peer).await;
             f.send(&Handshake::OriginatorSyn { filter }).await?;
             let theirs = match f.recv().await? {
                 Handshake::ResponderSynAck { filter } => filter,
@@ -339,7 +331,7 @@ async fn responder(
             ))
         }
     };
-    let filter = filter_for(core, peer, version).await;
+    let filter = filter_for(core, peer).await;
     f.send(&Handshake::ResponderSynAck { filter }).await?;
     match f.recv().await? {
         Handshake::OriginatorAck => Ok((peer, version, theirs)),

@@ -46,7 +46,6 @@ pub(crate) enum Cmd {
     Forward(Vec<Topic>),
     AnnouncedFilter {
         peer: EndpointId,
-        kind: PeerKind,
         reply: oneshot::Sender<Vec<Topic>>,
     },
     Handshaken {
@@ -190,12 +189,10 @@ impl Core {
                 self.status_subs.remove(&id);
             }
             Cmd::Forward(topics) => topics.into_iter().for_each(|t| self.router.forward(t)),
-            Cmd::AnnouncedFilter { peer, kind, reply } => {
-                let filter = match kind {
-                    PeerKind::Broker => self.router.announced_filter(peer),
-                    PeerKind::Routed => self.router.local_filter(),
-                };
-                let _ = reply.send(filter);
+            Cmd::AnnouncedFilter { peer, reply } => {
+                // Everything reachable through us, for either kind of peer: a routed peer uses
+                // it until our link states arrive, so that it can publish at once.
+                let _ = reply.send(self.router.announced_filter(peer));
             }
             Cmd::Handshaken {
                 peer,

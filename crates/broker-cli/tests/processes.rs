@@ -1,0 +1,160 @@
+//! The `broker` binary in separate processes over loopback: a node, subscribers and
+//! publishers, values in the literal syntax, stdin input, and a clean Ctrl-C.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A child process that is killed when the test ends, with its stdout lines on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(BROKER)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out: ChildStdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines: rx }
+    }
+
+    /// The next line that contains `needle`.
+    fn expect(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(WAIT) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("no line containing {needle:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node() -> (Proc, String) {
+    let node = Proc::spawn(&["node", "--port", "0"]);
+    let line = node.expect("listening on");
+    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    (node, addr)
+}
+
+fn publish(addr: &str, args: &[&str]) {
+    let status = Command::new(BROKER)
+        .arg("publish")
+        .args(args)
+        .args(["--peer", addr])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn publisher_node_and_subscriber_in_three_processes() {
+    let (node, addr) = node();
+    let sub = Proc::spawn(&["subscribe", "/t", "--peer", &addr]);
+    node.expect("peer_added");
+    publish(
+        &addr,
+        &[
+            "/t/x",
+            "42",
+            "+42",
+            r#""a b""#,
+            "(1.2.3.4, 80/tcp)",
+            "{1, 2}",
+        ],
+    );
+    // Broker's text format: count and integer both print 42, strings raw.
+    assert_eq!(sub.expect("/t/x"), "/t/x: 42");
+    assert_eq!(sub.expect("/t/x"), "/t/x: 42");
+    assert_eq!(sub.expect("/t/x"), "/t/x: a b");
+    assert_eq!(sub.expect("/t/x"), "/t/x: (1.2.3.4, 80/tcp)");
+    assert_eq!(sub.expect("/t/x"), "/t/x: {1, 2}");
+}
+
+#[test]
+fn publish_reads_values_from_stdin() {
+    let (node, addr) = node();
+    let sub = Proc::spawn(&["subscribe", "/in", "--peer", &addr]);
+    node.expect("peer_added");
+    let mut p = Command::new(BROKER)
+        .args(["publish", "/in", "--peer", &addr])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(b"1\n\n2ns\n\"three\"\n")
+        .unwrap();
+    assert!(p.wait().unwrap().success());
+    assert_eq!(sub.expect("/in"), "/in: 1");
+    assert_eq!(sub.expect("/in"), "/in: 2ns");
+    assert_eq!(sub.expect("/in"), "/in: three");
+}
+
+#[test]
+fn two_nodes_route_between_processes() {
+    let (a, addr_a) = node();
+    let b = Proc::spawn(&["node", "--port", "0", "--peer", &addr_a]);
+    let line = b.expect("listening on");
+    let addr_b = line.rsplit(' ').next().unwrap().to_owned();
+    a.expect("peer_added");
+    // Subscriber behind B, publisher at A: the message crosses both nodes.
+    let sub = Proc::spawn(&["subscribe", "/two", "--peer", &addr_b]);
+    b.expect("peer_added");
+    std::thread::sleep(Duration::from_millis(300));
+    publish(&addr_a, &["/two", "7"]);
+    assert_eq!(sub.expect("/two"), "/two: 7");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_position() {
+    let out = Command::new(BROKER)
+        .args(["publish", "/t", "(1, 2", "--peer", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad value") && err.contains("at byte 5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_node_cleanly() {
+    let (mut node, _) = node();
+    let pid = node.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    node.expect("shutting down");
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
