@@ -322,3 +322,93 @@ fn the_subscriber_descriptor_is_readable_exactly_while_messages_are_pending() {
     assert!(sub.get().is_some());
     assert!(!readable(fd, 50), "drained: not readable");
 }
+
+#[test]
+fn a_flood_is_delivered_completely_with_bounded_buffers() {
+    let (a, b) = (endpoint(), endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sub = b.make_subscriber(&["/flood"], Some(1_000_000)).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    let n = 200_000u64;
+    let publisher = std::thread::spawn(move || {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            a.publish_batch(chunk.iter().map(|i| ("/flood", Data::Count(*i))))
+                .unwrap();
+        }
+        a
+    });
+    let mut next = 0u64;
+    while next < n {
+        let got = sub.get_n(100_000, Some(WAIT));
+        assert!(!got.is_empty(), "stalled at {next}");
+        for m in got {
+            assert_eq!(*m.data, Data::Count(next));
+            next += 1;
+        }
+    }
+    assert_eq!(sub.dropped(), 0);
+    let _a = publisher.join().unwrap();
+}
+
+#[test]
+fn a_peer_that_stops_reading_is_removed_and_others_keep_receiving() {
+    let a = endpoint();
+    let sa = a.make_status_subscriber(true).unwrap();
+    let port = a.listen("127.0.0.1", 0).unwrap();
+    // A healthy subscriber peered with A.
+    let b = endpoint();
+    let sub = b.make_subscriber(&["/t"], Some(1_000_000)).unwrap();
+    b.peer("127.0.0.1", port, None).unwrap();
+    // A plain-Broker peer that completes the handshake, subscribes to /t, then never reads.
+    let mut raw = Raw::connect(port);
+    assert!(matches!(raw.recv(), Some(Handshake::Probe { .. })));
+    let me = EndpointId::from_bytes([0; 16]);
+    raw.send(&Handshake::hello(me, 1, 1));
+    assert!(matches!(raw.recv(), Some(Handshake::Hello { .. })));
+    raw.send(&Handshake::VersionSelect {
+        magic: MAGIC,
+        sender: me,
+        version: 1,
+    });
+    raw.send(&Handshake::OriginatorSyn {
+        filter: vec![broker::Topic::new("/t").unwrap()],
+    });
+    assert!(matches!(
+        raw.recv(),
+        Some(Handshake::ResponderSynAck { .. })
+    ));
+    raw.send(&Handshake::OriginatorAck);
+    expect_status(&sa, StatusCode::PeerAdded);
+    // Flood /t with 1 KiB strings: the stuck peer's socket and buffer fill up.
+    let payload = "x".repeat(1024);
+    let n = 30_000u64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        a.publish_batch(
+            chunk
+                .iter()
+                .map(|i| ("/t", Data::from(format!("{i}:{payload}")))),
+        )
+        .unwrap();
+    }
+    let ev = expect_status(&sa, StatusCode::PeerRemoved);
+    let StatusEvent::Status {
+        context, message, ..
+    } = ev
+    else {
+        unreachable!()
+    };
+    if context.id == me {
+        assert!(message.contains("backpressure overflow"), "{message}");
+    }
+    let mut received = 0;
+    while received < n {
+        let got = sub.get_n(100_000, Some(WAIT));
+        assert!(
+            !got.is_empty(),
+            "the healthy subscriber stalled at {received}"
+        );
+        received += got.len() as u64;
+    }
+    assert_eq!(received, n);
+    drop(raw);
+}

@@ -21,8 +21,17 @@ use crate::Error;
 /// Messages per chunk handed to a connection's writer.
 const CHUNK_MESSAGES: usize = 256;
 
+/// How long a peer's buffer may stay over half full before the peer counts as slow and stops
+/// holding publishers back.
+const SLOW_PEER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Publications the core holds while the peers catch up, before publishers block.
+const MAX_PENDING: usize = 65_536;
+
+/// A batch of publications from the API.
+pub(crate) type Publications = Vec<(Topic, Arc<Data>)>;
+
 pub(crate) enum Cmd {
-    Publish(Vec<(Topic, Arc<Data>)>),
     Subscribe {
         id: u64,
         topics: Vec<Topic>,
@@ -93,6 +102,8 @@ struct Conn {
     bye: Option<Bytes>,
     /// The peer said BYE: its closing is an unpeering, not a loss.
     leaving: bool,
+    /// Since when its buffer has been over half full.
+    high_since: Option<Instant>,
 }
 
 pub(crate) struct Core {
@@ -118,12 +129,39 @@ impl Core {
     }
 
     /// Runs until shutdown or until every handle is gone.
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    /// Runs until shutdown or until every handle is gone. Publications arrive on their own
+    /// bounded channel and are released into the router only as far as the peers have room
+    /// (see `budget`), so a publisher that outpaces the network blocks instead of growing
+    /// memory or overflowing a healthy peer.
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Cmd>,
+        mut pubs: mpsc::Receiver<Publications>,
+    ) {
         let mut batch = Vec::with_capacity(64);
+        let mut pub_batch = Vec::with_capacity(16);
+        let mut pending: std::collections::VecDeque<(Topic, Arc<Data>)> =
+            std::collections::VecDeque::new();
+        let mut pubs_open = true;
         loop {
-            if rx.recv_many(&mut batch, 256).await == 0 {
-                break;
+            let take_more = pubs_open && pending.len() < MAX_PENDING;
+            let waiting = !pending.is_empty();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                n = pubs.recv_many(&mut pub_batch, 16), if take_more => {
+                    if n == 0 {
+                        pubs_open = false;
+                    }
+                }
+                // While publications wait, look again now and then: a peer may have been stuck
+                // long enough to count as slow.
+                _ = tokio::time::sleep(SLOW_PEER_AFTER / 4), if waiting => {}
             }
+            pending.extend(pub_batch.drain(..).flatten());
             let mut shutdown = None;
             for cmd in batch.drain(..) {
                 if let Cmd::Shutdown(done) = cmd {
@@ -133,6 +171,17 @@ impl Core {
                 self.handle(cmd);
             }
             self.flush();
+            loop {
+                let n = self.budget().min(pending.len());
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for (topic, data) in pending.drain(..n) {
+                    self.router.publish(now, topic, Content::Data(data));
+                }
+                self.flush();
+            }
             if let Some(done) = shutdown {
                 self.shutdown();
                 let _ = done.send(());
@@ -145,6 +194,28 @@ impl Core {
         for (_, q) in self.subs.drain() {
             q.close();
         }
+    }
+
+    /// How many publications the peers can take now: the least room below half of any peer's
+    /// buffer, ignoring peers that have been over that for `SLOW_PEER_AFTER` (they are slow:
+    /// their buffer fills and their overflow policy decides).
+    fn budget(&mut self) -> usize {
+        let high_water = (self.router.config().peer_buffer_size / 2).max(1);
+        let now = Instant::now();
+        let mut budget = usize::MAX;
+        for (peer, c) in self.conns.iter_mut() {
+            let queued = self.router.peer_stats(*peer).map_or(0, |s| s.queued);
+            if queued < high_water {
+                c.high_since = None;
+                budget = budget.min(high_water - queued);
+                continue;
+            }
+            let since = *c.high_since.get_or_insert(now);
+            if now.duration_since(since) < SLOW_PEER_AFTER {
+                return 0;
+            }
+        }
+        budget
     }
 
     fn shutdown(&mut self) {
@@ -161,11 +232,6 @@ impl Core {
     fn handle(&mut self, cmd: Cmd) {
         let now = Instant::now();
         match cmd {
-            Cmd::Publish(items) => {
-                for (topic, data) in items {
-                    self.router.publish(now, topic, Content::Data(data));
-                }
-            }
             Cmd::Subscribe { id, topics, queue } => {
                 self.subs.insert(id, queue);
                 for t in topics {
@@ -221,6 +287,7 @@ impl Core {
                         writer,
                         bye: None,
                         leaving: false,
+                        high_since: None,
                     },
                 );
                 self.router.add_peer(now, peer, kind, filter);

@@ -15,10 +15,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{self, Side};
-use crate::core::{Cmd, Core};
+use crate::core::{Cmd, Core, Publications};
 use crate::queue::{deadline, Queue};
 use crate::types::{DataMessage, PeerInfo, PeerState, StatusEvent};
 use crate::{Configuration, Error};
+
+/// Publication batches the endpoint buffers before `publish` blocks.
+const PUBLICATION_BATCHES: usize = 64;
 
 struct Dialer {
     state: PeerState,
@@ -29,6 +32,9 @@ struct Inner {
     id: EndpointId,
     config: Arc<Configuration>,
     core: mpsc::UnboundedSender<Cmd>,
+    /// Publications, bounded: a full channel blocks publishers (the core takes from it only
+    /// while the peers keep up).
+    pubs: mpsc::Sender<Publications>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
@@ -159,13 +165,15 @@ impl Endpoint {
             },
         );
         let (tx, rx) = mpsc::unbounded_channel();
-        runtime.spawn(Core::new(router).run(rx));
+        let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
+        runtime.spawn(Core::new(router).run(rx, pub_rx));
         let handle = runtime.handle().clone();
         Ok(Endpoint {
             inner: Arc::new(Inner {
                 id,
                 config: Arc::new(config),
                 core: tx,
+                pubs: pub_tx,
                 runtime: Mutex::new(Some(runtime)),
                 handle,
                 next_id: AtomicU64::new(1),
@@ -408,12 +416,16 @@ impl Endpoint {
         }
     }
 
-    /// Publishes `data` on `topic` to every subscriber, here and at peers.
+    fn send_publications(&self, batch: Publications) -> Result<(), Error> {
+        self.inner.pubs.blocking_send(batch).map_err(|_| closed())
+    }
+
+    /// Publishes `data` on `topic` to every subscriber, here and at peers. Blocks while the
+    /// endpoint's buffers are full, i.e. while the network cannot keep up (a peer that stays
+    /// behind for a second counts as slow and no longer holds publishers back; its overflow
+    /// policy applies instead).
     pub fn publish(&self, topic_name: &str, data: impl Into<Data>) -> Result<(), Error> {
-        self.send(Cmd::Publish(vec![(
-            topic(topic_name)?,
-            Arc::new(data.into()),
-        )]))
+        self.send_publications(vec![(topic(topic_name)?, Arc::new(data.into()))])
     }
 
     /// Publishes several messages at once.
@@ -427,7 +439,7 @@ impl Endpoint {
             .into_iter()
             .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
             .collect::<Result<Vec<_>, Error>>()?;
-        self.send(Cmd::Publish(batch))
+        self.send_publications(batch)
     }
 
     /// Broker's `forward`: route these topics through this endpoint without delivering them.
