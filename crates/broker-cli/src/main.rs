@@ -7,6 +7,8 @@
 //! broker subscribe TOPIC... --peer HOST:PORT           (prints `topic: value` lines)
 //! ```
 
+mod bench;
+
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
@@ -56,6 +58,23 @@ enum Command {
         /// The endpoint to publish through, HOST:PORT.
         #[arg(long)]
         peer: String,
+    },
+    /// Measure throughput and latency between two processes and within one.
+    Bench {
+        /// Small messages per throughput case (1 KiB cases send a fifth of this).
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Ping-pong round trips per latency case.
+        #[arg(long, default_value_t = 10_000)]
+        rounds: u64,
+    },
+    /// The other side of a two-process benchmark (started by `broker bench`).
+    #[command(hide = true)]
+    BenchPeer {
+        /// `sink` or `pong`.
+        mode: String,
+        /// Messages a sink waits for.
+        messages: u64,
     },
     /// Print `topic: value` for every message on the given topic prefixes.
     Subscribe {
@@ -220,5 +239,7 @@ fn main() -> Result<()> {
             peer,
         } => publish(topic, values, peer),
         Command::Subscribe { topics, peer } => subscribe(topics, peer),
+        Command::Bench { messages, rounds } => bench::run(messages, rounds),
+        Command::BenchPeer { mode, messages } => bench::peer(&mode, messages),
     }
 }

@@ -1,0 +1,267 @@
+//! `broker bench`: end-to-end throughput and latency, between two processes over loopback and
+//! between two endpoints in one process.
+//!
+//! The measuring side is this process; the other side of a two-process case is this same
+//! binary started as `broker bench-peer`. Results print as lines for people and one JSON line
+//! for scripts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use broker::{Configuration, Endpoint, Subscriber};
+use broker_data::Data;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn endpoint() -> Result<Endpoint> {
+    Ok(Endpoint::new(Configuration::default())?)
+}
+
+/// Peak resident memory of this process, in KiB (Linux `VmHWM`).
+pub(crate) fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn payload(kind: &str) -> Data {
+    match kind {
+        "1k" => Data::from("x".repeat(1024)),
+        _ => Data::Count(42),
+    }
+}
+
+/// Receives `n` messages, returning when the last arrived.
+fn drain(sub: &Subscriber, n: u64) -> Result<Instant> {
+    let mut got = 0u64;
+    while got < n {
+        let batch = sub.get_n(100_000, Some(WAIT));
+        if batch.is_empty() {
+            bail!("stalled after {got} of {n} messages");
+        }
+        got += batch.len() as u64;
+    }
+    Ok(Instant::now())
+}
+
+fn flood(ep: &Endpoint, n: u64, kind: &str) -> Result<()> {
+    let value = payload(kind);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1000);
+        ep.publish_batch((0..k).map(|_| ("/bench/data", value.clone())))?;
+        left -= k;
+    }
+    Ok(())
+}
+
+/// The other side of a two-process case (`broker bench-peer MODE N`): `sink` counts `N`
+/// messages, `pong` answers `/bench/ping` on `/bench/pong`. Prints `READY <port>`, then (sink)
+/// `DONE <peak KiB>`.
+pub(crate) fn peer(mode: &str, n: u64) -> Result<()> {
+    let ep = endpoint()?;
+    let port = ep.listen("127.0.0.1", 0)?;
+    match mode {
+        "sink" => {
+            let sub = ep.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+            println!("READY {port}");
+            std::io::stdout().flush()?;
+            drain(&sub, n)?;
+            println!("DONE {}", peak_rss_kib());
+        }
+        "pong" => {
+            let sub = ep.make_subscriber(&["/bench/ping"], Some(1024))?;
+            println!("READY {port}");
+            std::io::stdout().flush()?;
+            while let Some(m) = sub.get() {
+                ep.publish("/bench/pong", (*m.data).clone())?;
+            }
+        }
+        other => bail!("unknown bench-peer mode {other}"),
+    }
+    Ok(())
+}
+
+struct Peer {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    port: u16,
+}
+
+impl Peer {
+    fn start(mode: &str, n: u64) -> Result<Peer> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(["bench-peer", mode, &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let first = lines.next().context("bench peer ended early")??;
+        let port = first
+            .strip_prefix("READY ")
+            .context("bench peer did not start")?
+            .parse()?;
+        Ok(Peer { child, lines, port })
+    }
+
+    fn line(&mut self) -> Result<String> {
+        Ok(self.lines.next().context("bench peer ended early")??)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Throughput of `n` messages from this process to a sink process. Returns (msgs/s, sink KiB).
+fn tput_two_processes(n: u64, kind: &str) -> Result<(f64, u64)> {
+    let mut sink = Peer::start("sink", n)?;
+    let ep = endpoint()?;
+    ep.peer("127.0.0.1", sink.port, None)?;
+    let start = Instant::now();
+    flood(&ep, n, kind)?;
+    let done = sink.line()?;
+    let secs = start.elapsed().as_secs_f64();
+    let kib = done
+        .strip_prefix("DONE ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((n as f64 / secs, kib))
+}
+
+/// Throughput between two endpoints in this process (over loopback TCP).
+fn tput_in_process(n: u64, kind: &str) -> Result<f64> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let port = b.listen("127.0.0.1", 0)?;
+    let sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    a.peer("127.0.0.1", port, None)?;
+    let start = Instant::now();
+    let publisher = {
+        let a = a.clone();
+        let kind = kind.to_owned();
+        std::thread::spawn(move || flood(&a, n, &kind))
+    };
+    let end = drain(&sub, n)?;
+    publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    Ok(n as f64 / end.duration_since(start).as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ping_pong(ep: &Endpoint, sub: &Subscriber, rounds: u64) -> Result<(Duration, Duration)> {
+    // Warm up until the path works (subscriptions must have spread).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        ep.publish("/bench/ping", Data::Count(u64::MAX))?;
+        if sub.get_timeout(Duration::from_millis(20)).is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no pong");
+        }
+    }
+    while sub.get_timeout(Duration::from_millis(50)).is_some() {}
+    let mut rtts = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds {
+        let t = Instant::now();
+        ep.publish("/bench/ping", Data::Count(i))?;
+        let m = sub.get_timeout(WAIT).context("pong lost")?;
+        rtts.push(t.elapsed());
+        if *m.data != Data::Count(i) {
+            bail!("pong out of order");
+        }
+    }
+    rtts.sort();
+    Ok((percentile(&rtts, 0.5), percentile(&rtts, 0.99)))
+}
+
+fn latency_two_processes(rounds: u64) -> Result<(Duration, Duration)> {
+    let pong = Peer::start("pong", 0)?;
+    let ep = endpoint()?;
+    let sub = ep.make_subscriber(&["/bench/pong"], Some(1024))?;
+    ep.peer("127.0.0.1", pong.port, None)?;
+    ping_pong(&ep, &sub, rounds)
+}
+
+fn latency_in_process(rounds: u64) -> Result<(Duration, Duration)> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let port = b.listen("127.0.0.1", 0)?;
+    let pings = b.make_subscriber(&["/bench/ping"], Some(1024))?;
+    let pongs = a.make_subscriber(&["/bench/pong"], Some(1024))?;
+    a.peer("127.0.0.1", port, None)?;
+    let responder = std::thread::spawn(move || {
+        while let Some(m) = pings.get() {
+            if b.publish("/bench/pong", (*m.data).clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let r = ping_pong(&a, &pongs, rounds);
+    a.shutdown();
+    drop(responder);
+    r
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Runs every case and prints the results.
+pub(crate) fn run(messages: u64, rounds: u64) -> Result<()> {
+    let small = messages;
+    let big = (messages / 5).max(1);
+    println!("broker bench: {small} small / {big} 1 KiB messages, {rounds} ping-pong rounds");
+    let (t2_small, sink_kib) = tput_two_processes(small, "small")?;
+    println!(
+        "two processes, one count:   {t2_small:>12.0} msg/s   (sink peak {:.1} MiB)",
+        sink_kib as f64 / 1024.0
+    );
+    let (t2_big, _) = tput_two_processes(big, "1k")?;
+    println!(
+        "two processes, 1 KiB:       {t2_big:>12.0} msg/s   ({:.0} MB/s)",
+        t2_big * 1024.0 / 1e6
+    );
+    let t1_small = tput_in_process(small, "small")?;
+    println!("one process, one count:     {t1_small:>12.0} msg/s");
+    let t1_big = tput_in_process(big, "1k")?;
+    println!("one process, 1 KiB:         {t1_big:>12.0} msg/s");
+    let (l2_50, l2_99) = latency_two_processes(rounds)?;
+    println!(
+        "ping-pong, two processes:   p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(l2_50),
+        us(l2_99)
+    );
+    let (l1_50, l1_99) = latency_in_process(rounds)?;
+    println!(
+        "ping-pong, one process:     p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(l1_50),
+        us(l1_99)
+    );
+    let peak = peak_rss_kib();
+    println!(
+        "peak memory of this process: {:.1} MiB",
+        peak as f64 / 1024.0
+    );
+    println!(
+        "{{\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
+        us(l2_50),
+        us(l2_99),
+        us(l1_50),
+        us(l1_99)
+    );
+    Ok(())
+}
