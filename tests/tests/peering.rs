@@ -17,6 +17,15 @@ fn endpoint() -> Endpoint {
     Endpoint::new(Configuration::default()).unwrap()
 }
 
+/// An endpoint without TLS, for the tests that speak the protocol by hand over plain TCP.
+fn plain_endpoint() -> Endpoint {
+    Endpoint::new(Configuration {
+        disable_ssl: true,
+        ..Configuration::default()
+    })
+    .unwrap()
+}
+
 /// Waits for a status with `code`, skipping others; panics with what it saw on timeout.
 fn expect_status(s: &broker::StatusSubscriber, code: StatusCode) -> StatusEvent {
     let end = Instant::now() + WAIT;
@@ -214,7 +223,7 @@ impl Raw {
 
 #[test]
 fn incompatible_versions_are_refused_with_peer_incompatible() {
-    let b = endpoint();
+    let b = plain_endpoint();
     let sb = b.make_status_subscriber(false).unwrap();
     let port = b.listen("127.0.0.1", 0).unwrap();
     let mut raw = Raw::connect(port);
@@ -235,7 +244,7 @@ fn incompatible_versions_are_refused_with_peer_incompatible() {
 
 #[test]
 fn wrong_magic_and_garbage_are_refused_and_others_still_served() {
-    let b = endpoint();
+    let b = plain_endpoint();
     let sb = b.make_status_subscriber(false).unwrap();
     let port = b.listen("127.0.0.1", 0).unwrap();
 
@@ -263,7 +272,7 @@ fn wrong_magic_and_garbage_are_refused_and_others_still_served() {
     expect_error(&sb, ErrorCode::InvalidMessage);
 
     // The endpoint still peers with well-behaved endpoints.
-    let a = endpoint();
+    let a = plain_endpoint();
     a.peer("127.0.0.1", port, None).unwrap();
 }
 
@@ -352,11 +361,11 @@ fn a_flood_is_delivered_completely_with_bounded_buffers() {
 
 #[test]
 fn a_peer_that_stops_reading_is_removed_and_others_keep_receiving() {
-    let a = endpoint();
+    let a = plain_endpoint();
     let sa = a.make_status_subscriber(true).unwrap();
     let port = a.listen("127.0.0.1", 0).unwrap();
     // A healthy subscriber peered with A.
-    let b = endpoint();
+    let b = plain_endpoint();
     let sub = b.make_subscriber(&["/t"], Some(1_000_000)).unwrap();
     b.peer("127.0.0.1", port, None).unwrap();
     // A plain-Broker peer that completes the handshake, subscribes to /t, then never reads.

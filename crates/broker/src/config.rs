@@ -1,5 +1,6 @@
 //! Endpoint configuration, with Broker's option names and defaults.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use broker_routing::OverflowPolicy;
@@ -23,9 +24,20 @@ pub struct Configuration {
     pub peer_overflow_policy: OverflowPolicy,
     /// Default size of a subscriber's queue (Broker's 64).
     pub subscriber_queue_size: usize,
-    /// Turn TLS off. This release speaks plain TCP only, so it must stay `true`; TLS (anonymous
-    /// ECDH as Broker's default, and certificates) is the next step.
+    /// Turn TLS off (plain TCP). By default TLS is on: anonymous ECDH (encrypted, not
+    /// authenticated, what a default-configured Zeek speaks) unless certificates are set.
     pub disable_ssl: bool,
+    /// This endpoint's certificate (PEM); with a key and a CA, peers must present valid
+    /// certificates too.
+    pub ssl_certificate: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub ssl_key: Option<PathBuf>,
+    /// The passphrase of an encrypted key.
+    pub ssl_passphrase: Option<String>,
+    /// CA certificates (PEM file) that peers' certificates must chain to.
+    pub ssl_cafile: Option<PathBuf>,
+    /// A directory of CA certificates (hashed, as `c_rehash` makes).
+    pub ssl_capath: Option<PathBuf>,
     /// Worker threads of the endpoint's runtime (default 2).
     pub threads: usize,
     /// How long a handshake may take before the connection is dropped.
@@ -42,7 +54,12 @@ impl Default for Configuration {
             peer_buffer_size: 2048,
             peer_overflow_policy: OverflowPolicy::Disconnect,
             subscriber_queue_size: 64,
-            disable_ssl: true,
+            disable_ssl: false,
+            ssl_certificate: None,
+            ssl_key: None,
+            ssl_passphrase: None,
+            ssl_cafile: None,
+            ssl_capath: None,
             threads: 2,
             handshake_timeout: Duration::from_secs(10),
             max_frame_len: 16 * 1024 * 1024,

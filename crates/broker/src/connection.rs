@@ -11,12 +11,12 @@ use broker_wire::{
     PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::Cmd;
+use crate::tls::Tls;
 use crate::{Configuration, Error};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -33,13 +33,17 @@ pub(crate) enum Side {
     Connector,
 }
 
-struct Framed {
-    stream: TcpStream,
+/// What a connection runs over: TCP or TLS over TCP.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+struct Framed<S> {
+    stream: S,
     buf: BytesMut,
     frames: FrameDecoder,
 }
 
-impl Framed {
+impl<S: Stream> Framed<S> {
     async fn send(&mut self, h: &Handshake) -> Result<(), Error> {
         let mut out = BytesMut::new();
         let _ = broker_wire::encode_frame(&mut out, |b| h.encode(b));
@@ -140,8 +144,8 @@ async fn filter_for(core: &mpsc::UnboundedSender<Cmd>, peer: EndpointId) -> Vec<
 }
 
 /// Runs Broker's handshake. Returns the peer's id, the agreed version and the peer's filter.
-async fn handshake(
-    f: &mut Framed,
+async fn handshake<S: Stream>(
+    f: &mut Framed<S>,
     me: EndpointId,
     side: Side,
     core: &mpsc::UnboundedSender<Cmd>,
@@ -301,8 +305,8 @@ async fn handshake(
     }
 }
 
-async fn responder(
-    f: &mut Framed,
+async fn responder<S: Stream>(
+    f: &mut Framed<S>,
     me: EndpointId,
     peer: EndpointId,
     version: u8,
@@ -390,10 +394,52 @@ fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
     })
 }
 
-/// Handshakes on `stream` and, once peered, runs the connection until it closes. `peered`
-/// learns the outcome of the handshake.
-pub(crate) async fn run(
-    stream: TcpStream,
+/// Sets up a new TCP connection: TLS first when configured, then Broker's handshake, then the
+/// connection runs until it closes. `peered` learns the outcome of the handshakes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn establish(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    side: Side,
+    me: EndpointId,
+    config: Arc<Configuration>,
+    core: mpsc::UnboundedSender<Cmd>,
+    tls: Arc<Option<Tls>>,
+    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls.as_ref() else {
+        return run(tcp, addr, side, me, config, core, peered).await;
+    };
+    let handshake = async {
+        match side {
+            Side::Acceptor => tls.accept(tcp).await,
+            Side::Connector => tls.connect(tcp).await,
+        }
+    };
+    match tokio::time::timeout(config.handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered).await,
+        outcome => {
+            let e = match outcome {
+                Ok(Err(e)) => e,
+                _ => Error::new(ErrorCode::PeerTimeout, "TLS handshake timed out"),
+            };
+            let _ = core.send(Cmd::ConnectionError {
+                code: e.code,
+                addr: Some(addr),
+                peer: None,
+                message: e.message.clone(),
+            });
+            if let Some(tx) = peered {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Broker's handshake on `stream` and, once peered, the connection until it closes.
+async fn run<S: Stream>(
+    stream: S,
     addr: SocketAddr,
     side: Side,
     me: EndpointId,
@@ -401,7 +447,6 @@ pub(crate) async fn run(
     core: mpsc::UnboundedSender<Cmd>,
     peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut f = Framed {
         stream,
         buf: BytesMut::with_capacity(64 * 1024),
@@ -468,15 +513,15 @@ pub(crate) async fn run(
         buf,
         frames,
     } = f;
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(stream);
     let writer = tokio::spawn(write_loop(write, writer_rx, core.clone()));
     let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
     writer.abort();
     let _ = core.send(Cmd::Closed { peer, conn, reason });
 }
 
-async fn write_loop(
-    mut w: OwnedWriteHalf,
+async fn write_loop<S: Stream>(
+    mut w: WriteHalf<S>,
     mut rx: mpsc::Receiver<Bytes>,
     core: mpsc::UnboundedSender<Cmd>,
 ) {
@@ -492,8 +537,8 @@ async fn write_loop(
 
 /// Reads until the connection ends; returns why, when it was not a clean close.
 #[allow(clippy::too_many_arguments)]
-async fn read_loop(
-    mut r: OwnedReadHalf,
+async fn read_loop<S: Stream>(
+    mut r: ReadHalf<S>,
     mut buf: BytesMut,
     mut frames: FrameDecoder,
     kind: PeerKind,

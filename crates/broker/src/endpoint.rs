@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{self, Side};
 use crate::core::{Cmd, Core, Publications};
 use crate::queue::{deadline, Queue};
+use crate::tls::Tls;
 use crate::types::{DataMessage, PeerInfo, PeerState, StatusEvent};
 use crate::{Configuration, Error};
 
@@ -39,6 +40,7 @@ struct Inner {
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
     dialers: Arc<Mutex<HashMap<SocketAddr, Dialer>>>,
+    tls: Arc<Option<Tls>>,
 }
 
 impl Drop for Inner {
@@ -134,12 +136,7 @@ fn closed() -> Error {
 impl Endpoint {
     /// Starts an endpoint with its own runtime and a fresh id.
     pub fn new(config: Configuration) -> Result<Endpoint, Error> {
-        if !config.disable_ssl {
-            return Err(Error::new(
-                ErrorCode::Unspecified,
-                "TLS is not available in this build yet: set disable_ssl",
-            ));
-        }
+        let tls = Arc::new(Tls::new(&config)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("broker")
@@ -178,6 +175,7 @@ impl Endpoint {
                 handle,
                 next_id: AtomicU64::new(1),
                 dialers: Arc::new(Mutex::new(HashMap::new())),
+                tls,
             }),
         })
     }
@@ -213,22 +211,24 @@ impl Endpoint {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
-        let (me, config, core) = (
+        let (me, config, core, tls) = (
             self.inner.id,
             self.inner.config.clone(),
             self.inner.core.clone(),
+            self.inner.tls.clone(),
         );
         self.inner.handle.spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer_addr)) => {
-                        tokio::spawn(connection::run(
+                        tokio::spawn(connection::establish(
                             stream,
                             peer_addr,
                             Side::Acceptor,
                             me,
                             config.clone(),
                             core.clone(),
+                            tls.clone(),
                             None,
                         ));
                     }
@@ -266,6 +266,7 @@ impl Endpoint {
             self.inner.core.clone(),
             self.inner.dialers.clone(),
         );
+        let tls = self.inner.tls.clone();
         let set_state = move |state: PeerState| {
             if let Some(d) = dialers
                 .lock()
@@ -282,13 +283,14 @@ impl Endpoint {
                     Ok(stream) => {
                         set_state(PeerState::Connected);
                         let (tx, rx) = oneshot::channel();
-                        let conn = tokio::spawn(connection::run(
+                        let conn = tokio::spawn(connection::establish(
                             stream,
                             addr,
                             Side::Connector,
                             me,
                             config.clone(),
                             core.clone(),
+                            tls.clone(),
                             Some(tx),
                         ));
                         let result = rx.await.unwrap_or_else(|_| {

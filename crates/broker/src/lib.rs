@@ -22,6 +22,7 @@ mod core;
 mod endpoint;
 mod error;
 mod queue;
+mod tls;
 mod types;
 
 pub use broker_data as data;
