@@ -15,8 +15,23 @@ use broker_data::Data;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Whether the benchmark runs without TLS (set once, before any endpoint exists).
+static PLAIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 fn endpoint() -> Result<Endpoint> {
-    Ok(Endpoint::new(Configuration::default())?)
+    let disable_ssl = PLAIN.get().copied().unwrap_or(false);
+    Ok(Endpoint::new(Configuration {
+        disable_ssl,
+        ..Configuration::default()
+    })?)
+}
+
+fn plain_flag() -> &'static str {
+    if PLAIN.get().copied().unwrap_or(false) {
+        "plain"
+    } else {
+        "tls"
+    }
 }
 
 /// Peak resident memory of this process, in KiB (Linux `VmHWM`).
@@ -65,7 +80,8 @@ fn flood(ep: &Endpoint, n: u64, kind: &str) -> Result<()> {
 /// The other side of a two-process case (`broker bench-peer MODE N`): `sink` counts `N`
 /// messages, `pong` answers `/bench/ping` on `/bench/pong`. Prints `READY <port>`, then (sink)
 /// `DONE <peak KiB>`.
-pub(crate) fn peer(mode: &str, n: u64) -> Result<()> {
+pub(crate) fn peer(mode: &str, n: u64, transport: &str) -> Result<()> {
+    let _ = PLAIN.set(transport == "plain");
     let ep = endpoint()?;
     let port = ep.listen("127.0.0.1", 0)?;
     match mode {
@@ -99,7 +115,7 @@ impl Peer {
     fn start(mode: &str, n: u64) -> Result<Peer> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
-            .args(["bench-peer", mode, &n.to_string()])
+            .args(["bench-peer", mode, &n.to_string(), plain_flag()])
             .stdout(Stdio::piped())
             .spawn()?;
         let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
@@ -221,10 +237,16 @@ fn us(d: Duration) -> f64 {
 }
 
 /// Runs every case and prints the results.
-pub(crate) fn run(messages: u64, rounds: u64) -> Result<()> {
+pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
+    let _ = PLAIN.set(disable_ssl);
     let small = messages;
     let big = (messages / 5).max(1);
-    println!("broker bench: {small} small / {big} 1 KiB messages, {rounds} ping-pong rounds");
+    let transport = if disable_ssl {
+        "plain TCP"
+    } else {
+        "TLS (anonymous ECDH)"
+    };
+    println!("broker bench over {transport}: {small} small / {big} 1 KiB messages, {rounds} ping-pong rounds");
     let (t2_small, sink_kib) = tput_two_processes(small, "small")?;
     println!(
         "two processes, one count:   {t2_small:>12.0} msg/s   (sink peak {:.1} MiB)",
@@ -257,7 +279,8 @@ pub(crate) fn run(messages: u64, rounds: u64) -> Result<()> {
         peak as f64 / 1024.0
     );
     println!(
-        "{{\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
+        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
+        !disable_ssl,
         us(l2_50),
         us(l2_99),
         us(l1_50),

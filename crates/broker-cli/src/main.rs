@@ -67,6 +67,9 @@ enum Command {
         /// Ping-pong round trips per latency case.
         #[arg(long, default_value_t = 10_000)]
         rounds: u64,
+        /// Measure over plain TCP instead of TLS.
+        #[arg(long)]
+        disable_ssl: bool,
     },
     /// The other side of a two-process benchmark (started by `broker bench`).
     #[command(hide = true)]
@@ -75,6 +78,8 @@ enum Command {
         mode: String,
         /// Messages a sink waits for.
         messages: u64,
+        /// `tls` or `plain`.
+        transport: String,
     },
     /// Print `topic: value` for every message on the given topic prefixes.
     Subscribe {
@@ -239,7 +244,15 @@ fn main() -> Result<()> {
             peer,
         } => publish(topic, values, peer),
         Command::Subscribe { topics, peer } => subscribe(topics, peer),
-        Command::Bench { messages, rounds } => bench::run(messages, rounds),
-        Command::BenchPeer { mode, messages } => bench::peer(&mode, messages),
+        Command::Bench {
+            messages,
+            rounds,
+            disable_ssl,
+        } => bench::run(messages, rounds, disable_ssl),
+        Command::BenchPeer {
+            mode,
+            messages,
+            transport,
+        } => bench::peer(&mode, messages, &transport),
     }
 }
