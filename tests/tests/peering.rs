@@ -421,3 +421,42 @@ fn a_peer_that_stops_reading_is_removed_and_others_keep_receiving() {
     assert_eq!(received, n);
     drop(raw);
 }
+
+#[test]
+fn counters_through_the_api_and_on_a_prometheus_page() {
+    let a = Endpoint::new(Configuration {
+        metrics_port: Some(0),
+        ..Configuration::default()
+    })
+    .unwrap();
+    let b = endpoint();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sub = b.make_subscriber(&["/m"], None).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    for i in 0..10u64 {
+        a.publish("/m", Data::Count(i)).unwrap();
+    }
+    for _ in 0..10 {
+        sub.get_timeout(WAIT).expect("delivered");
+    }
+    let m = a.metrics().unwrap();
+    assert_eq!(m.router.published, 10);
+    assert_eq!(m.peers.len(), 1);
+    assert_eq!(m.peers[0].sent, 10);
+    assert_eq!(b.metrics().unwrap().router.received, 10);
+    // The page, from a port chosen at run time.
+    let mport = a.serve_metrics("127.0.0.1", 0).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", mport)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("broker_published_total 10"), "{page}");
+    assert!(page.contains("broker_peer_sent_total{peer="), "{page}");
+    let mut s = TcpStream::connect(("127.0.0.1", mport)).unwrap();
+    s.write_all(b"GET /other HTTP/1.1\r\n\r\n").unwrap();
+    let mut other = String::new();
+    s.read_to_string(&mut other).unwrap();
+    assert!(other.starts_with("HTTP/1.1 404"));
+}

@@ -1,103 +1,14 @@
 //! TLS between endpoints: anonymous ECDH by default, mutual certificate verification when
 //! configured (certificates made here with OpenSSL), and clear refusals instead of hangs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use broker::{Configuration, Endpoint, ErrorCode};
 use broker_data::Data;
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::symm::Cipher;
-use openssl::x509::extension::{BasicConstraints, KeyUsage};
-use openssl::x509::{X509NameBuilder, X509};
+use broker_e2e::{cert, issue, key, temp_dir};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-fn cert(
-    name: &str,
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    ca: bool,
-) -> X509 {
-    let mut n = X509NameBuilder::new().unwrap();
-    n.append_entry_by_text("CN", name).unwrap();
-    let n = n.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(
-        &BigNum::from_u32(rand_serial())
-            .unwrap()
-            .to_asn1_integer()
-            .unwrap(),
-    )
-    .unwrap();
-    b.set_subject_name(&n).unwrap();
-    b.set_issuer_name(issuer.map_or(&n, |(c, _)| c.subject_name()))
-        .unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    if ca {
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(KeyUsage::new().key_cert_sign().crl_sign().build().unwrap())
-            .unwrap();
-    }
-    b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
-        .unwrap();
-    b.build()
-}
-
-fn rand_serial() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
-
-/// A CA and a certificate it signed for `name`, written as PEM files under `dir`; the key is
-/// encrypted with `passphrase` when one is given.
-fn issue(
-    dir: &Path,
-    name: &str,
-    ca: &X509,
-    ca_key: &PKey<Private>,
-    passphrase: Option<&str>,
-) -> (PathBuf, PathBuf) {
-    let k = key();
-    let c = cert(name, &k, Some((ca, ca_key)), false);
-    let (cp, kp) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cp, c.to_pem().unwrap()).unwrap();
-    let pem = match passphrase {
-        Some(p) => k
-            .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), p.as_bytes())
-            .unwrap(),
-        None => k.private_key_to_pem_pkcs8().unwrap(),
-    };
-    std::fs::write(&kp, pem).unwrap();
-    (cp, kp)
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("broker-tls-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn configured(ca: &Path, cert: &Path, key: &Path, passphrase: Option<&str>) -> Configuration {
     Configuration {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use broker::{Configuration, Endpoint, StatusCode, StatusEvent};
 use broker_data::Data;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -28,25 +28,84 @@ struct Cli {
     command: Command,
 }
 
+/// How to connect: configuration file and TLS settings, shared by every command.
+#[derive(Args, Clone, Default)]
+struct Connection {
+    /// A TOML configuration file (Broker's option names; `BROKER_*` variables override it).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Plain TCP instead of TLS.
+    #[arg(long)]
+    disable_ssl: bool,
+    /// This endpoint's certificate (PEM); with --ssl-key and a CA, peers are verified.
+    #[arg(long)]
+    ssl_certificate: Option<std::path::PathBuf>,
+    /// The certificate's key (PEM).
+    #[arg(long)]
+    ssl_key: Option<std::path::PathBuf>,
+    /// The key's passphrase.
+    #[arg(long)]
+    ssl_passphrase: Option<String>,
+    /// CA certificates peers must chain to (PEM file).
+    #[arg(long)]
+    ssl_cafile: Option<std::path::PathBuf>,
+    /// A directory of CA certificates.
+    #[arg(long)]
+    ssl_capath: Option<std::path::PathBuf>,
+}
+
+impl Connection {
+    /// Defaults, then the file, then these flags, then `BROKER_*` variables (which win).
+    fn configuration(&self) -> Result<Configuration> {
+        let mut c = Configuration::load(self.config.as_deref())?;
+        self.apply(&mut c);
+        c.apply_env(std::env::vars())?;
+        Ok(c)
+    }
+
+    fn apply(&self, c: &mut Configuration) {
+        if self.disable_ssl {
+            c.disable_ssl = true;
+        }
+        let set = |dst: &mut Option<std::path::PathBuf>, src: &Option<std::path::PathBuf>| {
+            if src.is_some() {
+                dst.clone_from(src);
+            }
+        };
+        set(&mut c.ssl_certificate, &self.ssl_certificate);
+        set(&mut c.ssl_key, &self.ssl_key);
+        set(&mut c.ssl_cafile, &self.ssl_cafile);
+        set(&mut c.ssl_capath, &self.ssl_capath);
+        if self.ssl_passphrase.is_some() {
+            c.ssl_passphrase.clone_from(&self.ssl_passphrase);
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a long-lived endpoint that listens, peers, routes and prints status events.
     Node {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        address: String,
-        /// Port to listen on (0 picks a free one; the bound port is printed).
-        #[arg(long, default_value_t = 9999)]
-        port: u16,
+        /// Address to listen on (default 127.0.0.1).
+        #[arg(long)]
+        address: Option<String>,
+        /// Port to listen on (default 9999; 0 picks a free one; the bound port is printed).
+        #[arg(long)]
+        port: Option<u16>,
         /// Peers to dial, as HOST:PORT (repeatable); re-dialed every second after a loss.
         #[arg(long = "peer")]
         peers: Vec<String>,
         /// Do not forward messages between peers.
         #[arg(long)]
         no_forward: bool,
-        /// Hop limit of published messages.
-        #[arg(long, default_value_t = 20)]
-        ttl: u16,
+        /// Hop limit of published messages (default 20).
+        #[arg(long)]
+        ttl: Option<u16>,
+        /// Serve Prometheus metrics on 127.0.0.1 at this port.
+        #[arg(long)]
+        metrics_port: Option<u16>,
+        #[command(flatten)]
+        connection: Connection,
     },
     /// Publish values on a topic and exit once the peer has them.
     Publish {
@@ -58,6 +117,8 @@ enum Command {
         /// The endpoint to publish through, HOST:PORT.
         #[arg(long)]
         peer: String,
+        #[command(flatten)]
+        connection: Connection,
     },
     /// Measure throughput and latency between two processes and within one.
     Bench {
@@ -89,6 +150,8 @@ enum Command {
         /// The endpoint to subscribe through, HOST:PORT.
         #[arg(long)]
         peer: String,
+        #[command(flatten)]
+        connection: Connection,
     },
 }
 
@@ -122,7 +185,17 @@ fn describe(ev: &StatusEvent) -> String {
     format!("{kind} {code}: {}{addr}: {message}", context.id)
 }
 
-fn node(address: String, port: u16, peers: Vec<String>, no_forward: bool, ttl: u16) -> Result<()> {
+struct NodeOptions {
+    address: Option<String>,
+    port: Option<u16>,
+    peers: Vec<String>,
+    no_forward: bool,
+    ttl: Option<u16>,
+    metrics_port: Option<u16>,
+    connection: Connection,
+}
+
+fn node(o: NodeOptions) -> Result<()> {
     // Install the signal handlers before announcing anything, so that a Ctrl-C (or SIGTERM)
     // arriving right after the announcement already stops the node cleanly.
     let signals = tokio::runtime::Builder::new_current_thread()
@@ -135,19 +208,47 @@ fn node(address: String, port: u16, peers: Vec<String>, no_forward: bool, ttl: u
             signal(SignalKind::terminate())?,
         ))
     })?;
-    let config = Configuration {
-        forward: !no_forward,
-        ttl,
-        ..Configuration::default()
-    };
+    let mut config = Configuration::load(o.connection.config.as_deref())?;
+    o.connection.apply(&mut config);
+    if let Some(a) = o.address {
+        config.listen_address = a;
+    }
+    if let Some(p) = o.port {
+        config.port = p;
+    }
+    if o.no_forward {
+        config.forward = false;
+    }
+    if let Some(t) = o.ttl {
+        config.ttl = t;
+    }
+    if o.metrics_port.is_some() {
+        config.metrics_port = o.metrics_port;
+    }
+    config.apply_env(std::env::vars())?;
+    let (address, port, retry) = (
+        config.listen_address.clone(),
+        config.port,
+        config.connect_retry,
+    );
+    let listen_retry = config.listen_retry;
     let ep = Endpoint::new(config)?;
     let statuses = ep.make_status_subscriber(true)?;
-    let bound = ep.listen(&address, port)?;
+    let bound = loop {
+        match ep.listen(&address, port) {
+            Ok(p) => break p,
+            Err(e) if !listen_retry.is_zero() => {
+                eprintln!("{e}; retrying in {listen_retry:?}");
+                std::thread::sleep(listen_retry);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     println!("node {} listening on {address}:{bound}", ep.node_id());
     std::io::stdout().flush()?;
-    for p in &peers {
+    for p in &o.peers {
         let (host, port) = split_peer(p)?;
-        ep.peer_nosync(&host, port, Some(Duration::from_secs(1)))?;
+        ep.peer_nosync(&host, port, Some(retry))?;
     }
     let printer = std::thread::spawn(move || {
         while let Some(ev) = statuses.get() {
@@ -167,7 +268,7 @@ fn node(address: String, port: u16, peers: Vec<String>, no_forward: bool, ttl: u
     Ok(())
 }
 
-fn publish(topic: String, values: Vec<String>, peer: String) -> Result<()> {
+fn publish(topic: String, values: Vec<String>, peer: String, connection: Connection) -> Result<()> {
     let values: Vec<Data> = if values.is_empty() {
         std::io::stdin()
             .lock()
@@ -191,7 +292,7 @@ fn publish(topic: String, values: Vec<String>, peer: String) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let (host, port) = split_peer(&peer)?;
-    let ep = Endpoint::new(Configuration::default())?;
+    let ep = Endpoint::new(connection.configuration()?)?;
     let statuses = ep.make_status_subscriber(true)?;
     ep.peer(&host, port, None)
         .with_context(|| format!("cannot peer with {peer}"))?;
@@ -212,9 +313,9 @@ fn publish(topic: String, values: Vec<String>, peer: String) -> Result<()> {
     Ok(())
 }
 
-fn subscribe(topics: Vec<String>, peer: String) -> Result<()> {
+fn subscribe(topics: Vec<String>, peer: String, connection: Connection) -> Result<()> {
     let (host, port) = split_peer(&peer)?;
-    let ep = Endpoint::new(Configuration::default())?;
+    let ep = Endpoint::new(connection.configuration()?)?;
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let sub = ep.make_subscriber(&refs, Some(100_000))?;
     ep.peer(&host, port, Some(Duration::from_secs(1)))
@@ -230,6 +331,10 @@ fn subscribe(topics: Vec<String>, peer: String) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .init();
     match Cli::parse().command {
         Command::Node {
             address,
@@ -237,13 +342,28 @@ fn main() -> Result<()> {
             peers,
             no_forward,
             ttl,
-        } => node(address, port, peers, no_forward, ttl),
+            metrics_port,
+            connection,
+        } => node(NodeOptions {
+            address,
+            port,
+            peers,
+            no_forward,
+            ttl,
+            metrics_port,
+            connection,
+        }),
         Command::Publish {
             topic,
             values,
             peer,
-        } => publish(topic, values, peer),
-        Command::Subscribe { topics, peer } => subscribe(topics, peer),
+            connection,
+        } => publish(topic, values, peer, connection),
+        Command::Subscribe {
+            topics,
+            peer,
+            connection,
+        } => subscribe(topics, peer, connection),
         Command::Bench {
             messages,
             rounds,

@@ -55,7 +55,13 @@ impl Drop for Proc {
 }
 
 fn node() -> (Proc, String) {
-    let node = Proc::spawn(&["node", "--port", "0"]);
+    node_with(&[])
+}
+
+fn node_with(extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["node", "--port", "0"];
+    args.extend_from_slice(extra);
+    let node = Proc::spawn(&args);
     let line = node.expect("listening on");
     let addr = line.rsplit(' ').next().unwrap().to_owned();
     (node, addr)
@@ -126,7 +132,8 @@ fn two_nodes_route_between_processes() {
     // Subscriber behind B, publisher at A: the message crosses both nodes.
     let sub = Proc::spawn(&["subscribe", "/two", "--peer", &addr_b]);
     b.expect("peer_added");
-    std::thread::sleep(Duration::from_millis(300));
+    // A learns of the subscriber (and its filter, in the same link state) through B.
+    a.expect("endpoint_discovered");
     publish(&addr_a, &["/two", "7"]);
     assert_eq!(sub.expect("/two"), "/two: 7");
 }
@@ -157,4 +164,116 @@ fn ctrl_c_stops_a_node_cleanly() {
     node.expect("shutting down");
     let status = node.child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// Node, subscriber and publisher processes with the same connection flags: a value must get
+/// from the publisher to the subscriber.
+fn round_trip(flags: &[&str]) {
+    let (node, addr) = node_with(flags);
+    let mut sub_args = vec!["subscribe", "/x", "--peer", &addr];
+    sub_args.extend_from_slice(flags);
+    let sub = Proc::spawn(&sub_args);
+    node.expect("peer_added");
+    publish(&addr, &[&["/x", "1"][..], flags].concat());
+    assert_eq!(sub.expect("/x"), "/x: 1");
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn processes_over_plain_tcp_anonymous_tls_and_certificates() {
+    round_trip(&["--disable-ssl"]);
+    round_trip(&[]);
+    let dir = broker_e2e::temp_dir("cli-certs");
+    let (ca, ca_key, ca_path) = broker_e2e::ca(&dir, "cli test CA");
+    let (cert, key) = broker_e2e::issue(&dir, "cli", &ca, &ca_key, Some("pw"));
+    let tls = [
+        "--ssl-cafile",
+        s(&ca_path),
+        "--ssl-certificate",
+        s(&cert),
+        "--ssl-key",
+        s(&key),
+        "--ssl-passphrase",
+        "pw",
+    ];
+    round_trip(&tls);
+
+    // A publisher whose certificate comes from another CA is refused.
+    let (node, addr) = node_with(&tls);
+    let (other, other_key, other_path) = broker_e2e::ca(&dir, "other CA");
+    let (mcert, mkey) = broker_e2e::issue(&dir, "mallory", &other, &other_key, None);
+    let out = Command::new(BROKER)
+        .args([
+            "publish",
+            "/x",
+            "1",
+            "--peer",
+            &addr,
+            "--ssl-cafile",
+            s(&other_path),
+            "--ssl-certificate",
+            s(&mcert),
+            "--ssl-key",
+            s(&mkey),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    node.expect("error peer_invalid");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn configuration_file_and_environment() {
+    let dir = broker_e2e::temp_dir("cli-config");
+    let file = dir.join("broker.toml");
+    std::fs::write(&file, "[broker]\ndisable_ssl = true\nttl = 5\n").unwrap();
+    let (node, addr) = node_with(&["--config", s(&file)]);
+    // The subscriber gets plain TCP from the environment, the publisher from the file.
+    let mut child = Command::new(BROKER)
+        .args(["subscribe", "/cfg", "--peer", &addr])
+        .env("BROKER_DISABLE_SSL", "true")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let sub = Proc { child, lines: rx };
+    node.expect("peer_added");
+    publish(&addr, &["/cfg", "3", "--config", s(&file)]);
+    assert_eq!(sub.expect("/cfg"), "/cfg: 3");
+    // The environment wins over the file: TLS back on, so the plain node refuses.
+    let out = Command::new(BROKER)
+        .args([
+            "publish",
+            "/cfg",
+            "4",
+            "--peer",
+            &addr,
+            "--config",
+            s(&file),
+        ])
+        .env("BROKER_DISABLE_SSL", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // A bad file is a clear error.
+    std::fs::write(&file, "tll = 5\n").unwrap();
+    let out = Command::new(BROKER)
+        .args(["node", "--config", s(&file)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 pub use broker_routing::OverflowPolicy;
 
+use crate::{Error, ErrorCode};
+
 /// How an endpoint behaves. The defaults are Broker's.
 ///
 /// ```
@@ -44,6 +46,17 @@ pub struct Configuration {
     pub handshake_timeout: Duration,
     /// Largest frame accepted from a peer (16 MiB).
     pub max_frame_len: usize,
+    /// Address a node listens on (Broker's `default_listen_address`; 127.0.0.1 here).
+    pub listen_address: String,
+    /// Port a node listens on (Broker's `default_port`, 9999).
+    pub port: u16,
+    /// How long to wait before trying to listen again when the port is taken (Broker's
+    /// `default_listen_retry`, 30 s; zero: do not retry).
+    pub listen_retry: Duration,
+    /// How long to wait before re-dialing a lost peer (Broker's `default_connect_retry`, 30 s).
+    pub connect_retry: Duration,
+    /// Serve Prometheus metrics on 127.0.0.1 at this port (none by default).
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Configuration {
@@ -63,6 +76,274 @@ impl Default for Configuration {
             threads: 2,
             handshake_timeout: Duration::from_secs(10),
             max_frame_len: 16 * 1024 * 1024,
+            listen_address: "127.0.0.1".to_owned(),
+            port: 9999,
+            listen_retry: Duration::from_secs(30),
+            connect_retry: Duration::from_secs(30),
+            metrics_port: None,
         }
+    }
+}
+
+/// The options a file or the environment may set, with Broker's names where Broker has them
+/// (aliases in parentheses): `disable_ssl`, `forward` (`forward_messages`), `ttl`,
+/// `peer_buffer_size`, `peer_overflow_policy` (`disconnect`, `drop_oldest`, `drop_newest`),
+/// `subscriber_queue_size`, `threads` (`max_threads`), `ssl_certificate`, `ssl_key`
+/// (`ssl_keyfile`), `ssl_passphrase`, `ssl_cafile`, `ssl_capath`, `listen_address`
+/// (`default_listen_address`), `port` (`default_port`), `listen_retry`
+/// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
+/// `handshake_timeout`, `max_frame_len`. Durations are timespans like `30s` or `250ms`.
+pub const OPTIONS: &[&str] = &[
+    "disable_ssl",
+    "forward",
+    "ttl",
+    "peer_buffer_size",
+    "peer_overflow_policy",
+    "subscriber_queue_size",
+    "threads",
+    "ssl_certificate",
+    "ssl_key",
+    "ssl_passphrase",
+    "ssl_cafile",
+    "ssl_capath",
+    "listen_address",
+    "port",
+    "listen_retry",
+    "connect_retry",
+    "metrics_port",
+    "handshake_timeout",
+    "max_frame_len",
+];
+
+fn bad(key: &str, value: &str, expected: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidData,
+        format!("option {key} = {value:?}: expected {expected}"),
+    )
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "on" => Ok(true),
+        "false" | "f" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(key, v, "true or false")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, Error> {
+    v.trim().parse().map_err(|_| bad(key, v, "a number"))
+}
+
+fn parse_duration(key: &str, v: &str) -> Result<Duration, Error> {
+    if let Ok(secs) = v.trim().parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    match v.trim().parse::<broker_data::Data>() {
+        Ok(broker_data::Data::Timespan(t)) => {
+            Duration::try_from(t).map_err(|_| bad(key, v, "a non-negative timespan"))
+        }
+        _ => Err(bad(key, v, "a timespan such as 30s or 250ms")),
+    }
+}
+
+impl Configuration {
+    /// Sets one option by name from its text form (the names of [`OPTIONS`] and Broker's
+    /// aliases). An unknown name or a malformed value is an `invalid_data` error.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        let path = || Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        match key {
+            "disable_ssl" => self.disable_ssl = parse_bool(key, value)?,
+            "forward" | "forward_messages" => self.forward = parse_bool(key, value)?,
+            "ttl" => self.ttl = parse_num(key, value)?,
+            "peer_buffer_size" => self.peer_buffer_size = parse_num(key, value)?,
+            "peer_overflow_policy" => {
+                self.peer_overflow_policy = match value {
+                    "disconnect" => OverflowPolicy::Disconnect,
+                    "drop_oldest" => OverflowPolicy::DropOldest,
+                    "drop_newest" => OverflowPolicy::DropNewest,
+                    _ => return Err(bad(key, value, "disconnect, drop_oldest or drop_newest")),
+                }
+            }
+            "subscriber_queue_size" => self.subscriber_queue_size = parse_num(key, value)?,
+            "threads" | "max_threads" => self.threads = parse_num(key, value)?,
+            "ssl_certificate" => self.ssl_certificate = path(),
+            "ssl_key" | "ssl_keyfile" => self.ssl_key = path(),
+            "ssl_passphrase" => {
+                self.ssl_passphrase = Some(value.to_owned()).filter(|s| !s.is_empty())
+            }
+            "ssl_cafile" => self.ssl_cafile = path(),
+            "ssl_capath" => self.ssl_capath = path(),
+            "listen_address" | "default_listen_address" => self.listen_address = value.to_owned(),
+            "port" | "default_port" => {
+                // Zeek writes ports as 9999/tcp.
+                self.port = parse_num(key, value.strip_suffix("/tcp").unwrap_or(value))?
+            }
+            "listen_retry" | "default_listen_retry" => {
+                self.listen_retry = parse_duration(key, value)?
+            }
+            "connect_retry" | "default_connect_retry" => {
+                self.connect_retry = parse_duration(key, value)?
+            }
+            "metrics_port" => self.metrics_port = Some(parse_num(key, value)?).filter(|p| *p != 0),
+            "handshake_timeout" => self.handshake_timeout = parse_duration(key, value)?,
+            "max_frame_len" => self.max_frame_len = parse_num(key, value)?,
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::InvalidData,
+                    format!("unknown option {key:?} (known: {})", OPTIONS.join(", ")),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document: `key = value` pairs at the top level or in a `[broker]` table.
+    ///
+    /// ```
+    /// let mut c = broker::Configuration::default();
+    /// c.apply_toml("ttl = 5\n[broker]\npeer_overflow_policy = \"drop_oldest\"\nconnect_retry = \"2s\"").unwrap();
+    /// assert_eq!(c.ttl, 5);
+    /// assert_eq!(c.connect_retry, std::time::Duration::from_secs(2));
+    /// assert!(c.apply_toml("tll = 5").is_err());
+    /// ```
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), Error> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::new(ErrorCode::InvalidData, format!("configuration file: {e}")))?;
+        for (key, value) in &table {
+            match value {
+                toml::Value::Table(inner) if key == "broker" => {
+                    for (k, v) in inner {
+                        self.set_toml(k, v)?;
+                    }
+                }
+                v => self.set_toml(key, v)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn set_toml(&mut self, key: &str, value: &toml::Value) -> Result<(), Error> {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => return Err(bad(key, other.type_str(), "a string, number or boolean")),
+        };
+        self.set(key, &text)
+    }
+
+    /// Applies `BROKER_<OPTION>` variables (e.g. `BROKER_DISABLE_SSL=true`) from `vars`.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), Error> {
+        for (name, value) in vars {
+            if let Some(key) = name.strip_prefix("BROKER_") {
+                self.set(&key.to_ascii_lowercase(), &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Broker's defaults, then the TOML file (if any), then the `BROKER_*` environment
+    /// variables: the environment wins.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Configuration, Error> {
+        let mut c = Configuration::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::new(
+                    ErrorCode::CannotOpenFile,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            c.apply_toml(&text)?;
+        }
+        c.apply_env(std::env::vars())?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_is_settable_and_the_environment_wins() {
+        let mut c = Configuration::default();
+        c.apply_toml(
+            r#"
+            disable_ssl = true
+            forward_messages = false
+            ttl = 7
+            [broker]
+            peer_buffer_size = 10
+            peer_overflow_policy = "drop_newest"
+            subscriber_queue_size = 3
+            max_threads = 4
+            ssl_certificate = "/c.pem"
+            ssl_keyfile = "/k.pem"
+            ssl_passphrase = "p"
+            ssl_cafile = "/ca.pem"
+            ssl_capath = "/cas"
+            default_listen_address = "0.0.0.0"
+            default_port = "1234/tcp"
+            default_listen_retry = "5s"
+            default_connect_retry = 1.5
+            metrics_port = 9100
+            handshake_timeout = "250ms"
+            max_frame_len = 1024
+            "#,
+        )
+        .unwrap();
+        assert!(c.disable_ssl && !c.forward);
+        assert_eq!(
+            (
+                c.ttl,
+                c.peer_buffer_size,
+                c.subscriber_queue_size,
+                c.threads
+            ),
+            (7, 10, 3, 4)
+        );
+        assert_eq!(c.peer_overflow_policy, OverflowPolicy::DropNewest);
+        assert_eq!(c.ssl_key, Some(PathBuf::from("/k.pem")));
+        assert_eq!((c.listen_address.as_str(), c.port), ("0.0.0.0", 1234));
+        assert_eq!(c.listen_retry, Duration::from_secs(5));
+        assert_eq!(c.connect_retry, Duration::from_millis(1500));
+        assert_eq!(c.handshake_timeout, Duration::from_millis(250));
+        assert_eq!((c.metrics_port, c.max_frame_len), (Some(9100), 1024));
+        c.apply_env([
+            ("BROKER_TTL".to_owned(), "9".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!(c.ttl, 9);
+    }
+
+    #[test]
+    fn mistakes_are_clear_errors() {
+        let mut c = Configuration::default();
+        for (text, needle) in [
+            ("tll = 3", "unknown option"),
+            ("ttl = \"many\"", "expected a number"),
+            ("disable_ssl = \"maybe\"", "true or false"),
+            ("connect_retry = \"soon\"", "timespan"),
+            ("peer_overflow_policy = \"explode\"", "drop_oldest"),
+            ("ttl = [1]", "a string, number or boolean"),
+            ("= broken", "configuration file"),
+        ] {
+            let err = c.apply_toml(text).unwrap_err();
+            assert!(err.message.contains(needle), "{text}: {err}");
+        }
+        assert!(c
+            .apply_env([("BROKER_NOPE".to_owned(), "1".to_owned())])
+            .is_err());
+        assert!(
+            Configuration::load(Some(std::path::Path::new("/nonexistent/broker.toml"))).is_err()
+        );
     }
 }

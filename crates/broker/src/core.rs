@@ -15,7 +15,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::Queue;
-use crate::types::{DataMessage, EndpointInfo, PeerInfo, PeerState, StatusEvent};
+use crate::types::{
+    DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
+};
 use crate::Error;
 
 /// Messages per chunk handed to a connection's writer.
@@ -89,6 +91,7 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<bool>,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Metrics(oneshot::Sender<Metrics>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -381,6 +384,29 @@ impl Core {
                     })
                     .collect();
                 let _ = reply.send(peers);
+            }
+            Cmd::Metrics(reply) => {
+                let peers = self
+                    .conns
+                    .iter()
+                    .filter_map(|(id, c)| {
+                        self.router.peer_stats(*id).map(|s| PeerMetrics {
+                            id: *id,
+                            address: c.addr,
+                            received: s.received,
+                            sent: s.sent,
+                            dropped: s.dropped,
+                            queued: s.queued,
+                            buffer_size: self.router.config().peer_buffer_size,
+                        })
+                    })
+                    .collect();
+                let subscribers = self.subs.values().map(|q| (q.len(), q.dropped())).collect();
+                let _ = reply.send(Metrics {
+                    router: self.router.stats().clone(),
+                    peers,
+                    subscribers,
+                });
             }
             Cmd::Shutdown(_) => {}
         }

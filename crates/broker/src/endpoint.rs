@@ -18,7 +18,7 @@ use crate::connection::{self, Side};
 use crate::core::{Cmd, Core, Publications};
 use crate::queue::{deadline, Queue};
 use crate::tls::Tls;
-use crate::types::{DataMessage, PeerInfo, PeerState, StatusEvent};
+use crate::types::{DataMessage, Metrics, PeerInfo, PeerState, StatusEvent};
 use crate::{Configuration, Error};
 
 /// Publication batches the endpoint buffers before `publish` blocks.
@@ -137,6 +137,7 @@ impl Endpoint {
     /// Starts an endpoint with its own runtime and a fresh id.
     pub fn new(config: Configuration) -> Result<Endpoint, Error> {
         let tls = Arc::new(Tls::new(&config)?);
+        let config_metrics_port = config.metrics_port;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("broker")
@@ -165,7 +166,8 @@ impl Endpoint {
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         runtime.spawn(Core::new(router).run(rx, pub_rx));
         let handle = runtime.handle().clone();
-        Ok(Endpoint {
+        let metrics_port = config_metrics_port;
+        let endpoint = Endpoint {
             inner: Arc::new(Inner {
                 id,
                 config: Arc::new(config),
@@ -177,7 +179,11 @@ impl Endpoint {
                 dialers: Arc::new(Mutex::new(HashMap::new())),
                 tls,
             }),
-        })
+        };
+        if let Some(port) = metrics_port {
+            endpoint.serve_metrics("127.0.0.1", port)?;
+        }
+        Ok(endpoint)
     }
 
     /// This endpoint's id.
@@ -399,6 +405,56 @@ impl Endpoint {
             }
         }
         out
+    }
+
+    /// The endpoint's counters: routing totals, per-peer traffic and buffer fill, subscriber
+    /// drops.
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        self.ask(Cmd::Metrics)
+    }
+
+    /// Serves [`metrics`](Self::metrics) in Prometheus' text format at
+    /// `http://address:port/metrics` and returns the bound port (0 picks a free one).
+    pub fn serve_metrics(&self, address: &str, port: u16) -> Result<u16, Error> {
+        let addr = resolve(address, port)?;
+        let listener = self
+            .inner
+            .handle
+            .block_on(TcpListener::bind(addr))
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::CannotOpenResource,
+                    format!("cannot serve metrics on {addr}: {e}"),
+                )
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        let core = self.inner.core.clone();
+        self.inner.handle.spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut req = [0u8; 1024];
+                    let n = stream.read(&mut req).await.unwrap_or(0);
+                    let wants_metrics = req[..n].starts_with(b"GET /metrics ");
+                    let (tx, rx) = oneshot::channel();
+                    let body = if wants_metrics && core.send(Cmd::Metrics(tx)).is_ok() {
+                        rx.await.map(|m| m.to_prometheus()).ok()
+                    } else {
+                        None
+                    };
+                    let response = match body {
+                        Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()),
+                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                    };
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Ok(bound.port())
     }
 
     /// Waits until `peer` is a direct peer, up to `timeout`.

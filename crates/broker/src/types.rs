@@ -76,3 +76,125 @@ pub struct PeerInfo {
     /// The state of the peering.
     pub state: PeerState,
 }
+
+/// Counters of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerMetrics {
+    /// The peer.
+    pub id: EndpointId,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Publications received from it.
+    pub received: u64,
+    /// Publications queued for it.
+    pub sent: u64,
+    /// Publications dropped by its overflow policy.
+    pub dropped: u64,
+    /// Messages waiting in its buffer.
+    pub queued: usize,
+    /// The buffer's size.
+    pub buffer_size: usize,
+}
+
+/// An endpoint's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// Routing counters (published, delivered, sent, received, TTL expiries, duplicates, …).
+    pub router: broker_routing::Stats,
+    /// Per-peer counters and buffer fill.
+    pub peers: Vec<PeerMetrics>,
+    /// Per local subscriber: (messages pending, messages dropped).
+    pub subscribers: Vec<(usize, u64)>,
+}
+
+impl Metrics {
+    /// The counters in Prometheus' text exposition format.
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let r = &self.router;
+        for (name, help, v) in [
+            (
+                "broker_published_total",
+                "Messages published by this endpoint.",
+                r.published,
+            ),
+            (
+                "broker_delivered_total",
+                "Messages delivered to local subscribers.",
+                r.delivered,
+            ),
+            ("broker_sent_total", "Publications queued to peers.", r.sent),
+            (
+                "broker_received_total",
+                "Publications received from peers.",
+                r.received,
+            ),
+            (
+                "broker_ttl_expired_total",
+                "Publications not forwarded because their TTL ran out.",
+                r.ttl_expired,
+            ),
+            (
+                "broker_duplicates_total",
+                "Duplicate or stale publications dropped.",
+                r.duplicates,
+            ),
+            (
+                "broker_overflow_dropped_total",
+                "Publications dropped by overflow policies.",
+                r.overflow_dropped,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP broker_peers Connected peers.\n# TYPE broker_peers gauge\nbroker_peers {}",
+            self.peers.len()
+        );
+        for (name, help, kind) in [
+            (
+                "broker_peer_received_total",
+                "Publications received from a peer.",
+                "counter",
+            ),
+            (
+                "broker_peer_sent_total",
+                "Publications queued for a peer.",
+                "counter",
+            ),
+            (
+                "broker_peer_dropped_total",
+                "Publications dropped for a peer by its overflow policy.",
+                "counter",
+            ),
+            (
+                "broker_peer_buffer_fill",
+                "Messages waiting in a peer's buffer.",
+                "gauge",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for p in &self.peers {
+                let v = match name {
+                    "broker_peer_received_total" => p.received,
+                    "broker_peer_sent_total" => p.sent,
+                    "broker_peer_dropped_total" => p.dropped,
+                    _ => p.queued as u64,
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{peer=\"{}\",address=\"{}\"}} {v}",
+                    p.id, p.address
+                );
+            }
+        }
+        let dropped: u64 = self.subscribers.iter().map(|s| s.1).sum();
+        let _ = writeln!(out, "# HELP broker_subscriber_dropped_total Messages dropped from full subscriber queues.\n# TYPE broker_subscriber_dropped_total counter\nbroker_subscriber_dropped_total {dropped}");
+        out
+    }
+}
