@@ -116,6 +116,9 @@ pub(crate) struct Core {
     subs: HashMap<u64, Arc<Queue<DataMessage>>>,
     status_subs: HashMap<u64, (Arc<Queue<StatusEvent>>, bool)>,
     next_bye: u64,
+    /// Deliveries collected during one flush, handed to each subscriber in one batch (one lock
+    /// and one wake-up per batch instead of per message).
+    deliveries: HashMap<u64, Vec<DataMessage>>,
 }
 
 impl Core {
@@ -128,10 +131,10 @@ impl Core {
             subs: HashMap::new(),
             status_subs: HashMap::new(),
             next_bye: 1,
+            deliveries: HashMap::new(),
         }
     }
 
-    /// Runs until shutdown or until every handle is gone.
     /// Runs until shutdown or until every handle is gone. Publications arrive on their own
     /// bounded channel and are released into the router only as far as the peers have room
     /// (see `budget`), so a publisher that outpaces the network blocks instead of growing
@@ -450,6 +453,17 @@ impl Core {
                 break;
             }
         }
+        for (id, batch) in self.deliveries.iter_mut() {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(q) = self.subs.get(id) {
+                q.push_all(batch.drain(..));
+            } else {
+                batch.clear();
+            }
+        }
+        self.deliveries.retain(|id, _| self.subs.contains_key(id));
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -461,11 +475,11 @@ impl Core {
                 let Publication { topic, content, .. } = publication;
                 let Content::Data(data) = content else { return };
                 for s in subscribers.iter() {
-                    if let Some(q) = self.subs.get(s) {
-                        q.push_all([DataMessage {
+                    if self.subs.contains_key(s) {
+                        self.deliveries.entry(*s).or_default().push(DataMessage {
                             topic: topic.clone(),
                             data: data.clone(),
-                        }]);
+                        });
                     }
                 }
             }
