@@ -155,12 +155,17 @@ fn tput_two_processes(n: u64, kind: &str) -> Result<(f64, u64)> {
     Ok((n as f64 / secs, kib))
 }
 
-/// Throughput between two endpoints in this process (over loopback TCP).
-fn tput_in_process(n: u64, kind: &str) -> Result<f64> {
+/// Throughput between two endpoints in this process, over loopback TCP or (`local`) peered
+/// directly with shared values.
+fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
     let (a, b) = (endpoint()?, endpoint()?);
-    let port = b.listen("127.0.0.1", 0)?;
     let sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
-    a.peer("127.0.0.1", port, None)?;
+    if local {
+        a.peer_local(&b)?;
+    } else {
+        let port = b.listen("127.0.0.1", 0)?;
+        a.peer("127.0.0.1", port, None)?;
+    }
     let start = Instant::now();
     let publisher = {
         let a = a.clone();
@@ -257,10 +262,14 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
         "two processes, 1 KiB:       {t2_big:>12.0} msg/s   ({:.0} MB/s)",
         t2_big * 1024.0 / 1e6
     );
-    let t1_small = tput_in_process(small, "small")?;
-    println!("one process, one count:     {t1_small:>12.0} msg/s");
-    let t1_big = tput_in_process(big, "1k")?;
-    println!("one process, 1 KiB:         {t1_big:>12.0} msg/s");
+    let t1_small = tput_in_process(small, "small", false)?;
+    println!("one process, one count:     {t1_small:>12.0} msg/s   (loopback TCP)");
+    let t1_big = tput_in_process(big, "1k", false)?;
+    println!("one process, 1 KiB:         {t1_big:>12.0} msg/s   (loopback TCP)");
+    let tl_small = tput_in_process(small, "small", true)?;
+    println!(
+        "one process, one count:     {tl_small:>12.0} msg/s   (peered in process, shared values)"
+    );
     let (l2_50, l2_99) = latency_two_processes(rounds)?;
     println!(
         "ping-pong, two processes:   p50 {:>8.1} µs   p99 {:>8.1} µs",
@@ -279,7 +288,7 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
         peak as f64 / 1024.0
     );
     println!(
-        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
+        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"tput_local_small_msgs\":{tl_small:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
         !disable_ssl,
         us(l2_50),
         us(l2_99),

@@ -414,7 +414,9 @@ impl Router {
             let states: Vec<Arc<LinkState>> = self
                 .lsdb
                 .values()
-                .filter(|ls| ls.origin != self.id && ls.incarnation > 0)
+                // Provisional states (incarnation 0) go too: until the real ones arrive they
+                // are all the new peer can know of endpoints behind us.
+                .filter(|ls| ls.origin != self.id)
                 .map(|ls| Arc::new(ls.clone()))
                 .collect();
             for ls in states {
@@ -535,6 +537,16 @@ impl Router {
             content,
         };
         self.route(p, None);
+    }
+
+    /// Queues a ping for `peer` behind everything already queued for it (a graceful unpeer's
+    /// BYE must not overtake earlier messages). Returns whether the peer is known.
+    pub fn send_ping(&mut self, peer: EndpointId, payload: bytes::Bytes) -> bool {
+        if !self.peers.contains_key(&peer) {
+            return false;
+        }
+        self.push(peer, Message::Ping(payload));
+        true
     }
 
     /// A message arrived from `from`.

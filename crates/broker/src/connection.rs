@@ -21,6 +21,11 @@ use crate::{Configuration, Error};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh connection id (connections and in-process peerings share the numbering).
+pub(crate) fn next_conn_id() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Chunks a connection's writer holds before the core keeps messages in the router's buffer.
 const WRITER_CHUNKS: usize = 8;
 
@@ -474,7 +479,7 @@ async fn run<S: Stream>(
         }
     };
     let kind = kind_of(version);
-    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let conn = next_conn_id();
     let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
     let (reply_tx, reply_rx) = oneshot::channel();
     let _ = core.send(Cmd::Handshaken {
@@ -517,7 +522,12 @@ async fn run<S: Stream>(
     let writer = tokio::spawn(write_loop(write, writer_rx, core.clone()));
     let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
     writer.abort();
-    let _ = core.send(Cmd::Closed { peer, conn, reason });
+    let _ = core.send(Cmd::Closed {
+        peer,
+        conn,
+        reason,
+        graceful: false,
+    });
 }
 
 async fn write_loop<S: Stream>(
@@ -567,7 +577,12 @@ async fn read_loop<S: Stream>(
             }
         }
         if !msgs.is_empty() {
-            let _ = core.send(Cmd::Incoming { peer, conn, msgs });
+            let _ = core.send(Cmd::Incoming {
+                peer,
+                conn,
+                msgs,
+                ack: None,
+            });
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
@@ -588,7 +603,12 @@ fn protocol_error(
     e: String,
 ) -> String {
     if !msgs.is_empty() {
-        let _ = core.send(Cmd::Incoming { peer, conn, msgs });
+        let _ = core.send(Cmd::Incoming {
+            peer,
+            conn,
+            msgs,
+            ack: None,
+        });
     }
     let message = format!("disconnecting a peer that sent an invalid message: {e}");
     let _ = core.send(Cmd::ConnectionError {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +23,10 @@ use crate::Error;
 
 /// Messages per chunk handed to a connection's writer.
 const CHUNK_MESSAGES: usize = 256;
+
+/// Messages an in-process peer may have received but not yet processed (what a socket
+/// writer's bounded channel allows).
+const LOCAL_IN_FLIGHT: usize = 8 * CHUNK_MESSAGES;
 
 /// How long a peer's buffer may stay over half full before the peer counts as slow and stops
 /// holding publishers back.
@@ -73,11 +78,30 @@ pub(crate) enum Cmd {
         peer: EndpointId,
         conn: u64,
         msgs: Vec<Message>,
+        /// For an in-process peer: how to tell its core that these are processed.
+        ack: Option<LocalAck>,
+    },
+    /// An in-process peering: messages go to `core` as they are, no serialization.
+    LocalHandshaken {
+        peer: EndpointId,
+        filter: Vec<Topic>,
+        core: mpsc::UnboundedSender<Cmd>,
+        conn: u64,
+        remote_conn: u64,
+        in_flight: Arc<AtomicUsize>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Ends an in-process peering gracefully.
+    LocalUnpeer {
+        peer: EndpointId,
+        reply: oneshot::Sender<bool>,
     },
     Closed {
         peer: EndpointId,
         conn: u64,
         reason: Option<String>,
+        /// An orderly unpeering (`peer_removed`) rather than a loss.
+        graceful: bool,
     },
     ConnectionError {
         code: ErrorCode,
@@ -95,12 +119,32 @@ pub(crate) enum Cmd {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Lets the sending core of an in-process peering know its messages were taken.
+pub(crate) struct LocalAck {
+    core: mpsc::WeakUnboundedSender<Cmd>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Where a peer's messages go.
+enum Link {
+    /// Encoded, to the connection's writer task.
+    Socket(mpsc::Sender<Bytes>),
+    /// As they are (shared values), to another endpoint's core in this process. `in_flight`
+    /// counts messages sent but not yet processed, bounded like a socket writer's channel.
+    Local {
+        core: mpsc::UnboundedSender<Cmd>,
+        remote_conn: u64,
+        in_flight: Arc<AtomicUsize>,
+    },
+}
+
 struct Conn {
     id: u64,
     kind: PeerKind,
-    addr: SocketAddr,
+    /// The peer's address (none for an in-process peer).
+    addr: Option<SocketAddr>,
     outbound: bool,
-    writer: mpsc::Sender<Bytes>,
+    link: Link,
     /// The BYE token we sent when unpeering, awaiting its pong.
     bye: Option<Bytes>,
     /// The peer said BYE: its closing is an unpeering, not a loss.
@@ -119,6 +163,8 @@ pub(crate) struct Core {
     /// Deliveries collected during one flush, handed to each subscriber in one batch (one lock
     /// and one wake-up per batch instead of per message).
     deliveries: HashMap<u64, Vec<DataMessage>>,
+    /// This core's own command channel, for in-process peers' acknowledgements.
+    me: Option<mpsc::WeakUnboundedSender<Cmd>>,
 }
 
 impl Core {
@@ -132,7 +178,14 @@ impl Core {
             status_subs: HashMap::new(),
             next_bye: 1,
             deliveries: HashMap::new(),
+            me: None,
         }
+    }
+
+    /// Lets the core hand its own channel to in-process peers.
+    pub(crate) fn with_sender(mut self, tx: &mpsc::UnboundedSender<Cmd>) -> Core {
+        self.me = Some(tx.downgrade());
+        self
     }
 
     /// Runs until shutdown or until every handle is gone. Publications arrive on their own
@@ -170,6 +223,20 @@ impl Core {
             pending.extend(pub_batch.drain(..).flatten());
             let mut shutdown = None;
             for cmd in batch.drain(..) {
+                // Publications handed over before an unpeering or a shutdown go out first: a
+                // caller that publishes and then unpeers must not lose what it published.
+                if matches!(
+                    cmd,
+                    Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. } | Cmd::Shutdown(_)
+                ) {
+                    while let Ok(items) = pubs.try_recv() {
+                        pending.extend(items);
+                    }
+                    let now = Instant::now();
+                    for (topic, data) in pending.drain(..) {
+                        self.router.publish(now, topic, Content::Data(data));
+                    }
+                }
                 if let Cmd::Shutdown(done) = cmd {
                     shutdown = Some(done);
                     break;
@@ -225,10 +292,24 @@ impl Core {
     }
 
     fn shutdown(&mut self) {
-        // Dropping the writers closes every connection.
+        // Dropping the writers closes every connection; in-process peers are told directly.
         let peers: Vec<EndpointId> = self.conns.keys().copied().collect();
         for p in peers {
-            self.conns.remove(&p);
+            if let Some(Conn {
+                link: Link::Local {
+                    core, remote_conn, ..
+                },
+                ..
+            }) = self.conns.remove(&p)
+            {
+                let reason = Some("the peer shut down".to_owned());
+                let _ = core.send(Cmd::Closed {
+                    peer: self.id,
+                    conn: remote_conn,
+                    reason,
+                    graceful: false,
+                });
+            }
             self.router
                 .remove_peer(Instant::now(), p, PeerLoss::Removed);
         }
@@ -288,9 +369,9 @@ impl Core {
                     Conn {
                         id: conn,
                         kind,
-                        addr,
+                        addr: Some(addr),
                         outbound,
-                        writer,
+                        link: Link::Socket(writer),
                         bye: None,
                         leaving: false,
                         high_since: None,
@@ -299,7 +380,83 @@ impl Core {
                 self.router.add_peer(now, peer, kind, filter);
                 let _ = reply.send(Ok(()));
             }
-            Cmd::Incoming { peer, conn, msgs } => {
+            Cmd::LocalHandshaken {
+                peer,
+                filter,
+                core,
+                conn,
+                remote_conn,
+                in_flight,
+                reply,
+            } => {
+                if self.conns.contains_key(&peer) || peer == self.id {
+                    let _ = reply.send(Err(Error::new(
+                        ErrorCode::RedundantConnection,
+                        format!("already peered with {peer}"),
+                    )));
+                    return;
+                }
+                let link = Link::Local {
+                    core,
+                    remote_conn,
+                    in_flight,
+                };
+                self.conns.insert(
+                    peer,
+                    Conn {
+                        id: conn,
+                        kind: PeerKind::Routed,
+                        addr: None,
+                        outbound: true,
+                        link,
+                        bye: None,
+                        leaving: false,
+                        high_since: None,
+                    },
+                );
+                self.router.add_peer(now, peer, PeerKind::Routed, filter);
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::LocalUnpeer { peer, reply } => {
+                let found = matches!(
+                    self.conns.get(&peer),
+                    Some(Conn {
+                        link: Link::Local { .. },
+                        ..
+                    })
+                );
+                if found {
+                    if let Some(Conn {
+                        link:
+                            Link::Local {
+                                core, remote_conn, ..
+                            },
+                        ..
+                    }) = self.conns.remove(&peer)
+                    {
+                        let _ = core.send(Cmd::Closed {
+                            peer: self.id,
+                            conn: remote_conn,
+                            reason: None,
+                            graceful: true,
+                        });
+                    }
+                    self.router.remove_peer(now, peer, PeerLoss::Removed);
+                }
+                let _ = reply.send(found);
+            }
+            Cmd::Incoming {
+                peer,
+                conn,
+                msgs,
+                ack,
+            } => {
+                if let Some(LocalAck { core, in_flight }) = ack {
+                    in_flight.fetch_sub(msgs.len(), Ordering::AcqRel);
+                    if let Some(tx) = core.upgrade() {
+                        let _ = tx.send(Cmd::Writable);
+                    }
+                }
                 if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
                     for m in msgs {
                         if let Message::Ping(b) = &m {
@@ -313,9 +470,14 @@ impl Core {
                     }
                 }
             }
-            Cmd::Closed { peer, conn, reason } => {
+            Cmd::Closed {
+                peer,
+                conn,
+                reason,
+                graceful,
+            } => {
                 if let Some(c) = self.conns.get(&peer).filter(|c| c.id == conn) {
-                    let loss = if c.leaving || c.bye.is_some() {
+                    let loss = if graceful || c.leaving || c.bye.is_some() {
                         PeerLoss::Removed
                     } else {
                         PeerLoss::Lost(reason.unwrap_or_else(|| "connection closed".into()))
@@ -331,7 +493,7 @@ impl Core {
                 message,
             } => {
                 let address =
-                    addr.or_else(|| peer.and_then(|p| self.conns.get(&p)).map(|c| c.addr));
+                    addr.or_else(|| peer.and_then(|p| self.conns.get(&p)).and_then(|c| c.addr));
                 let context = EndpointInfo {
                     id: peer.unwrap_or(EndpointId::NIL),
                     address,
@@ -347,7 +509,7 @@ impl Core {
                 let peer = self
                     .conns
                     .iter()
-                    .find(|(_, c)| c.addr == addr)
+                    .find(|(_, c)| c.addr == Some(addr))
                     .map(|(p, _)| *p);
                 match peer {
                     Some(p) => {
@@ -357,17 +519,8 @@ impl Core {
                         if let Some(c) = self.conns.get_mut(&p) {
                             c.bye = Some(token.clone());
                         }
-                        let mut buf = BytesMut::new();
-                        encode_message(
-                            &mut buf,
-                            self.id,
-                            p,
-                            PeerKind::Broker,
-                            &Message::Ping(token),
-                        );
-                        if let Some(c) = self.conns.get(&p) {
-                            let _ = c.writer.try_send(buf.freeze());
-                        }
+                        // Through the router, so that it follows everything sent before.
+                        self.router.send_ping(p, token);
                         let _ = reply.send(true);
                     }
                     None => {
@@ -426,10 +579,36 @@ impl Core {
             }
             let peers: Vec<EndpointId> = self.conns.keys().copied().collect();
             for peer in peers {
-                let Some(c) = self.conns.get(&peer) else {
-                    continue;
-                };
-                let (kind, writer) = (c.kind, c.writer.clone());
+                progressed |= self.flush_peer(peer);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        for (id, batch) in self.deliveries.iter_mut() {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(q) = self.subs.get(id) {
+                q.push_all(batch.drain(..));
+            } else {
+                batch.clear();
+            }
+        }
+        self.deliveries.retain(|id, _| self.subs.contains_key(id));
+    }
+
+    /// Moves what the router holds for `peer` onto its link, as far as the link has room.
+    /// Returns whether anything moved.
+    fn flush_peer(&mut self, peer: EndpointId) -> bool {
+        let Some(c) = self.conns.get(&peer) else {
+            return false;
+        };
+        let kind = c.kind;
+        let mut progressed = false;
+        match &c.link {
+            Link::Socket(writer) => {
+                let writer = writer.clone();
                 while writer.capacity() > 0 {
                     let mut buf = BytesMut::new();
                     let mut n = 0;
@@ -449,21 +628,45 @@ impl Core {
                     }
                 }
             }
-            if !progressed {
-                break;
+            Link::Local {
+                core,
+                remote_conn,
+                in_flight,
+            } => {
+                let (core, remote_conn, in_flight) =
+                    (core.clone(), *remote_conn, in_flight.clone());
+                let capacity = LOCAL_IN_FLIGHT;
+                loop {
+                    let room = capacity
+                        .saturating_sub(in_flight.load(Ordering::Acquire))
+                        .min(CHUNK_MESSAGES);
+                    let msgs: Vec<Message> = (0..room)
+                        .map_while(|_| self.router.poll_transmit_for(peer))
+                        .collect();
+                    if msgs.is_empty() {
+                        break;
+                    }
+                    progressed = true;
+                    in_flight.fetch_add(msgs.len(), Ordering::AcqRel);
+                    let ack = self.me.clone().map(|core| LocalAck {
+                        core,
+                        in_flight: in_flight.clone(),
+                    });
+                    if core
+                        .send(Cmd::Incoming {
+                            peer: self.id,
+                            conn: remote_conn,
+                            msgs,
+                            ack,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
             }
         }
-        for (id, batch) in self.deliveries.iter_mut() {
-            if batch.is_empty() {
-                continue;
-            }
-            if let Some(q) = self.subs.get(id) {
-                q.push_all(batch.drain(..));
-            } else {
-                batch.clear();
-            }
-        }
-        self.deliveries.retain(|id, _| self.subs.contains_key(id));
+        progressed
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -488,7 +691,7 @@ impl Core {
                 endpoint,
                 message,
             } => {
-                let address = self.conns.get(&endpoint).map(|c| c.addr);
+                let address = self.conns.get(&endpoint).and_then(|c| c.addr);
                 let context = EndpointInfo {
                     id: endpoint,
                     address,
@@ -533,7 +736,7 @@ impl Core {
             Event::Overflow { peer, dropped } => {
                 let context = EndpointInfo {
                     id: peer,
-                    address: self.conns.get(&peer).map(|c| c.addr),
+                    address: self.conns.get(&peer).and_then(|c| c.addr),
                 };
                 self.broadcast_status(StatusEvent::Error {
                     code: ErrorCode::Unspecified,

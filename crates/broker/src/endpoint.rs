@@ -164,7 +164,7 @@ impl Endpoint {
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
-        runtime.spawn(Core::new(router).run(rx, pub_rx));
+        runtime.spawn(Core::new(router).with_sender(&tx).run(rx, pub_rx));
         let handle = runtime.handle().clone();
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
@@ -373,6 +373,64 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Peers with another endpoint of this process directly: messages pass as shared values,
+    /// never serialized, as Broker's manual promises for in-memory endpoints.
+    ///
+    /// ```
+    /// use broker::{Configuration, Endpoint};
+    /// use broker_data::Data;
+    /// use std::time::Duration;
+    /// let (a, b) = (Endpoint::new(Configuration::default()).unwrap(), Endpoint::new(Configuration::default()).unwrap());
+    /// let sub = b.make_subscriber(&["/local"], None).unwrap();
+    /// a.peer_local(&b).unwrap();
+    /// a.publish("/local", Data::from("no bytes were harmed")).unwrap();
+    /// assert_eq!(*sub.get_timeout(Duration::from_secs(5)).unwrap().data, Data::from("no bytes were harmed"));
+    /// ```
+    pub fn peer_local(&self, other: &Endpoint) -> Result<(), Error> {
+        let filter_of =
+            |ep: &Endpoint, peer: EndpointId| ep.ask(|reply| Cmd::AnnouncedFilter { peer, reply });
+        let (mine, theirs) = (
+            filter_of(self, other.node_id())?,
+            filter_of(other, self.node_id())?,
+        );
+        let (conn_here, conn_there) = (connection::next_conn_id(), connection::next_conn_id());
+        let here = self.ask(|reply| Cmd::LocalHandshaken {
+            peer: other.node_id(),
+            filter: theirs,
+            core: other.inner.core.clone(),
+            conn: conn_here,
+            remote_conn: conn_there,
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            reply,
+        })?;
+        here?;
+        let there = other.ask(|reply| Cmd::LocalHandshaken {
+            peer: self.node_id(),
+            filter: mine,
+            core: self.inner.core.clone(),
+            conn: conn_there,
+            remote_conn: conn_here,
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            reply,
+        })?;
+        if let Err(e) = there {
+            let _ = self.ask(|reply| Cmd::LocalUnpeer {
+                peer: other.node_id(),
+                reply,
+            });
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Ends an in-process peering (both sides see `peer_removed`). Returns whether it existed.
+    pub fn unpeer_local(&self, other: &Endpoint) -> Result<bool, Error> {
+        self.ask(|reply| Cmd::LocalUnpeer {
+            peer: other.node_id(),
+            reply,
+        })
+    }
+
     /// Ends the peering with `address:port` gracefully and stops re-dialing it. Returns
     /// whether such a peering existed.
     pub fn unpeer(&self, address: &str, port: u16) -> Result<bool, Error> {
@@ -395,10 +453,10 @@ impl Endpoint {
         let mut out = self.ask(Cmd::Peers).unwrap_or_default();
         let dialers = self.inner.dialers.lock().unwrap_or_else(|e| e.into_inner());
         for (addr, d) in dialers.iter() {
-            if d.state != PeerState::Peered && !out.iter().any(|p| p.address == *addr) {
+            if d.state != PeerState::Peered && !out.iter().any(|p| p.address == Some(*addr)) {
                 out.push(PeerInfo {
                     id: None,
-                    address: *addr,
+                    address: Some(*addr),
                     outbound: true,
                     state: d.state,
                 });

@@ -69,8 +69,8 @@ pub enum PeerState {
 pub struct PeerInfo {
     /// The peer's id, once known.
     pub id: Option<EndpointId>,
-    /// Its address.
-    pub address: SocketAddr,
+    /// Its address (none for an endpoint peered in this process).
+    pub address: Option<SocketAddr>,
     /// Whether we dialed it (as opposed to it dialing us).
     pub outbound: bool,
     /// The state of the peering.
@@ -82,8 +82,8 @@ pub struct PeerInfo {
 pub struct PeerMetrics {
     /// The peer.
     pub id: EndpointId,
-    /// Its address.
-    pub address: SocketAddr,
+    /// Its address (none for an endpoint peered in this process).
+    pub address: Option<SocketAddr>,
     /// Publications received from it.
     pub received: u64,
     /// Publications queued for it.
@@ -186,11 +186,11 @@ impl Metrics {
                     "broker_peer_dropped_total" => p.dropped,
                     _ => p.queued as u64,
                 };
-                let _ = writeln!(
-                    out,
-                    "{name}{{peer=\"{}\",address=\"{}\"}} {v}",
-                    p.id, p.address
-                );
+                let address = p
+                    .address
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "in-process".to_owned());
+                let _ = writeln!(out, "{name}{{peer=\"{}\",address=\"{address}\"}} {v}", p.id);
             }
         }
         let dropped: u64 = self.subscribers.iter().map(|s| s.1).sum();
