@@ -465,3 +465,53 @@ fn counters_through_the_api_and_on_a_prometheus_page() {
     s.read_to_string(&mut other).unwrap();
     assert!(other.starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn a_publisher_with_demand_waits_or_hands_values_back() {
+    let a = plain_endpoint();
+    let port = a.listen("127.0.0.1", 0).unwrap();
+    let publisher = a.make_publisher("/t").unwrap();
+    assert_eq!(publisher.topic().as_str(), "/t");
+    let demand = publisher.demand();
+    assert!(demand > 0);
+    // A plain-Broker peer subscribed to /t that never reads: the endpoint stops taking
+    // publications once its buffer for that peer is half full.
+    let mut raw = Raw::connect(port);
+    assert!(matches!(raw.recv(), Some(Handshake::Probe { .. })));
+    let me = EndpointId::from_bytes([0; 16]);
+    raw.send(&Handshake::hello(me, 1, 1));
+    assert!(matches!(raw.recv(), Some(Handshake::Hello { .. })));
+    raw.send(&Handshake::VersionSelect {
+        magic: MAGIC,
+        sender: me,
+        version: 1,
+    });
+    raw.send(&Handshake::OriginatorSyn {
+        filter: vec![broker::Topic::new("/t").unwrap()],
+    });
+    assert!(matches!(
+        raw.recv(),
+        Some(Handshake::ResponderSynAck { .. })
+    ));
+    raw.send(&Handshake::OriginatorAck);
+    a.await_peer(me, WAIT).unwrap();
+    let big = Data::from("x".repeat(4096));
+    let mut accepted = 0u64;
+    let back = loop {
+        match publisher.try_publish(big.clone()) {
+            Ok(()) => accepted += 1,
+            Err(broker::TryPublishError::Full(d)) => break d,
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(accepted < 10_000_000, "never full");
+    };
+    assert_eq!(back, big, "the value comes back");
+    assert!(publisher.demand() < demand);
+    drop(raw);
+    a.shutdown();
+    assert!(matches!(
+        publisher.try_publish(Data::Count(1)),
+        Err(broker::TryPublishError::Closed(_))
+    ));
+    assert!(publisher.publish(Data::Count(1)).is_err());
+}

@@ -558,6 +558,22 @@ impl Endpoint {
         self.send_publications(batch)
     }
 
+    /// A publisher for one topic, with demand: [`Publisher::publish`] waits while the network
+    /// cannot keep up, [`Publisher::try_publish`] hands the value back instead.
+    ///
+    /// ```
+    /// let ep = broker::Endpoint::new(broker::Configuration::default()).unwrap();
+    /// let publisher = ep.make_publisher("/metrics").unwrap();
+    /// assert!(publisher.demand() > 0);
+    /// publisher.publish(broker_data::Data::Count(1)).unwrap();
+    /// ```
+    pub fn make_publisher(&self, topic_name: &str) -> Result<Publisher, Error> {
+        Ok(Publisher {
+            topic: topic(topic_name)?,
+            endpoint: self.clone(),
+        })
+    }
+
     /// Broker's `forward`: route these topics through this endpoint without delivering them.
     pub fn forward(&self, topics: &[&str]) -> Result<(), Error> {
         let topics = topics.iter().map(|t| topic(t)).collect::<Result<_, _>>()?;
@@ -628,6 +644,70 @@ impl Endpoint {
         }
         let _ = self.ask(Cmd::Shutdown);
     }
+}
+
+/// Publishes on one topic with demand (see [`Endpoint::make_publisher`]).
+pub struct Publisher {
+    topic: Topic,
+    endpoint: Endpoint,
+}
+
+/// Why [`Publisher::try_publish`] did not publish; the value comes back.
+#[derive(Debug, PartialEq)]
+pub enum TryPublishError {
+    /// The endpoint's buffers are full: try again later (or use `publish`, which waits).
+    Full(Data),
+    /// The endpoint has shut down.
+    Closed(Data),
+}
+
+impl Publisher {
+    /// The topic.
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// Publishes, waiting while the endpoint's buffers are full.
+    pub fn publish(&self, data: impl Into<Data>) -> Result<(), Error> {
+        self.endpoint
+            .send_publications(vec![(self.topic.clone(), Arc::new(data.into()))])
+    }
+
+    /// Publishes several values, waiting while the buffers are full.
+    pub fn publish_batch(&self, items: impl IntoIterator<Item = Data>) -> Result<(), Error> {
+        let batch = items
+            .into_iter()
+            .map(|d| (self.topic.clone(), Arc::new(d)))
+            .collect();
+        self.endpoint.send_publications(batch)
+    }
+
+    /// Publishes if the buffers have room; otherwise hands the value back at once.
+    pub fn try_publish(&self, data: Data) -> Result<(), TryPublishError> {
+        match self
+            .endpoint
+            .inner
+            .pubs
+            .try_send(vec![(self.topic.clone(), Arc::new(data))])
+        {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(mut v)) => {
+                Err(TryPublishError::Full(unshare(v.remove(0).1)))
+            }
+            Err(mpsc::error::TrySendError::Closed(mut v)) => {
+                Err(TryPublishError::Closed(unshare(v.remove(0).1)))
+            }
+        }
+    }
+
+    /// How many more `publish` calls fit before one would wait.
+    pub fn demand(&self) -> usize {
+        self.endpoint.inner.pubs.capacity()
+    }
+}
+
+fn unshare(d: Arc<Data>) -> Data {
+    Arc::try_unwrap(d).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// Receives messages on the topics it subscribed to.

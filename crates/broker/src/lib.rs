@@ -28,7 +28,7 @@ mod types;
 pub use broker_data as data;
 pub use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 pub use config::{Configuration, OverflowPolicy, OPTIONS};
-pub use endpoint::{Endpoint, StatusSubscriber, Subscriber};
+pub use endpoint::{Endpoint, Publisher, StatusSubscriber, Subscriber, TryPublishError};
 pub use error::Error;
 pub use types::{
     DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
