@@ -256,6 +256,8 @@ impl Core {
                 self.flush();
             }
             if let Some(done) = shutdown {
+                // Closed before the acknowledgement, so publishers see the shutdown at once.
+                pubs.close();
                 self.shutdown();
                 let _ = done.send(());
                 break;
