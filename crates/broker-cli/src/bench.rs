@@ -92,6 +92,14 @@ pub(crate) fn peer(mode: &str, n: u64, transport: &str) -> Result<()> {
             drain(&sub, n)?;
             println!("DONE {}", peak_rss_kib());
         }
+        "node" => {
+            println!("READY {port}");
+            std::io::stdout().flush()?;
+            // Runs until killed.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         "pong" => {
             let sub = ep.make_subscriber(&["/bench/ping"], Some(1024))?;
             println!("READY {port}");
@@ -113,9 +121,13 @@ struct Peer {
 
 impl Peer {
     fn start(mode: &str, n: u64) -> Result<Peer> {
+        Peer::start_with(mode, n, plain_flag())
+    }
+
+    fn start_with(mode: &str, n: u64, transport: &str) -> Result<Peer> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
-            .args(["bench-peer", mode, &n.to_string(), plain_flag()])
+            .args(["bench-peer", mode, &n.to_string(), transport])
             .stdout(Stdio::piped())
             .spawn()?;
         let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
@@ -177,6 +189,103 @@ fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
         .join()
         .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
     Ok(n as f64 / end.duration_since(start).as_secs_f64())
+}
+
+/// Resident memory of process `pid`, in KiB (Linux `VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A plain-Broker peer that completes the handshake subscribed to `topic`, then never reads.
+fn stuck_subscriber(port: u16, topic: &str) -> Result<std::net::TcpStream> {
+    use broker_wire::{encode_frame, EndpointId, FrameDecoder, Handshake, Topic, MAGIC};
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let me = EndpointId::from_bytes([0; 16]);
+    let mut buf = bytes::BytesMut::new();
+    let mut frames = FrameDecoder::new(1 << 20);
+    let mut recv = |s: &mut std::net::TcpStream| -> Result<Handshake> {
+        loop {
+            if let Some(f) = frames.decode(&mut buf)? {
+                return Ok(Handshake::decode(&f)?);
+            }
+            let mut tmp = [0u8; 4096];
+            let n = s.read(&mut tmp)?;
+            if n == 0 {
+                bail!("node closed during the handshake");
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    };
+    let send = |s: &mut std::net::TcpStream, h: Handshake| -> Result<()> {
+        let mut out = bytes::BytesMut::new();
+        encode_frame(&mut out, |b| h.encode(b))?;
+        s.write_all(&out)?;
+        Ok(())
+    };
+    recv(&mut s)?; // probe
+    send(&mut s, Handshake::hello(me, 1, 1))?;
+    recv(&mut s)?; // the node's hello: its id is larger, so we originate
+    send(
+        &mut s,
+        Handshake::VersionSelect {
+            magic: MAGIC,
+            sender: me,
+            version: 1,
+        },
+    )?;
+    send(
+        &mut s,
+        Handshake::OriginatorSyn {
+            filter: vec![Topic::new(topic)?],
+        },
+    )?;
+    recv(&mut s)?; // responder_syn_ack
+    send(&mut s, Handshake::OriginatorAck)?;
+    Ok(s)
+}
+
+/// A node process between a flooding publisher (this process) and a subscriber that stops
+/// reading (over plain TCP): returns the node's resident memory before, at its peak, and after, in KiB.
+fn node_memory_under_flood(n: u64) -> Result<(u64, u64, u64)> {
+    // Over plain TCP: the stuck subscriber speaks the handshake by hand.
+    let node = Peer::start_with("node", 0, "plain")?;
+    let pid = node.child.id();
+    let stuck = stuck_subscriber(node.port, "/bench/data")?;
+    let mut config = Configuration::load(None)?;
+    config.disable_ssl = true;
+    let ep = Endpoint::new(config)?;
+    ep.peer("127.0.0.1", node.port, None)?;
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    flood(&ep, n, "1k")?;
+    std::thread::sleep(Duration::from_millis(300));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler
+        .join()
+        .map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    let after = rss_kib(pid);
+    drop(stuck);
+    Ok((before, peak, after))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -282,13 +391,21 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
         us(l1_50),
         us(l1_99)
     );
+    let (nb, np, na) = node_memory_under_flood(big)?;
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "node RSS while flooding a stuck subscriber with {big} 1 KiB messages: {:.1} MiB before, {:.1} MiB peak, {:.1} MiB after",
+        mib(nb),
+        mib(np),
+        mib(na)
+    );
     let peak = peak_rss_kib();
     println!(
         "peak memory of this process: {:.1} MiB",
         peak as f64 / 1024.0
     );
     println!(
-        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"tput_local_small_msgs\":{tl_small:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
+        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"tput_local_small_msgs\":{tl_small:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"node_flood_rss_kib\":[{nb},{np},{na}],\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
         !disable_ssl,
         us(l2_50),
         us(l2_99),
