@@ -207,6 +207,30 @@ impl Raw {
         self.send_raw(&out);
     }
 
+    /// A plain-Broker peer (id all zeros, so it originates) that completes the handshake
+    /// subscribed to `topic` and then never reads.
+    fn stuck_subscriber(port: u16, topic: &str) -> (Raw, EndpointId) {
+        let mut raw = Raw::connect(port);
+        assert!(matches!(raw.recv(), Some(Handshake::Probe { .. })));
+        let me = EndpointId::from_bytes([0; 16]);
+        raw.send(&Handshake::hello(me, 1, 1));
+        assert!(matches!(raw.recv(), Some(Handshake::Hello { .. })));
+        raw.send(&Handshake::VersionSelect {
+            magic: MAGIC,
+            sender: me,
+            version: 1,
+        });
+        raw.send(&Handshake::OriginatorSyn {
+            filter: vec![broker::Topic::new(topic).unwrap()],
+        });
+        assert!(matches!(
+            raw.recv(),
+            Some(Handshake::ResponderSynAck { .. })
+        ));
+        raw.send(&Handshake::OriginatorAck);
+        (raw, me)
+    }
+
     fn recv(&mut self) -> Option<Handshake> {
         loop {
             if let Some(frame) = self.frames.decode(&mut self.buf).unwrap() {
@@ -374,24 +398,7 @@ fn a_peer_that_stops_reading_is_removed_and_others_keep_receiving() {
     let sub = b.make_subscriber(&["/t"], Some(1_000_000)).unwrap();
     b.peer("127.0.0.1", port, None).unwrap();
     // A plain-Broker peer that completes the handshake, subscribes to /t, then never reads.
-    let mut raw = Raw::connect(port);
-    assert!(matches!(raw.recv(), Some(Handshake::Probe { .. })));
-    let me = EndpointId::from_bytes([0; 16]);
-    raw.send(&Handshake::hello(me, 1, 1));
-    assert!(matches!(raw.recv(), Some(Handshake::Hello { .. })));
-    raw.send(&Handshake::VersionSelect {
-        magic: MAGIC,
-        sender: me,
-        version: 1,
-    });
-    raw.send(&Handshake::OriginatorSyn {
-        filter: vec![broker::Topic::new("/t").unwrap()],
-    });
-    assert!(matches!(
-        raw.recv(),
-        Some(Handshake::ResponderSynAck { .. })
-    ));
-    raw.send(&Handshake::OriginatorAck);
+    let (raw, me) = Raw::stuck_subscriber(port, "/t");
     expect_status(&sa, StatusCode::PeerAdded);
     // Flood /t with 1 KiB strings: the stuck peer's socket and buffer fill up.
     let payload = "x".repeat(1024);
@@ -476,24 +483,7 @@ fn a_publisher_with_demand_waits_or_hands_values_back() {
     assert!(demand > 0);
     // A plain-Broker peer subscribed to /t that never reads: the endpoint stops taking
     // publications once its buffer for that peer is half full.
-    let mut raw = Raw::connect(port);
-    assert!(matches!(raw.recv(), Some(Handshake::Probe { .. })));
-    let me = EndpointId::from_bytes([0; 16]);
-    raw.send(&Handshake::hello(me, 1, 1));
-    assert!(matches!(raw.recv(), Some(Handshake::Hello { .. })));
-    raw.send(&Handshake::VersionSelect {
-        magic: MAGIC,
-        sender: me,
-        version: 1,
-    });
-    raw.send(&Handshake::OriginatorSyn {
-        filter: vec![broker::Topic::new("/t").unwrap()],
-    });
-    assert!(matches!(
-        raw.recv(),
-        Some(Handshake::ResponderSynAck { .. })
-    ));
-    raw.send(&Handshake::OriginatorAck);
+    let (raw, me) = Raw::stuck_subscriber(port, "/t");
     a.await_peer(me, WAIT).unwrap();
     let big = Data::from("x".repeat(4096));
     let mut accepted = 0u64;

@@ -91,6 +91,25 @@ impl<S: Stream> Framed<S> {
         }
     }
 
+    /// The next handshake message, if `pick` accepts it (it hands any other back). The peer's
+    /// drop_conn becomes its error; any other message is `unexpected_handshake_message`.
+    async fn expect<T>(
+        &mut self,
+        what: &str,
+        pick: impl FnOnce(Handshake) -> Result<T, Handshake>,
+    ) -> Result<T, Error> {
+        match pick(self.recv().await?) {
+            Ok(t) => Ok(t),
+            Err(Handshake::DropConn {
+                code, description, ..
+            }) => Err(drop_conn_error(code, &description)),
+            Err(other) => Err(Error::new(
+                ErrorCode::UnexpectedHandshakeMessage,
+                format!("expected {what}, got {:?}", other.message_type()),
+            )),
+        }
+    }
+
     async fn refuse(&mut self, me: EndpointId, err: Error) -> Error {
         let _ = self
             .send(&Handshake::DropConn {
@@ -160,55 +179,53 @@ async fn handshake<S: Stream>(
     let (peer, peer_range) = match side {
         Side::Acceptor => {
             f.send(&Handshake::probe()).await?;
-            match f.recv().await? {
-                Handshake::Hello {
-                    magic,
-                    sender,
-                    min_version,
-                    max_version,
-                } => {
-                    if let Err(e) = check_magic(magic) {
-                        return Err(f.refuse(me, e).await);
-                    }
-                    if sender > me {
-                        // We are the originator; the connector waits for our version_select.
-                        (sender, Some((min_version, max_version)))
-                    } else {
-                        f.send(&ours).await?;
-                        (sender, None)
-                    }
+            let hello = f
+                .expect("hello", |h| match h {
+                    Handshake::Hello {
+                        magic,
+                        sender,
+                        min_version,
+                        max_version,
+                    } => Ok((magic, sender, min_version, max_version)),
+                    other => Err(other),
+                })
+                .await;
+            let (magic, sender, min_version, max_version) = match hello {
+                Ok(h) => h,
+                Err(e) if e.code == ErrorCode::UnexpectedHandshakeMessage => {
+                    return Err(f.refuse(me, e).await)
                 }
-                Handshake::DropConn {
-                    code, description, ..
-                } => return Err(drop_conn_error(code, &description)),
-                other => {
-                    return Err(f
-                        .refuse(
-                            me,
-                            Error::new(
-                                ErrorCode::UnexpectedHandshakeMessage,
-                                format!("expected hello, got {:?}", other.message_type()),
-                            ),
-                        )
-                        .await)
-                }
+                Err(e) => return Err(e),
+            };
+            if let Err(e) = check_magic(magic) {
+                return Err(f.refuse(me, e).await);
+            }
+            if sender > me {
+                // We are the originator; the connector waits for our version_select.
+                (sender, Some((min_version, max_version)))
+            } else {
+                f.send(&ours).await?;
+                (sender, None)
             }
         }
         Side::Connector => {
-            match f.recv().await? {
-                Handshake::Probe { magic } => check_magic(magic)?,
-                Handshake::DropConn {
-                    code, description, ..
-                } => return Err(drop_conn_error(code, &description)),
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::UnexpectedHandshakeMessage,
-                        format!("expected probe, got {:?}", other.message_type()),
-                    ))
-                }
-            }
+            let magic = f
+                .expect("probe", |h| match h {
+                    Handshake::Probe { magic } => Ok(magic),
+                    other => Err(other),
+                })
+                .await?;
+            check_magic(magic)?;
             f.send(&ours).await?;
-            match f.recv().await? {
+            // The acceptor answers with its hello (we originate) or, when its id is smaller,
+            // with its version_select (it originates).
+            let answer = f
+                .expect("hello or version_select", |h| match h {
+                    Handshake::Hello { .. } | Handshake::VersionSelect { .. } => Ok(h),
+                    other => Err(other),
+                })
+                .await?;
+            match answer {
                 Handshake::Hello {
                     magic,
                     sender,
@@ -226,18 +243,7 @@ async fn handshake<S: Stream>(
                     check_magic(magic)?;
                     return responder(f, me, sender, version, core).await;
                 }
-                Handshake::DropConn {
-                    code, description, ..
-                } => return Err(drop_conn_error(code, &description)),
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::UnexpectedHandshakeMessage,
-                        format!(
-                            "expected hello or version_select, got {:?}",
-                            other.message_type()
-                        ),
-                    ))
-                }
+                _ => unreachable!("expect() only lets hello and version_select through"),
             }
         }
     };
@@ -256,15 +262,11 @@ async fn handshake<S: Stream>(
         // We originate: choose the version, send our filter, await theirs, acknowledge.
         Some((min, max)) => {
             let Some(version) = select_version(min, max) else {
-                return Err(f
-                    .refuse(
-                        me,
-                        Error::new(
-                            ErrorCode::PeerIncompatible,
-                            format!("peer speaks versions {min}..={max}, we speak 1..=2"),
-                        ),
-                    )
-                    .await);
+                let e = Error::new(
+                    ErrorCode::PeerIncompatible,
+                    format!("peer speaks versions {min}..={max}, we speak 1..=2"),
+                );
+                return Err(f.refuse(me, e).await);
             };
             f.send(&Handshake::VersionSelect {
                 magic: MAGIC,
@@ -274,39 +276,30 @@ async fn handshake<S: Stream>(
             .await?;
             let filter = filter_for(core, peer).await;
             f.send(&Handshake::OriginatorSyn { filter }).await?;
-            let theirs = match f.recv().await? {
-                Handshake::ResponderSynAck { filter } => filter,
-                Handshake::DropConn {
-                    code, description, ..
-                } => return Err(drop_conn_error(code, &description)),
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::UnexpectedHandshakeMessage,
-                        format!("expected responder_syn_ack, got {:?}", other.message_type()),
-                    ))
-                }
-            };
+            let theirs = f
+                .expect("responder_syn_ack", |h| match h {
+                    Handshake::ResponderSynAck { filter } => Ok(filter),
+                    other => Err(other),
+                })
+                .await?;
             f.send(&Handshake::OriginatorAck).await?;
             Ok((peer, version, theirs))
         }
         // The peer originates: wait for its version_select.
-        None => match f.recv().await? {
-            Handshake::VersionSelect {
-                magic,
-                sender,
-                version,
-            } => {
-                check_magic(magic)?;
-                responder(f, me, sender, version, core).await
-            }
-            Handshake::DropConn {
-                code, description, ..
-            } => Err(drop_conn_error(code, &description)),
-            other => Err(Error::new(
-                ErrorCode::UnexpectedHandshakeMessage,
-                format!("expected version_select, got {:?}", other.message_type()),
-            )),
-        },
+        None => {
+            let (magic, sender, version) = f
+                .expect("version_select", |h| match h {
+                    Handshake::VersionSelect {
+                        magic,
+                        sender,
+                        version,
+                    } => Ok((magic, sender, version)),
+                    other => Err(other),
+                })
+                .await?;
+            check_magic(magic)?;
+            responder(f, me, sender, version, core).await
+        }
     }
 }
 
@@ -318,37 +311,26 @@ async fn responder<S: Stream>(
     core: &mpsc::UnboundedSender<Cmd>,
 ) -> Result<(EndpointId, u8, Vec<Topic>), Error> {
     if !(PROTOCOL_VERSION..=ROUTED_PROTOCOL_VERSION).contains(&version) {
-        return Err(f
-            .refuse(
-                me,
-                Error::new(
-                    ErrorCode::PeerIncompatible,
-                    format!("peer selected unsupported version {version}"),
-                ),
-            )
-            .await);
+        let e = Error::new(
+            ErrorCode::PeerIncompatible,
+            format!("peer selected unsupported version {version}"),
+        );
+        return Err(f.refuse(me, e).await);
     }
-    let theirs = match f.recv().await? {
-        Handshake::OriginatorSyn { filter } => filter,
-        Handshake::DropConn {
-            code, description, ..
-        } => return Err(drop_conn_error(code, &description)),
-        other => {
-            return Err(Error::new(
-                ErrorCode::UnexpectedHandshakeMessage,
-                format!("expected originator_syn, got {:?}", other.message_type()),
-            ))
-        }
-    };
+    let theirs = f
+        .expect("originator_syn", |h| match h {
+            Handshake::OriginatorSyn { filter } => Ok(filter),
+            other => Err(other),
+        })
+        .await?;
     let filter = filter_for(core, peer).await;
     f.send(&Handshake::ResponderSynAck { filter }).await?;
-    match f.recv().await? {
-        Handshake::OriginatorAck => Ok((peer, version, theirs)),
-        other => Err(Error::new(
-            ErrorCode::UnexpectedHandshakeMessage,
-            format!("expected originator_ack, got {:?}", other.message_type()),
-        )),
-    }
+    f.expect("originator_ack", |h| match h {
+        Handshake::OriginatorAck => Ok(()),
+        other => Err(other),
+    })
+    .await?;
+    Ok((peer, version, theirs))
 }
 
 /// Turns a decoded envelope into a router message, or says why the peer misbehaved.

@@ -201,22 +201,32 @@ impl Endpoint {
         rx.blocking_recv().map_err(|_| closed())
     }
 
-    /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
-    pub fn listen(&self, address: &str, port: u16) -> Result<u16, Error> {
+    /// Binds a TCP listener (port 0 picks a free one) for `purpose` (used in the error).
+    fn bind(
+        &self,
+        address: &str,
+        port: u16,
+        purpose: &str,
+    ) -> Result<(TcpListener, SocketAddr), Error> {
         let addr = resolve(address, port)?;
+        let err = |e: std::io::Error| {
+            Error::new(
+                ErrorCode::CannotOpenResource,
+                format!("cannot {purpose} on {addr}: {e}"),
+            )
+        };
         let listener = self
             .inner
             .handle
             .block_on(TcpListener::bind(addr))
-            .map_err(|e| {
-                Error::new(
-                    ErrorCode::CannotOpenResource,
-                    format!("cannot listen on {addr}: {e}"),
-                )
-            })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+            .map_err(err)?;
+        let bound = listener.local_addr().map_err(err)?;
+        Ok((listener, bound))
+    }
+
+    /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
+    pub fn listen(&self, address: &str, port: u16) -> Result<u16, Error> {
+        let (listener, bound) = self.bind(address, port, "listen")?;
         let (me, config, core, tls) = (
             self.inner.id,
             self.inner.config.clone(),
@@ -474,20 +484,7 @@ impl Endpoint {
     /// Serves [`metrics`](Self::metrics) in Prometheus' text format at
     /// `http://address:port/metrics` and returns the bound port (0 picks a free one).
     pub fn serve_metrics(&self, address: &str, port: u16) -> Result<u16, Error> {
-        let addr = resolve(address, port)?;
-        let listener = self
-            .inner
-            .handle
-            .block_on(TcpListener::bind(addr))
-            .map_err(|e| {
-                Error::new(
-                    ErrorCode::CannotOpenResource,
-                    format!("cannot serve metrics on {addr}: {e}"),
-                )
-            })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        let (listener, bound) = self.bind(address, port, "serve metrics")?;
         let core = self.inner.core.clone();
         self.inner.handle.spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
