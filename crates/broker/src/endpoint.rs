@@ -195,6 +195,12 @@ impl Endpoint {
         self.inner.core.send(cmd).map_err(|_| closed())
     }
 
+    async fn ask_async<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        rx.await.map_err(|_| closed())
+    }
+
     fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx))?;
@@ -226,14 +232,40 @@ impl Endpoint {
 
     /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
     pub fn listen(&self, address: &str, port: u16) -> Result<u16, Error> {
-        let (listener, bound) = self.bind(address, port, "listen")?;
+        let addr = resolve(address, port)?;
+        self.inner.handle.block_on(self.listen_on(addr))
+    }
+
+    /// [`listen`](Self::listen) for async code (any runtime).
+    pub async fn listen_async(&self, address: &str, port: u16) -> Result<u16, Error> {
+        let addr = resolve(address, port)?;
+        let this = self.clone();
+        // Bound on the endpoint's own runtime, whose reactor serves its sockets.
+        self.inner
+            .handle
+            .spawn(async move { this.listen_on(addr).await })
+            .await
+            .map_err(|_| closed())?
+    }
+
+    /// Binds and starts accepting; must run on the endpoint's runtime.
+    async fn listen_on(&self, addr: SocketAddr) -> Result<u16, Error> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::new(
+                ErrorCode::CannotOpenResource,
+                format!("cannot listen on {addr}: {e}"),
+            )
+        })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
         let (me, config, core, tls) = (
             self.inner.id,
             self.inner.config.clone(),
             self.inner.core.clone(),
             self.inner.tls.clone(),
         );
-        self.inner.handle.spawn(async move {
+        tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer_addr)) => {
@@ -370,6 +402,19 @@ impl Endpoint {
         rx.blocking_recv().map_err(|_| closed())?
     }
 
+    /// [`peer`](Self::peer) for async code (any runtime).
+    pub async fn peer_async(
+        &self,
+        address: &str,
+        port: u16,
+        retry: Option<Duration>,
+    ) -> Result<EndpointId, Error> {
+        let addr = resolve(address, port)?;
+        let (tx, rx) = oneshot::channel();
+        self.start_dialer(addr, retry, tx);
+        rx.await.map_err(|_| closed())?
+    }
+
     /// Like [`peer`](Self::peer), without waiting.
     pub fn peer_nosync(
         &self,
@@ -445,6 +490,21 @@ impl Endpoint {
     /// whether such a peering existed.
     pub fn unpeer(&self, address: &str, port: u16) -> Result<bool, Error> {
         let addr = resolve(address, port)?;
+        let dialed = self.stop_dialing(addr);
+        let found = self.ask(|reply| Cmd::Unpeer { addr, reply })?;
+        Ok(found || dialed)
+    }
+
+    /// [`unpeer`](Self::unpeer) for async code (any runtime).
+    pub async fn unpeer_async(&self, address: &str, port: u16) -> Result<bool, Error> {
+        let addr = resolve(address, port)?;
+        let dialed = self.stop_dialing(addr);
+        let found = self.ask_async(|reply| Cmd::Unpeer { addr, reply }).await?;
+        Ok(found || dialed)
+    }
+
+    /// Stops re-dialing `addr`; returns whether a dialer existed.
+    fn stop_dialing(&self, addr: SocketAddr) -> bool {
         let dialer = self
             .inner
             .dialers
@@ -454,8 +514,7 @@ impl Endpoint {
         if let Some(d) = &dialer {
             d.cancel.store(true, Ordering::Relaxed);
         }
-        let found = self.ask(|reply| Cmd::Unpeer { addr, reply })?;
-        Ok(found || dialer.is_some())
+        dialer.is_some()
     }
 
     /// The peers and peerings under way, with their states.
@@ -531,6 +590,30 @@ impl Endpoint {
 
     fn send_publications(&self, batch: Publications) -> Result<(), Error> {
         self.inner.pubs.blocking_send(batch).map_err(|_| closed())
+    }
+
+    /// [`publish`](Self::publish) for async code (any runtime): waits without blocking a thread.
+    pub async fn publish_async(
+        &self,
+        topic_name: &str,
+        data: impl Into<Data>,
+    ) -> Result<(), Error> {
+        let batch = vec![(topic(topic_name)?, Arc::new(data.into()))];
+        self.inner.pubs.send(batch).await.map_err(|_| closed())
+    }
+
+    /// [`publish_batch`](Self::publish_batch) for async code (any runtime).
+    pub async fn publish_batch_async<I, T, D>(&self, items: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (T, D)>,
+        T: AsRef<str>,
+        D: Into<Data>,
+    {
+        let batch = items
+            .into_iter()
+            .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.inner.pubs.send(batch).await.map_err(|_| closed())
     }
 
     /// Publishes `data` on `topic` to every subscriber, here and at peers. Blocks while the
@@ -630,6 +713,17 @@ impl Endpoint {
 
     /// Closes every peering and stops the endpoint. Subscribers' blocking calls return.
     pub fn shutdown(&self) {
+        self.stop_all_dialers();
+        let _ = self.ask(Cmd::Shutdown);
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code (any runtime).
+    pub async fn shutdown_async(&self) {
+        self.stop_all_dialers();
+        let _ = self.ask_async(Cmd::Shutdown).await;
+    }
+
+    fn stop_all_dialers(&self) {
         for d in self
             .inner
             .dialers
@@ -639,7 +733,6 @@ impl Endpoint {
         {
             d.cancel.store(true, Ordering::Relaxed);
         }
-        let _ = self.ask(Cmd::Shutdown);
     }
 }
 
