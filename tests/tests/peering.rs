@@ -505,3 +505,33 @@ fn a_publisher_with_demand_waits_or_hands_values_back() {
     ));
     assert!(publisher.publish(Data::Count(1)).is_err());
 }
+
+#[test]
+fn listening_is_retried_until_the_port_comes_free() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let a = endpoint();
+    // Not free within the time allowed: an error, after retrying.
+    let start = Instant::now();
+    let err = a
+        .listen_with_retry(
+            "127.0.0.1",
+            port,
+            Duration::from_millis(20),
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::CannotOpenResource);
+    assert!(start.elapsed() >= Duration::from_millis(60));
+    // Freed while retrying: listening succeeds.
+    let freer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(holder);
+    });
+    assert_eq!(
+        a.listen_with_retry("127.0.0.1", port, Duration::from_millis(20), WAIT)
+            .unwrap(),
+        port
+    );
+    freer.join().unwrap();
+}

@@ -234,16 +234,8 @@ fn node(o: NodeOptions) -> Result<()> {
     let listen_retry = config.listen_retry;
     let ep = Endpoint::new(config)?;
     let statuses = ep.make_status_subscriber(true)?;
-    let bound = loop {
-        match ep.listen(&address, port) {
-            Ok(p) => break p,
-            Err(e) if !listen_retry.is_zero() => {
-                eprintln!("{e}; retrying in {listen_retry:?}");
-                std::thread::sleep(listen_retry);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    // A node keeps trying to listen (every listen_retry) until it can.
+    let bound = ep.listen_with_retry(&address, port, listen_retry, Duration::MAX)?;
     println!("node {} listening on {address}:{bound}", ep.node_id());
     std::io::stdout().flush()?;
     for p in &o.peers {

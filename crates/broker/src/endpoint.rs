@@ -236,6 +236,33 @@ impl Endpoint {
         self.inner.handle.block_on(self.listen_on(addr))
     }
 
+    /// [`listen`](Self::listen), trying again every `retry` while the address is unavailable
+    /// (e.g. a restarted node whose port is still held), for at most `give_up_after`.
+    pub fn listen_with_retry(
+        &self,
+        address: &str,
+        port: u16,
+        retry: Duration,
+        give_up_after: Duration,
+    ) -> Result<u16, Error> {
+        // No deadline when it lies beyond what `Instant` can hold (e.g. `Duration::MAX`).
+        let end = std::time::Instant::now().checked_add(give_up_after);
+        loop {
+            match self.listen(address, port) {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    let next = std::time::Instant::now().checked_add(retry);
+                    let out_of_time = matches!((end, next), (Some(end), Some(next)) if next > end);
+                    if retry.is_zero() || out_of_time {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, ?retry, "cannot listen yet; retrying");
+                    std::thread::sleep(retry);
+                }
+            }
+        }
+    }
+
     /// [`listen`](Self::listen) for async code (any runtime).
     pub async fn listen_async(&self, address: &str, port: u16) -> Result<u16, Error> {
         let addr = resolve(address, port)?;
