@@ -176,7 +176,11 @@ impl fmt::Debug for Topic {
 
 impl TryFrom<&str> for Topic {
     type Error = WireError;
+    /// Copies the text (inline, without allocating, up to 23 bytes).
     fn try_from(s: &str) -> Result<Self, WireError> {
-        Topic::new(s)
+        if s.len() > Self::MAX_LEN {
+            return Err(WireError::TopicTooLong(s.len()));
+        }
+        Ok(Topic(ByteString::from(s)))
     }
 }

@@ -126,7 +126,7 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
 }
 
 fn topic(t: &str) -> Result<Topic, Error> {
-    Topic::new(t).map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
+    Topic::try_from(t).map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
 }
 
 fn closed() -> Error {
