@@ -84,6 +84,58 @@ fn run(mut cmd: Command) -> Result {
     }
 }
 
+/// Runs a test command, echoing its output, and counts the tests it reports: nextest's
+/// `N tests run: N passed, N failed` summary and libtest's `test result:` lines.
+fn run_counting(mut cmd: Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    let shown = format!("{cmd:?}");
+    println!("    $ {shown}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let pump = |stream: Box<dyn std::io::Read + Send>, to_stderr: bool| {
+        let counts = counts.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(|l| l.ok()) {
+                if to_stderr {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                } else {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+                if line.contains("test result:") || line.contains("tests run:") {
+                    let number_before = |word: &str| -> u64 {
+                        line.find(word)
+                            .and_then(|i| line[..i].split_whitespace().last())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+                    c.0 += number_before(" passed");
+                    c.1 += number_before(" failed");
+                }
+            }
+        })
+    };
+    let out = pump(Box::new(child.stdout.take().ok_or("no stdout")?), false);
+    let err = pump(Box::new(child.stderr.take().ok_or("no stderr")?), true);
+    let status = child.wait().map_err(|e| format!("{shown}: {e}"))?;
+    let _ = (out.join(), err.join());
+    let counted = *counts.lock().unwrap_or_else(|e| e.into_inner());
+    if status.success() {
+        Ok(counted)
+    } else {
+        Err(format!(
+            "{shown} exited with {status} ({} passed, {} failed)",
+            counted.0, counted.1
+        ))
+    }
+}
+
 fn succeeds(cmd: &mut Command) -> bool {
     cmd.output().map(|o| o.status.success()).unwrap_or(false)
 }
@@ -109,6 +161,7 @@ fn ci() -> Result {
         ]);
         run(c)
     })?;
+    let mut totals = (0u64, 0u64);
     step("tests", || {
         let mut c = cargo();
         if succeeds(cargo().args(["nextest", "--version"])) {
@@ -123,18 +176,24 @@ fn ci() -> Result {
             println!("    (cargo-nextest not installed: using cargo test)");
             c.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
         }
-        run(c)
+        let (p, f) = run_counting(c)?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
     })?;
     step("doc tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace", "--all-features", "--doc"]);
-        run(c)
+        let (p, f) = run_counting(c)?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
     })?;
     step("cargo deny check licenses bans sources", deny)?;
     println!(
         "\nxtask ci: all steps passed in {:.1}s",
         start.elapsed().as_secs_f64()
     );
+    // One closing line with every test counted (tests and doc tests).
+    println!("ci: {} passed, {} failed", totals.0, totals.1);
     Ok(())
 }
 
