@@ -477,14 +477,8 @@ async fn run<S: Stream>(
     match reply_rx.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            let _ = f
-                .send(&Handshake::DropConn {
-                    magic: MAGIC,
-                    sender: me,
-                    code: e.code as u8,
-                    description: Bytes::from(e.message.clone()),
-                })
-                .await;
+            // Refused by the core (e.g. a redundant connection): tell the peer why.
+            let e = f.refuse(me, e).await;
             if let Some(tx) = peered {
                 let _ = tx.send(Err(e));
             }
