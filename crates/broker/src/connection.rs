@@ -411,16 +411,26 @@ pub(crate) async fn establish(
                 Ok(Err(e)) => e,
                 _ => Error::new(ErrorCode::PeerTimeout, "TLS handshake timed out"),
             };
-            let _ = core.send(Cmd::ConnectionError {
-                code: e.code,
-                addr: Some(addr),
-                peer: None,
-                message: e.message.clone(),
-            });
-            if let Some(tx) = peered {
-                let _ = tx.send(Err(e));
-            }
+            handshake_failed(&core, addr, peered, e);
         }
+    }
+}
+
+/// Reports a failed handshake (TLS or Broker's) to status subscribers and to the waiting caller.
+fn handshake_failed(
+    core: &mpsc::UnboundedSender<Cmd>,
+    addr: SocketAddr,
+    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    e: Error,
+) {
+    let _ = core.send(Cmd::ConnectionError {
+        code: e.code,
+        addr: Some(addr),
+        peer: None,
+        message: e.message.clone(),
+    });
+    if let Some(tx) = peered {
+        let _ = tx.send(Err(e));
     }
 }
 
@@ -448,15 +458,7 @@ async fn run<S: Stream>(
     let (peer, version, filter) = match result {
         Ok(x) => x,
         Err(e) => {
-            let _ = core.send(Cmd::ConnectionError {
-                code: e.code,
-                addr: Some(addr),
-                peer: None,
-                message: e.message.clone(),
-            });
-            if let Some(tx) = peered {
-                let _ = tx.send(Err(e));
-            }
+            handshake_failed(&core, addr, peered, e);
             return;
         }
     };

@@ -153,6 +153,21 @@ struct Conn {
     high_since: Option<Instant>,
 }
 
+impl Conn {
+    fn new(id: u64, kind: PeerKind, addr: Option<SocketAddr>, outbound: bool, link: Link) -> Conn {
+        Conn {
+            id,
+            kind,
+            addr,
+            outbound,
+            link,
+            bye: None,
+            leaving: false,
+            high_since: None,
+        }
+    }
+}
+
 pub(crate) struct Core {
     router: Router,
     id: EndpointId,
@@ -180,6 +195,28 @@ impl Core {
             deliveries: HashMap::new(),
             me: None,
         }
+    }
+
+    /// Adds a peer whose handshake completed, unless it is ourselves or already a peer.
+    fn admit(
+        &mut self,
+        now: Instant,
+        peer: EndpointId,
+        filter: Vec<Topic>,
+        conn: Conn,
+        reply: oneshot::Sender<Result<(), Error>>,
+    ) {
+        if self.conns.contains_key(&peer) || peer == self.id {
+            let _ = reply.send(Err(Error::new(
+                ErrorCode::RedundantConnection,
+                format!("already peered with {peer}"),
+            )));
+            return;
+        }
+        let kind = conn.kind;
+        self.conns.insert(peer, conn);
+        self.router.add_peer(now, peer, kind, filter);
+        let _ = reply.send(Ok(()));
     }
 
     /// Lets the core hand its own channel to in-process peers.
@@ -359,28 +396,8 @@ impl Core {
                 writer,
                 reply,
             } => {
-                if self.conns.contains_key(&peer) || peer == self.id {
-                    let _ = reply.send(Err(Error::new(
-                        ErrorCode::RedundantConnection,
-                        format!("already peered with {peer}"),
-                    )));
-                    return;
-                }
-                self.conns.insert(
-                    peer,
-                    Conn {
-                        id: conn,
-                        kind,
-                        addr: Some(addr),
-                        outbound,
-                        link: Link::Socket(writer),
-                        bye: None,
-                        leaving: false,
-                        high_since: None,
-                    },
-                );
-                self.router.add_peer(now, peer, kind, filter);
-                let _ = reply.send(Ok(()));
+                let c = Conn::new(conn, kind, Some(addr), outbound, Link::Socket(writer));
+                self.admit(now, peer, filter, c, reply);
             }
             Cmd::LocalHandshaken {
                 peer,
@@ -391,33 +408,18 @@ impl Core {
                 in_flight,
                 reply,
             } => {
-                if self.conns.contains_key(&peer) || peer == self.id {
-                    let _ = reply.send(Err(Error::new(
-                        ErrorCode::RedundantConnection,
-                        format!("already peered with {peer}"),
-                    )));
-                    return;
-                }
                 let link = Link::Local {
                     core,
                     remote_conn,
                     in_flight,
                 };
-                self.conns.insert(
+                self.admit(
+                    now,
                     peer,
-                    Conn {
-                        id: conn,
-                        kind: PeerKind::Routed,
-                        addr: None,
-                        outbound: true,
-                        link,
-                        bye: None,
-                        leaving: false,
-                        high_since: None,
-                    },
+                    filter,
+                    Conn::new(conn, PeerKind::Routed, None, true, link),
+                    reply,
                 );
-                self.router.add_peer(now, peer, PeerKind::Routed, filter);
-                let _ = reply.send(Ok(()));
             }
             Cmd::LocalUnpeer { peer, reply } => {
                 let found = matches!(
