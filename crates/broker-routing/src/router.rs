@@ -539,6 +539,43 @@ impl Router {
         self.route(p, None);
     }
 
+    /// Delivers `content` on `topic` to this endpoint's own subscribers only (Broker's local
+    /// publication, used for store events): never sent to a peer.
+    pub fn publish_local(&mut self, topic: Topic, content: Content) {
+        if let Some(subscribers) = self.local_subscribers(&topic) {
+            self.stats.delivered += 1;
+            self.next_seq += 1;
+            let publication = Publication {
+                sender: self.id,
+                receiver: self.id,
+                origin: self.id,
+                seq: self.next_seq,
+                ttl: 1,
+                topic,
+                content,
+            };
+            self.events.push_back(Event::Deliver {
+                subscribers,
+                publication,
+            });
+        }
+    }
+
+    /// The other reachable endpoints whose subscriptions include exactly `topic` (not merely a
+    /// prefix of it): how a store learns that a master of its name exists elsewhere.
+    pub fn subscribed_exactly(&self, topic: &Topic) -> Vec<EndpointId> {
+        let Some(nodes) = self.topology.filters.get(topic.as_bytes()) else {
+            return Vec::new();
+        };
+        self.topology
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|(i, id)| nodes.contains(*i) && **id != self.id)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
     /// Queues a ping for `peer` behind everything already queued for it (a graceful unpeer's
     /// BYE must not overtake earlier messages). Returns whether the peer is known.
     pub fn send_ping(&mut self, peer: EndpointId, payload: bytes::Bytes) -> bool {

@@ -434,3 +434,124 @@ fn expiry_at_the_master_reaches_the_clones() {
         assert!(c.snapshot().is_empty(), "expired at the master's time");
     }
 }
+
+fn drain(c: &mut Clone) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+#[test]
+fn a_clone_that_never_finds_a_master_says_so() {
+    use broker_store::Query;
+    use broker_wire::ErrorCode;
+    let id = EntityId {
+        endpoint: ep(1),
+        object: 9,
+    };
+    let mut config = clone_config();
+    config.mutation_buffer_interval = Some(Timespan::from_nanos(1_000 * MS));
+    let mut c = Clone::new(NAME, id, config, Timestamp::from_nanos(0));
+    let first = drain(&mut c);
+    assert!(
+        matches!(&first[..], [Output::Command { command, .. }] if command.content == Command::Nack { seqs: vec![0] }),
+        "it asks for its master: {first:?}"
+    );
+    c.query(Timestamp::from_nanos(0), 1, Query::Get("k".into()));
+    c.mutate(
+        Timestamp::from_nanos(0),
+        Command::Put {
+            key: "k".into(),
+            value: Data::Count(1),
+            expiry: None,
+            publisher: EntityId::NIL,
+        },
+    );
+    let mut outs = Vec::new();
+    let mut t = 0;
+    while t <= 6_000 * MS {
+        let now = Timestamp::from_nanos(t);
+        if c.poll_timeout() <= now {
+            c.handle_timeout(now);
+        }
+        outs.extend(drain(&mut c));
+        t += 10 * MS;
+    }
+    let failures: Vec<ErrorCode> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Failure(e) => Some(e.code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        [ErrorCode::NoSuchMaster, ErrorCode::NoSuchMaster],
+        "the dropped mutation, then no master after the get delay"
+    );
+    let answer = outs.iter().find_map(|o| match o {
+        Output::Response { id: 1, result } => Some(result.clone()),
+        _ => None,
+    });
+    assert_eq!(answer.unwrap().unwrap_err().code, ErrorCode::StaleData);
+    let asks = outs
+        .iter()
+        .filter(|o| matches!(o, Output::Command { .. }))
+        .count();
+    assert!(
+        (5..=7).contains(&asks),
+        "asks again every resync interval: {asks}"
+    );
+}
+
+#[test]
+fn reads_go_stale_after_the_stale_interval_and_recover() {
+    use broker_store::Query;
+    use broker_wire::ErrorCode;
+    let mut sim = Sim::new(11, 1);
+    sim.run(500 * MS, |_| {});
+    let now = sim.ts();
+    sim.master.as_mut().unwrap().mutate(
+        now,
+        Command::Put {
+            key: "k".into(),
+            value: Data::Count(1),
+            expiry: None,
+            publisher: EntityId::NIL,
+        },
+    );
+    sim.run(sim.now + 200 * MS, |_| {});
+    // Cut the master off; the clone notices after its connection timeout (2 s here).
+    sim.faults.cut_until[0] = sim.now + 20_000 * MS;
+    let ask = |sim: &mut Sim| {
+        let now = sim.ts();
+        sim.clones[0].query(now, 5, Query::Get("k".into()));
+        drain(&mut sim.clones[0])
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Response { result, .. } => Some(result),
+                _ => None,
+            })
+            .unwrap()
+    };
+    sim.run(sim.now + 3_000 * MS, |_| {});
+    assert_eq!(
+        ask(&mut sim),
+        Ok(Data::Count(1)),
+        "within the stale interval"
+    );
+    sim.run(sim.now + 5_000 * MS, |_| {});
+    assert_eq!(ask(&mut sim).unwrap_err().code, ErrorCode::StaleData);
+    sim.faults.cut_until[0] = 0;
+    sim.run(sim.now + 3_000 * MS, |_| {});
+    assert_eq!(ask(&mut sim), Ok(Data::Count(1)), "resynchronized");
+}
+
+#[test]
+fn endpoint_loss_counts_at_once() {
+    let mut sim = Sim::new(12, 1);
+    sim.run(500 * MS, |_| {});
+    let now = sim.ts();
+    assert!(sim.clones[0].master().is_some());
+    sim.clones[0].endpoint_unreachable(now, ep(0));
+    assert!(sim.clones[0].master().is_none());
+    assert!(!sim.clones[0].is_stale(now));
+}

@@ -3,19 +3,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use broker_data::Data;
 use broker_routing::{Content, Event, Message, PeerKind, PeerLoss, Publication, Router};
 use broker_wire::{
-    bye_token, encode_envelope, encode_frame, EndpointId, ErrorCode, PayloadRef, StatusCode, Topic,
+    bye_token, encode_envelope, encode_frame, EndpointId, ErrorCode, InternalCommand, PayloadRef,
+    StatusCode, Topic,
 };
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::Queue;
+use crate::store::StoreInbound;
 use crate::types::{
     DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
 };
@@ -117,6 +119,32 @@ pub(crate) enum Cmd {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Metrics(oneshot::Sender<Metrics>),
     Shutdown(oneshot::Sender<()>),
+    /// A store frontend starts: it subscribes to its store's command topic.
+    AttachStore {
+        id: u64,
+        name: String,
+        master: bool,
+        sink: mpsc::UnboundedSender<StoreInbound>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// A store frontend ended.
+    DetachStore {
+        id: u64,
+        name: String,
+    },
+    /// What a store wants published, delivered locally and reported.
+    StoreOutput(StoreOutput),
+}
+
+/// What a store task hands the core after a batch of work.
+#[derive(Default)]
+pub(crate) struct StoreOutput {
+    /// Store commands: topic, the one receiving endpoint (or every subscriber), the command.
+    pub(crate) commands: Vec<(Topic, Option<EndpointId>, Arc<InternalCommand>)>,
+    /// Store events, for local subscribers only.
+    pub(crate) events: Vec<(Topic, Data)>,
+    /// Failed mutations, for error subscribers.
+    pub(crate) failures: Vec<Error>,
 }
 
 /// Lets the sending core of an in-process peering know its messages were taken.
@@ -180,6 +208,12 @@ pub(crate) struct Core {
     deliveries: HashMap<u64, Vec<DataMessage>>,
     /// This core's own command channel, for in-process peers' acknowledgements.
     me: Option<mpsc::WeakUnboundedSender<Cmd>>,
+    /// Store frontends by subscriber id.
+    stores: HashMap<u64, mpsc::UnboundedSender<StoreInbound>>,
+    /// Local masters by store name.
+    masters: HashMap<String, u64>,
+    /// Whether any subscriber follows store events (stores skip building them otherwise).
+    store_events_wanted: Arc<AtomicBool>,
 }
 
 impl Core {
@@ -194,6 +228,21 @@ impl Core {
             next_bye: 1,
             deliveries: HashMap::new(),
             me: None,
+            stores: HashMap::new(),
+            masters: HashMap::new(),
+            store_events_wanted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The flag telling stores whether anybody follows their events.
+    pub(crate) fn store_events_flag(&self) -> Arc<AtomicBool> {
+        self.store_events_wanted.clone()
+    }
+
+    fn note_topic(&self, t: &Topic) {
+        let prefix = broker_store::EVENTS_PREFIX;
+        if prefix.starts_with(t.as_str()) || t.as_str().starts_with(prefix) {
+            self.store_events_wanted.store(true, Ordering::Relaxed);
         }
     }
 
@@ -361,10 +410,14 @@ impl Core {
             Cmd::Subscribe { id, topics, queue } => {
                 self.subs.insert(id, queue);
                 for t in topics {
+                    self.note_topic(&t);
                     self.router.subscribe(id, t);
                 }
             }
-            Cmd::AddTopic { id, topic } => self.router.subscribe(id, topic),
+            Cmd::AddTopic { id, topic } => {
+                self.note_topic(&topic);
+                self.router.subscribe(id, topic)
+            }
             Cmd::RemoveTopic { id, topic } => self.router.unsubscribe(id, &topic),
             Cmd::DropSubscriber(id) => {
                 self.subs.remove(&id);
@@ -569,6 +622,65 @@ impl Core {
                 });
             }
             Cmd::Shutdown(_) => {}
+            Cmd::AttachStore {
+                id,
+                name,
+                master,
+                sink,
+                reply,
+            } => {
+                let topic = if master {
+                    broker_store::master_topic(&name)
+                } else {
+                    broker_store::clone_topic(&name)
+                };
+                if master {
+                    let elsewhere = self.router.subscribed_exactly(&topic);
+                    if self.masters.contains_key(&name) || !elsewhere.is_empty() {
+                        let at = match elsewhere.first() {
+                            Some(e) => format!("endpoint {e}"),
+                            None => "this endpoint".to_owned(),
+                        };
+                        let _ = reply.send(Err(Error::new(
+                            ErrorCode::MasterExists,
+                            format!("a master for store {name:?} exists at {at}"),
+                        )));
+                        return;
+                    }
+                    self.masters.insert(name, id);
+                }
+                self.stores.insert(id, sink);
+                self.router.subscribe(id, topic);
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::DetachStore { id, name } => {
+                self.stores.remove(&id);
+                if self.masters.get(&name) == Some(&id) {
+                    self.masters.remove(&name);
+                }
+                self.router.remove_subscriber(id);
+            }
+            Cmd::StoreOutput(out) => {
+                for (topic, to, command) in out.commands {
+                    let receiver = to.unwrap_or(EndpointId::NIL);
+                    self.router
+                        .publish_to(receiver, topic, Content::Command(command));
+                }
+                for (topic, data) in out.events {
+                    self.router
+                        .publish_local(topic, Content::Data(Arc::new(data)));
+                }
+                for e in out.failures {
+                    self.broadcast_status(StatusEvent::Error {
+                        code: e.code,
+                        context: EndpointInfo {
+                            id: self.id,
+                            address: None,
+                        },
+                        message: e.message,
+                    });
+                }
+            }
         }
     }
 
@@ -680,7 +792,17 @@ impl Core {
                 publication,
             } => {
                 let Publication { topic, content, .. } = publication;
-                let Content::Data(data) = content else { return };
+                let data = match content {
+                    Content::Data(data) => data,
+                    Content::Command(c) => {
+                        for s in subscribers.iter() {
+                            if let Some(sink) = self.stores.get(s) {
+                                let _ = sink.send(StoreInbound::Command(c.clone()));
+                            }
+                        }
+                        return;
+                    }
+                };
                 for s in subscribers.iter() {
                     if self.subs.contains_key(s) {
                         self.deliveries.entry(*s).or_default().push(DataMessage {
@@ -695,6 +817,24 @@ impl Core {
                 endpoint,
                 message,
             } => {
+                let note = match code {
+                    StatusCode::PeerAdded | StatusCode::EndpointDiscovered => {
+                        Some(StoreInbound::Poke)
+                    }
+                    StatusCode::PeerLost
+                    | StatusCode::PeerRemoved
+                    | StatusCode::EndpointUnreachable => Some(StoreInbound::Unreachable(endpoint)),
+                    _ => None,
+                };
+                if let Some(note) = note {
+                    for sink in self.stores.values() {
+                        let _ = sink.send(match &note {
+                            StoreInbound::Poke => StoreInbound::Poke,
+                            StoreInbound::Unreachable(e) => StoreInbound::Unreachable(*e),
+                            StoreInbound::Command(c) => StoreInbound::Command(c.clone()),
+                        });
+                    }
+                }
                 let address = self.conns.get(&endpoint).and_then(|c| c.addr);
                 let context = EndpointInfo {
                     id: endpoint,

@@ -41,6 +41,8 @@ struct Inner {
     next_id: AtomicU64,
     dialers: Arc<Mutex<HashMap<SocketAddr, Dialer>>>,
     tls: Arc<Option<Tls>>,
+    /// Whether anybody subscribes to store events (shared with the core and the stores).
+    store_events: Arc<AtomicBool>,
 }
 
 impl Drop for Inner {
@@ -164,7 +166,9 @@ impl Endpoint {
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
-        runtime.spawn(Core::new(router).with_sender(&tx).run(rx, pub_rx));
+        let core = Core::new(router).with_sender(&tx);
+        let store_events = core.store_events_flag();
+        runtime.spawn(core.run(rx, pub_rx));
         let handle = runtime.handle().clone();
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
@@ -178,6 +182,7 @@ impl Endpoint {
                 next_id: AtomicU64::new(1),
                 dialers: Arc::new(Mutex::new(HashMap::new())),
                 tls,
+                store_events,
             }),
         };
         if let Some(port) = metrics_port {
@@ -193,6 +198,29 @@ impl Endpoint {
 
     fn send(&self, cmd: Cmd) -> Result<(), Error> {
         self.inner.core.send(cmd).map_err(|_| closed())
+    }
+
+    /// A fresh number for an object of this endpoint (subscribers, stores).
+    pub(crate) fn next_object_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// What a store task needs: the store-events flag and the core's channel.
+    pub(crate) fn store_support(&self) -> (Arc<AtomicBool>, mpsc::UnboundedSender<Cmd>) {
+        (self.inner.store_events.clone(), self.inner.core.clone())
+    }
+
+    /// Sends a command to the core and waits for its answer.
+    pub(crate) fn ask_core<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Cmd,
+    ) -> Result<T, Error> {
+        self.ask(make)
+    }
+
+    /// Runs a task on the endpoint's runtime.
+    pub(crate) fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.handle.spawn(f);
     }
 
     async fn ask_async<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {

@@ -22,14 +22,17 @@ mod core;
 mod endpoint;
 mod error;
 mod queue;
+mod store;
 mod tls;
 mod types;
 
 pub use broker_data as data;
+pub use broker_wire::EntityId;
 pub use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 pub use config::{Configuration, OverflowPolicy, OPTIONS};
 pub use endpoint::{Endpoint, Publisher, StatusSubscriber, Subscriber, TryPublishError};
 pub use error::Error;
+pub use store::{BackendOptions, BackendType, CloneOptions, Store, StoreProxy, StoreResponse};
 pub use types::{
     DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
 };

@@ -1,0 +1,867 @@
+//! Data stores on an endpoint: [`Endpoint::attach_master`], [`Endpoint::attach_clone`], the
+//! [`Store`] handle and its [`StoreProxy`].
+//!
+//! Each store is one task on the endpoint's runtime that owns the sans-IO engine of
+//! `broker-store` (a master with its backend, or a clone). The task receives the store commands
+//! that the core routes to it (the store subscribes to Broker's topics
+//! `<name>/<$>/data/master` or `<name>/<$>/data/clone`), hands what the engine publishes back to
+//! the core, and answers the handles' requests. Mutations are fire-and-forget as in Broker; a
+//! failed one (`type_clash`, `backend_failure`, …) is reported to the endpoint's error
+//! subscribers. Reads block the calling thread (or await, in the `_async` forms).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker_backend::Backend;
+use broker_data::{Data, DataType, Timespan, Timestamp};
+use broker_store::{Clone as CloneFrontend, CloneConfig, Master, Output, Query, StoreConfig};
+use broker_wire::{Command, EndpointId, EntityId, ErrorCode, InternalCommand, Topic};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::{Cmd, StoreOutput};
+use crate::queue::{deadline, Queue};
+use crate::{Endpoint, Error};
+
+/// Requests a handle may have in flight before mutations wait.
+const REQUEST_QUEUE: usize = 4096;
+
+/// The storage engine of a master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendType {
+    /// A hash table in memory: fastest, not persistent.
+    Memory,
+    /// A SQLite file in Broker's layout (option `path`, required; `synchronous`,
+    /// `journal_mode`, `failure_mode`, `integrity_check` as in Broker).
+    Sqlite,
+    /// A RocksDB directory (option `path`, required); needs the `rocksdb` feature.
+    RocksDb,
+}
+
+/// Backend options, as Broker's `backend_options`: names to values (`path` → a string, …).
+pub type BackendOptions = BTreeMap<String, Data>;
+
+/// The settings of [`Endpoint::attach_clone`] (Broker's arguments, Zeek's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloneOptions {
+    /// How often a clone without a master asks for one (it also asks whenever a peer appears).
+    pub resync_interval: Duration,
+    /// How long after losing its master the clone keeps answering reads; then `stale_data`.
+    /// `None`: never stale.
+    pub stale_interval: Option<Duration>,
+    /// How long mutations made without a master are kept for it; `None`: until it returns.
+    pub mutation_buffer_interval: Option<Duration>,
+}
+
+impl Default for CloneOptions {
+    fn default() -> Self {
+        CloneOptions {
+            resync_interval: Duration::from_secs(10),
+            stale_interval: Some(Duration::from_secs(300)),
+            mutation_buffer_interval: Some(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// The answer to a [`StoreProxy`] request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreResponse {
+    /// The id the request returned.
+    pub id: u64,
+    /// The value, or the error (`no_such_key`, `stale_data`, …).
+    pub answer: Result<Data, Error>,
+}
+
+/// What the core hands a store task.
+pub(crate) enum StoreInbound {
+    /// A store command for this store.
+    Command(Arc<InternalCommand>),
+    /// A peer appeared: a clone without a master asks now.
+    Poke,
+    /// An endpoint became unreachable.
+    Unreachable(EndpointId),
+}
+
+enum Reply {
+    Once(oneshot::Sender<Result<Data, Error>>),
+    Mailbox(Arc<Queue<StoreResponse>>),
+}
+
+enum Req {
+    Mutate(Command),
+    Query {
+        id: u64,
+        query: Query,
+        reply: Reply,
+    },
+    PutUnique {
+        id: u64,
+        command: Command,
+        reply: Reply,
+    },
+    AwaitIdle(oneshot::Sender<()>),
+}
+
+enum Frontend {
+    Master(Box<Master<Box<dyn Backend>>>),
+    Clone(Box<CloneFrontend>),
+}
+
+macro_rules! both {
+    ($fe:expr, $f:ident $(, $a:expr)*) => {
+        match $fe {
+            Frontend::Master(m) => m.$f($($a),*),
+            Frontend::Clone(c) => c.$f($($a),*),
+        }
+    };
+}
+
+fn error(e: broker_store::StoreError) -> Error {
+    Error::new(e.code, e.message)
+}
+
+fn span(d: Duration) -> Timespan {
+    Timespan::try_from(d).unwrap_or(Timespan::from_nanos(i64::MAX))
+}
+
+fn expiry(e: Option<Duration>) -> Option<Timespan> {
+    e.map(span)
+}
+
+fn shut_down() -> Error {
+    Error::new(
+        ErrorCode::ShuttingDown,
+        "the store's endpoint has shut down",
+    )
+}
+
+fn open_backend(kind: BackendType, options: &BackendOptions) -> Result<Box<dyn Backend>, Error> {
+    let fail =
+        |e: broker_backend::BackendError| Error::new(ErrorCode::BackendFailure, e.to_string());
+    match kind {
+        BackendType::Memory => Ok(Box::new(broker_backend_memory::MemoryBackend::new())),
+        BackendType::Sqlite => Ok(Box::new(
+            broker_backend_sqlite::SqliteBackend::open_with(options).map_err(fail)?,
+        )),
+        #[cfg(feature = "rocksdb")]
+        BackendType::RocksDb => Ok(Box::new(
+            broker_backend_rocksdb::RocksDbBackend::open_with(options).map_err(fail)?,
+        )),
+        #[cfg(not(feature = "rocksdb"))]
+        BackendType::RocksDb => Err(Error::new(
+            ErrorCode::BackendFailure,
+            "this build has no RocksDB backend (cargo feature `rocksdb`)",
+        )),
+    }
+}
+
+impl Endpoint {
+    /// Attaches the master of store `name` with a backend. Fails with `master_exists` when this
+    /// endpoint or a reachable one already has a master of that name, and with
+    /// `backend_failure` (and the reason) when the backend cannot be opened — a corrupt or
+    /// foreign file is never overwritten.
+    ///
+    /// ```
+    /// use broker::{BackendType, Configuration, Endpoint};
+    /// let ep = Endpoint::new(Configuration::default()).unwrap();
+    /// let store = ep.attach_master("users", BackendType::Memory, Default::default()).unwrap();
+    /// store.put("alice", 1u64, None);
+    /// assert_eq!(store.get("alice").unwrap(), broker::data::Data::Count(1));
+    /// assert_eq!(store.get("bob").unwrap_err().code, broker::ErrorCode::NoSuchKey);
+    /// ```
+    pub fn attach_master(
+        &self,
+        name: &str,
+        backend: BackendType,
+        options: BackendOptions,
+    ) -> Result<Store, Error> {
+        check_name(name)?;
+        let backend = open_backend(backend, &options)?;
+        let id = self.store_entity();
+        let master = Master::new(name, id, backend, StoreConfig::default(), Timestamp::now())
+            .map_err(error)?;
+        self.start_store(name, id, Frontend::Master(Box::new(master)))
+    }
+
+    /// Attaches a clone of store `name`. It finds its master among the reachable endpoints (now
+    /// or when one appears), receives the whole store, then follows every change; its
+    /// mutations go to the master. Reads wait for the first synchronization (up to 5 s, then
+    /// `stale_data`), and fail with `stale_data` once the master has been gone for the stale
+    /// interval.
+    pub fn attach_clone(&self, name: &str, options: CloneOptions) -> Result<Store, Error> {
+        check_name(name)?;
+        let id = self.store_entity();
+        let config = CloneConfig {
+            store: StoreConfig::default(),
+            resync_interval: span(options.resync_interval),
+            stale_interval: options.stale_interval.map(span),
+            mutation_buffer_interval: options.mutation_buffer_interval.map(span),
+            ..CloneConfig::default()
+        };
+        let clone = CloneFrontend::new(name, id, config, Timestamp::now());
+        self.start_store(name, id, Frontend::Clone(Box::new(clone)))
+    }
+
+    fn store_entity(&self) -> EntityId {
+        EntityId {
+            endpoint: self.node_id(),
+            object: self.next_object_id(),
+        }
+    }
+
+    fn start_store(&self, name: &str, id: EntityId, fe: Frontend) -> Result<Store, Error> {
+        let (sink, inbound) = mpsc::unbounded_channel();
+        let (tx, reqs) = mpsc::channel(REQUEST_QUEUE);
+        let master = matches!(fe, Frontend::Master(_));
+        let (events_wanted, core) = self.store_support();
+        self.ask_core(|reply| Cmd::AttachStore {
+            id: id.object,
+            name: name.to_owned(),
+            master,
+            sink,
+            reply,
+        })??;
+        let task = StoreTask {
+            fe,
+            name: name.to_owned(),
+            id,
+            core,
+            events_wanted,
+            waiters: HashMap::new(),
+            idle_waiters: Vec::new(),
+        };
+        self.spawn(task.run(reqs, inbound));
+        Ok(Store {
+            inner: Arc::new(Handle {
+                name: name.to_owned(),
+                id,
+                master,
+                tx,
+                next_request: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.contains("<$>") {
+        return Err(Error::new(
+            ErrorCode::InvalidTopicKey,
+            format!("{name:?} is not a store name"),
+        ));
+    }
+    Topic::new(name.to_owned())
+        .map(|_| ())
+        .map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
+}
+
+struct Handle {
+    name: String,
+    id: EntityId,
+    master: bool,
+    tx: mpsc::Sender<Req>,
+    next_request: AtomicU64,
+}
+
+/// A data store attached to an endpoint: a master or a clone. Cloning the handle shares the
+/// store; the store detaches when the last handle is dropped (or the endpoint shuts down).
+///
+/// Mutations return at once (as in Broker) and are applied in the order they were made; on a
+/// clone they take effect when the master's update comes back. Reads return the result,
+/// blocking the calling thread briefly — use the `_async` forms in async code, or a
+/// [`StoreProxy`] for an event loop.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.inner.name)
+            .field("master", &self.inner.master)
+            .finish()
+    }
+}
+
+impl Store {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether this is the master (rather than a clone).
+    pub fn is_master(&self) -> bool {
+        self.inner.master
+    }
+
+    /// This frontend's entity id (endpoint and object number).
+    pub fn frontend_id(&self) -> EntityId {
+        self.inner.id
+    }
+
+    fn mutate(&self, command: Command) {
+        // Closed only when the endpoint shut down: the mutation goes nowhere, as in Broker.
+        let _ = self.inner.tx.blocking_send(Req::Mutate(command));
+    }
+
+    /// Sets `key` to `value`; with an expiry, the entry is removed that long after the master
+    /// applied it.
+    pub fn put(&self, key: impl Into<Data>, value: impl Into<Data>, expiry: Option<Duration>) {
+        self.mutate(Command::Put {
+            key: key.into(),
+            value: value.into(),
+            expiry: expiry_of(expiry),
+            publisher: self.inner.id,
+        });
+    }
+
+    /// Removes `key`.
+    pub fn erase(&self, key: impl Into<Data>) {
+        self.mutate(Command::Erase {
+            key: key.into(),
+            publisher: self.inner.id,
+        });
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) {
+        self.mutate(Command::Clear {
+            publisher: self.inner.id,
+        });
+    }
+
+    /// Adds `amount` to the number (count, integer, real, timespan) or timestamp at `key`,
+    /// starting from zero when absent.
+    pub fn increment(
+        &self,
+        key: impl Into<Data>,
+        amount: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) {
+        let amount = amount.into();
+        let init_type = match amount.data_type() {
+            t @ (DataType::Count | DataType::Integer | DataType::Real) => t,
+            DataType::Timespan => DataType::Timestamp,
+            _ => DataType::None,
+        };
+        self.add(key.into(), amount, init_type, expiry);
+    }
+
+    /// Subtracts `amount` from the number or timestamp at `key`.
+    pub fn decrement(
+        &self,
+        key: impl Into<Data>,
+        amount: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) {
+        self.subtract(key.into(), amount.into(), expiry);
+    }
+
+    /// Appends `text` to the string at `key` (starting from the empty string).
+    pub fn append(&self, key: impl Into<Data>, text: impl Into<Data>, expiry: Option<Duration>) {
+        self.add(key.into(), text.into(), DataType::String, expiry);
+    }
+
+    /// Inserts `element` into the set at `key` (starting from the empty set).
+    pub fn insert_into(
+        &self,
+        key: impl Into<Data>,
+        element: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) {
+        self.add(key.into(), element.into(), DataType::Set, expiry);
+    }
+
+    /// Sets `index` to `value` in the table at `key` (starting from the empty table), or inserts
+    /// `value` at position `index` in the vector at `key`.
+    pub fn insert_into_at(
+        &self,
+        key: impl Into<Data>,
+        index: impl Into<Data>,
+        value: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) {
+        let pair = Data::Vector(vec![index.into(), value.into()]);
+        self.add(key.into(), pair, DataType::Table, expiry);
+    }
+
+    /// Removes `index` from the set or table at `key` (on a vector: its last element, as in
+    /// Broker).
+    pub fn remove_from(
+        &self,
+        key: impl Into<Data>,
+        index: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) {
+        self.subtract(key.into(), index.into(), expiry);
+    }
+
+    /// Appends `value` to the vector at `key` (starting from the empty vector).
+    pub fn push(&self, key: impl Into<Data>, value: impl Into<Data>, expiry: Option<Duration>) {
+        self.add(key.into(), value.into(), DataType::Vector, expiry);
+    }
+
+    /// Removes the last element of the vector at `key`.
+    pub fn pop(&self, key: impl Into<Data>, expiry: Option<Duration>) {
+        let key = key.into();
+        self.subtract(key.clone(), key, expiry);
+    }
+
+    fn add(&self, key: Data, value: Data, init_type: DataType, expiry: Option<Duration>) {
+        self.mutate(Command::Add {
+            key,
+            value,
+            init_type,
+            expiry: expiry_of(expiry),
+            publisher: self.inner.id,
+        });
+    }
+
+    fn subtract(&self, key: Data, value: Data, expiry: Option<Duration>) {
+        self.mutate(Command::Subtract {
+            key,
+            value,
+            expiry: expiry_of(expiry),
+            publisher: self.inner.id,
+        });
+    }
+
+    fn request_id(&self) -> u64 {
+        self.inner.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn query_req(&self, query: Query, reply: Reply) -> (u64, Req) {
+        let id = self.request_id();
+        (id, Req::Query { id, query, reply })
+    }
+
+    fn put_unique_req(
+        &self,
+        key: Data,
+        value: Data,
+        expiry: Option<Duration>,
+        reply: Reply,
+    ) -> (u64, Req) {
+        let id = self.request_id();
+        let command = Command::PutUnique {
+            key,
+            value,
+            expiry: expiry_of(expiry),
+            who: self.inner.id,
+            req_id: id,
+            publisher: self.inner.id,
+        };
+        (id, Req::PutUnique { id, command, reply })
+    }
+
+    fn ask(&self, make: impl FnOnce(Reply) -> (u64, Req)) -> Result<Data, Error> {
+        let (tx, rx) = oneshot::channel();
+        let (_, req) = make(Reply::Once(tx));
+        self.inner.tx.blocking_send(req).map_err(|_| shut_down())?;
+        rx.blocking_recv().map_err(|_| shut_down())?
+    }
+
+    async fn ask_async(&self, make: impl FnOnce(Reply) -> (u64, Req)) -> Result<Data, Error> {
+        let (tx, rx) = oneshot::channel();
+        let (_, req) = make(Reply::Once(tx));
+        self.inner.tx.send(req).await.map_err(|_| shut_down())?;
+        rx.await.map_err(|_| shut_down())?
+    }
+
+    /// The value at `key`; `no_such_key` when absent.
+    pub fn get(&self, key: impl Into<Data>) -> Result<Data, Error> {
+        let q = Query::Get(key.into());
+        self.ask(|r| self.query_req(q, r))
+    }
+
+    /// Whether `key` exists.
+    pub fn exists(&self, key: impl Into<Data>) -> Result<bool, Error> {
+        let q = Query::Exists(key.into());
+        Ok(matches!(
+            self.ask(|r| self.query_req(q, r))?,
+            Data::Boolean(true)
+        ))
+    }
+
+    /// An element of the container at `key`: a vector's element at a count index, a table's
+    /// value at a key, whether a set holds `index`.
+    pub fn get_index_from_value(
+        &self,
+        key: impl Into<Data>,
+        index: impl Into<Data>,
+    ) -> Result<Data, Error> {
+        let q = Query::GetIndex(key.into(), index.into());
+        self.ask(|r| self.query_req(q, r))
+    }
+
+    /// Every key, as a set.
+    pub fn keys(&self) -> Result<Data, Error> {
+        self.ask(|r| self.query_req(Query::Keys, r))
+    }
+
+    /// Sets `key` to `value` only when it is absent; returns whether it did.
+    pub fn put_unique(
+        &self,
+        key: impl Into<Data>,
+        value: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let (k, v) = (key.into(), value.into());
+        let d = self.ask(|r| self.put_unique_req(k, v, expiry, r))?;
+        Ok(matches!(d, Data::Boolean(true)))
+    }
+
+    /// [`get`](Self::get) for async code.
+    pub async fn get_async(&self, key: impl Into<Data>) -> Result<Data, Error> {
+        let q = Query::Get(key.into());
+        self.ask_async(|r| self.query_req(q, r)).await
+    }
+
+    /// [`exists`](Self::exists) for async code.
+    pub async fn exists_async(&self, key: impl Into<Data>) -> Result<bool, Error> {
+        let q = Query::Exists(key.into());
+        Ok(matches!(
+            self.ask_async(|r| self.query_req(q, r)).await?,
+            Data::Boolean(true)
+        ))
+    }
+
+    /// [`get_index_from_value`](Self::get_index_from_value) for async code.
+    pub async fn get_index_from_value_async(
+        &self,
+        key: impl Into<Data>,
+        index: impl Into<Data>,
+    ) -> Result<Data, Error> {
+        let q = Query::GetIndex(key.into(), index.into());
+        self.ask_async(|r| self.query_req(q, r)).await
+    }
+
+    /// [`keys`](Self::keys) for async code.
+    pub async fn keys_async(&self) -> Result<Data, Error> {
+        self.ask_async(|r| self.query_req(Query::Keys, r)).await
+    }
+
+    /// [`put_unique`](Self::put_unique) for async code.
+    pub async fn put_unique_async(
+        &self,
+        key: impl Into<Data>,
+        value: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let (k, v) = (key.into(), value.into());
+        let d = self
+            .ask_async(|r| self.put_unique_req(k, v, expiry, r))
+            .await?;
+        Ok(matches!(d, Data::Boolean(true)))
+    }
+
+    /// [`put`](Self::put) for async code: waits for room instead of blocking a thread.
+    pub async fn put_async(
+        &self,
+        key: impl Into<Data>,
+        value: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) -> Result<(), Error> {
+        let c = Command::Put {
+            key: key.into(),
+            value: value.into(),
+            expiry: expiry_of(expiry),
+            publisher: self.inner.id,
+        };
+        self.inner
+            .tx
+            .send(Req::Mutate(c))
+            .await
+            .map_err(|_| shut_down())
+    }
+
+    /// Waits until the store is idle — every mutation made so far applied (and, on a persistent
+    /// backend, written), every clone up to date — or until `timeout`. Returns whether it is.
+    pub fn await_idle(&self, timeout: Duration) -> bool {
+        let (tx, mut rx) = oneshot::channel();
+        if self.inner.tx.blocking_send(Req::AwaitIdle(tx)).is_err() {
+            return false;
+        }
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            match rx.try_recv() {
+                Ok(()) => return true,
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// [`await_idle`](Self::await_idle) for async code.
+    pub async fn await_idle_async(&self, timeout: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Req::AwaitIdle(tx)).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
+    }
+
+    /// A proxy whose requests answer through a mailbox (see [`StoreProxy`]).
+    pub fn proxy(&self) -> Result<StoreProxy, Error> {
+        let mailbox = Queue::new(usize::MAX)
+            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        Ok(StoreProxy {
+            store: self.clone(),
+            mailbox: Arc::new(mailbox),
+        })
+    }
+}
+
+fn expiry_of(e: Option<Duration>) -> Option<Timespan> {
+    expiry(e)
+}
+
+/// Decoupled requests: each returns a unique, increasing 64-bit id at once, and the
+/// [`StoreResponse`] carrying that id arrives in the proxy's mailbox, whose [`fd`](Self::fd) is
+/// readable while responses are waiting (for poll/select/epoll loops).
+///
+/// ```
+/// use broker::{BackendType, Configuration, Endpoint};
+/// let ep = Endpoint::new(Configuration::default()).unwrap();
+/// let store = ep.attach_master("s", BackendType::Memory, Default::default()).unwrap();
+/// store.put("foo", 42u64, None);
+/// let proxy = store.proxy().unwrap();
+/// let id = proxy.get("foo");
+/// let response = proxy.receive();
+/// assert_eq!(response.id, id);
+/// assert_eq!(response.answer.unwrap(), broker::data::Data::Count(42));
+/// ```
+pub struct StoreProxy {
+    store: Store,
+    mailbox: Arc<Queue<StoreResponse>>,
+}
+
+impl StoreProxy {
+    fn send(&self, make: impl FnOnce(Reply) -> (u64, Req)) -> u64 {
+        let (id, req) = make(Reply::Mailbox(self.mailbox.clone()));
+        if self.store.inner.tx.blocking_send(req).is_err() {
+            self.mailbox.push_all([StoreResponse {
+                id,
+                answer: Err(shut_down()),
+            }]);
+        }
+        id
+    }
+
+    /// Requests the value at `key`.
+    pub fn get(&self, key: impl Into<Data>) -> u64 {
+        let q = Query::Get(key.into());
+        self.send(|r| self.store.query_req(q, r))
+    }
+
+    /// Requests whether `key` exists.
+    pub fn exists(&self, key: impl Into<Data>) -> u64 {
+        let q = Query::Exists(key.into());
+        self.send(|r| self.store.query_req(q, r))
+    }
+
+    /// Requests an element of the container at `key`.
+    pub fn get_index_from_value(&self, key: impl Into<Data>, index: impl Into<Data>) -> u64 {
+        let q = Query::GetIndex(key.into(), index.into());
+        self.send(|r| self.store.query_req(q, r))
+    }
+
+    /// Requests every key.
+    pub fn keys(&self) -> u64 {
+        self.send(|r| self.store.query_req(Query::Keys, r))
+    }
+
+    /// Requests a `put_unique`; the answer is a boolean.
+    pub fn put_unique(
+        &self,
+        key: impl Into<Data>,
+        value: impl Into<Data>,
+        expiry: Option<Duration>,
+    ) -> u64 {
+        let (k, v) = (key.into(), value.into());
+        self.send(|r| self.store.put_unique_req(k, v, expiry, r))
+    }
+
+    /// The next response, waiting for it.
+    pub fn receive(&self) -> StoreResponse {
+        loop {
+            if let Some(r) = self.mailbox.take(1, None).pop() {
+                return r;
+            }
+        }
+    }
+
+    /// The next response, waiting at most `timeout`.
+    pub fn receive_timeout(&self, timeout: Duration) -> Option<StoreResponse> {
+        self.mailbox.take(1, deadline(Some(timeout))).pop()
+    }
+
+    /// Up to `n` responses, waiting for the first until `timeout` (forever when `None`).
+    pub fn receive_n(&self, n: usize, timeout: Option<Duration>) -> Vec<StoreResponse> {
+        self.mailbox.take(n, deadline(timeout))
+    }
+
+    /// Every response waiting now, without blocking.
+    pub fn poll(&self) -> Vec<StoreResponse> {
+        self.mailbox.take_all()
+    }
+
+    /// How many responses are waiting.
+    pub fn available(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    /// A descriptor that is readable while responses are waiting.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.mailbox.fd()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+struct StoreTask {
+    fe: Frontend,
+    name: String,
+    id: EntityId,
+    core: mpsc::UnboundedSender<Cmd>,
+    events_wanted: Arc<AtomicBool>,
+    waiters: HashMap<u64, Reply>,
+    idle_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl StoreTask {
+    async fn run(
+        mut self,
+        mut reqs: mpsc::Receiver<Req>,
+        mut inbound: mpsc::UnboundedReceiver<StoreInbound>,
+    ) {
+        let mut rbuf = Vec::with_capacity(256);
+        let mut ibuf = Vec::with_capacity(256);
+        loop {
+            let wake = both!(&self.fe, poll_timeout);
+            let wait = (wake - Timestamp::now()).as_nanos().max(0) as u64;
+            tokio::select! {
+                n = reqs.recv_many(&mut rbuf, 256) => {
+                    if n == 0 {
+                        break; // Every handle is gone: detach.
+                    }
+                }
+                n = inbound.recv_many(&mut ibuf, 256) => {
+                    if n == 0 {
+                        break; // The core is gone (shutdown).
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_nanos(wait)) => {}
+            }
+            let wanted = self.events_wanted.load(Ordering::Relaxed);
+            both!(&mut self.fe, set_emit_events, wanted);
+            let now = Timestamp::now();
+            for r in rbuf.drain(..) {
+                self.request(now, r);
+            }
+            for i in ibuf.drain(..) {
+                match i {
+                    StoreInbound::Command(c) => {
+                        both!(&mut self.fe, handle_command, now, (*c).clone())
+                    }
+                    StoreInbound::Poke => {
+                        if let Frontend::Clone(c) = &mut self.fe {
+                            c.poke(now);
+                        }
+                    }
+                    StoreInbound::Unreachable(e) => {
+                        if let Frontend::Clone(c) = &mut self.fe {
+                            c.endpoint_unreachable(now, e);
+                        }
+                    }
+                }
+            }
+            if both!(&self.fe, poll_timeout) <= now {
+                both!(&mut self.fe, handle_timeout, now);
+            }
+            // Write what this batch changed once the queues are drained: batched commits under
+            // load, prompt durability when quiet.
+            if reqs.is_empty() && inbound.is_empty() {
+                self.flush();
+            }
+            self.drain();
+            if !self.idle_waiters.is_empty() && both!(&self.fe, is_idle) {
+                self.flush();
+                for w in self.idle_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        }
+        self.flush();
+        self.drain();
+        let _ = self.core.send(Cmd::DetachStore {
+            id: self.id.object,
+            name: self.name.clone(),
+        });
+    }
+
+    fn flush(&mut self) {
+        if let Frontend::Master(m) = &mut self.fe {
+            if let Err(e) = m.backend_mut().flush() {
+                let _ = self.core.send(Cmd::StoreOutput(StoreOutput {
+                    failures: vec![Error::new(
+                        ErrorCode::BackendFailure,
+                        format!("{}: {e}", self.name),
+                    )],
+                    ..StoreOutput::default()
+                }));
+            }
+        }
+    }
+
+    fn request(&mut self, now: Timestamp, r: Req) {
+        match r {
+            Req::Mutate(c) => both!(&mut self.fe, mutate, now, c),
+            Req::Query { id, query, reply } => {
+                self.waiters.insert(id, reply);
+                both!(&mut self.fe, query, now, id, query);
+            }
+            Req::PutUnique { id, command, reply } => {
+                self.waiters.insert(id, reply);
+                both!(&mut self.fe, mutate, now, command);
+            }
+            Req::AwaitIdle(tx) => self.idle_waiters.push(tx),
+        }
+    }
+
+    fn drain(&mut self) {
+        let mut out = StoreOutput::default();
+        let events_topic = broker_store::events_topic(&self.name);
+        while let Some(o) = both!(&mut self.fe, poll_output) {
+            match o {
+                Output::Command { topic, to, command } => out.commands.push((topic, to, command)),
+                Output::Event(d) => out.events.push((events_topic.clone(), d)),
+                Output::Response { id, result } => {
+                    let answer = result.map_err(error);
+                    match self.waiters.remove(&id) {
+                        Some(Reply::Once(tx)) => {
+                            let _ = tx.send(answer);
+                        }
+                        Some(Reply::Mailbox(q)) => {
+                            q.push_all([StoreResponse { id, answer }]);
+                        }
+                        None => {}
+                    }
+                }
+                Output::Failure(e) => out.failures.push(error(e)),
+            }
+        }
+        if !(out.commands.is_empty() && out.events.is_empty() && out.failures.is_empty()) {
+            let _ = self.core.send(Cmd::StoreOutput(out));
+        }
+    }
+}
