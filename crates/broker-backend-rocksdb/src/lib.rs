@@ -3,8 +3,10 @@
 //! Layout (ours; C++ Broker no longer has a RocksDB backend): the marker `m:format` →
 //! `broker-rs-store-v1`; entries under `d` + the key's bin v1 encoding, holding a flag byte
 //! (`0`: no expiry, `1`: an expiry follows as 8 big-endian bytes of nanoseconds since the epoch)
-//! and the value's bin v1 encoding. Every write goes to RocksDB's write-ahead log at once, so
-//! a crash of the process loses nothing written; [`Backend::flush`] also syncs the log.
+//! and the value's bin v1 encoding. Writes between two [`Backend::flush`]es go to RocksDB's
+//! write-ahead log as one batch (reads see them before), so a crash of the process loses
+//! nothing flushed; the log is not fsynced, so an operating-system crash can lose the last
+//! batches, as with SQLite's `synchronous=normal`.
 //!
 //! A directory that is not ours — a RocksDB database without the marker, or any other
 //! non-empty directory — is refused with [`BackendError::Failure`] and left as it was.
@@ -26,7 +28,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use broker_backend::{Backend, BackendError, Result};
@@ -48,7 +50,15 @@ pub struct RocksDbBackend {
     path: PathBuf,
     limits: Limits,
     key: Vec<u8>,
+    dirty: bool,
+    /// Writes not yet handed to RocksDB (one batch per flush), and what they change, so that
+    /// reads see them.
+    batch: WriteBatch,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
+
+/// Pending writes beyond which a batch is written without waiting for the flush.
+const MAX_BATCH: usize = 65_536;
 
 impl std::fmt::Debug for RocksDbBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +138,9 @@ impl RocksDbBackend {
             path,
             limits: Limits::default(),
             key: Vec::with_capacity(64),
+            dirty: false,
+            batch: WriteBatch::default(),
+            overlay: HashMap::new(),
         })
     }
 
@@ -173,11 +186,41 @@ impl RocksDbBackend {
 
     fn entry(&mut self, key: &Data) -> Result<Option<(Data, Option<Timestamp>)>> {
         encode_key(key, &mut self.key);
+        if let Some(pending) = self.overlay.get(&self.key) {
+            return match pending {
+                Some(v) => self.decode_entry(v).map(Some),
+                None => Ok(None),
+            };
+        }
         match self.db.get_pinned(&self.key) {
             Ok(Some(v)) => self.decode_entry(&v).map(Some),
             Ok(None) => Ok(None),
             Err(e) => Err(self.err("get", e)),
         }
+    }
+
+    /// Queues a write of `self.key`.
+    fn stage(&mut self, value: Option<Vec<u8>>) -> Result<()> {
+        match &value {
+            Some(v) => self.batch.put(&self.key, v),
+            None => self.batch.delete(&self.key),
+        }
+        self.overlay.insert(self.key.clone(), value);
+        if self.overlay.len() >= MAX_BATCH {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the queued writes to RocksDB (its write-ahead log) in one batch.
+    fn commit(&mut self) -> Result<()> {
+        if !self.overlay.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.db.write(batch).map_err(|e| self.err("write", e))?;
+            self.overlay.clear();
+            self.dirty = true;
+        }
+        Ok(())
     }
 
     /// Visits every entry as raw key and value bytes.
@@ -199,9 +242,7 @@ impl RocksDbBackend {
 impl Backend for RocksDbBackend {
     fn put(&mut self, key: &Data, value: &Data, expiry: Option<Timestamp>) -> Result<()> {
         encode_key(key, &mut self.key);
-        self.db
-            .put(&self.key, encode_value(value, expiry))
-            .map_err(|e| self.err("put", e))
+        self.stage(Some(encode_value(value, expiry)))
     }
 
     fn get(&mut self, key: &Data) -> Result<Option<Data>> {
@@ -209,36 +250,28 @@ impl Backend for RocksDbBackend {
     }
 
     fn erase(&mut self, key: &Data) -> Result<bool> {
-        encode_key(key, &mut self.key);
-        let existed = self
-            .db
-            .get_pinned(&self.key)
-            .map_err(|e| self.err("erase", e))?
-            .is_some();
+        let existed = self.entry(key)?.is_some();
         if existed {
-            self.db
-                .delete(&self.key)
-                .map_err(|e| self.err("erase", e))?;
+            self.stage(None)?;
         }
         Ok(existed)
     }
 
     fn clear(&mut self) -> Result<()> {
+        self.commit()?;
         let mut batch = WriteBatch::default();
         self.scan(|k, _| {
             batch.delete(k);
             Ok(())
         })?;
+        self.dirty = true;
         self.db.write(batch).map_err(|e| self.err("clear", e))
     }
 
     fn expire(&mut self, key: &Data, now: Timestamp) -> Result<bool> {
         match self.entry(key)? {
             Some((_, Some(at))) if at <= now => {
-                encode_key(key, &mut self.key);
-                self.db
-                    .delete(&self.key)
-                    .map_err(|e| self.err("expire", e))?;
+                self.stage(None)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -246,6 +279,7 @@ impl Backend for RocksDbBackend {
     }
 
     fn keys(&mut self) -> Result<Vec<Data>> {
+        self.commit()?;
         let mut keys = Vec::new();
         self.scan(|k, _| {
             keys.push(self.decode_key(k)?);
@@ -256,6 +290,7 @@ impl Backend for RocksDbBackend {
     }
 
     fn size(&mut self) -> Result<u64> {
+        self.commit()?;
         let mut n = 0;
         self.scan(|_, _| {
             n += 1;
@@ -265,6 +300,7 @@ impl Backend for RocksDbBackend {
     }
 
     fn snapshot(&mut self) -> Result<BTreeMap<Data, Data>> {
+        self.commit()?;
         let mut out = BTreeMap::new();
         self.scan(|k, v| {
             out.insert(self.decode_key(k)?, self.decode_entry(v)?.0);
@@ -274,6 +310,7 @@ impl Backend for RocksDbBackend {
     }
 
     fn expiries(&mut self) -> Result<Vec<(Data, Timestamp)>> {
+        self.commit()?;
         let mut out = Vec::new();
         self.scan(|k, v| {
             if let (_, Some(at)) = self.decode_entry(v)? {
@@ -286,7 +323,19 @@ impl Backend for RocksDbBackend {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.db.flush_wal(true).map_err(|e| self.err("sync", e))
+        self.commit()?;
+        // Every write is already in the log (in the operating system's hands): nothing to do
+        // for a process crash, and no fsync per batch (as SQLite's synchronous=normal).
+        if std::mem::take(&mut self.dirty) {
+            self.db.flush_wal(false).map_err(|e| self.err("flush", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RocksDbBackend {
+    fn drop(&mut self) {
+        let _ = self.commit();
     }
 }
 

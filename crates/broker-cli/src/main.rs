@@ -8,6 +8,7 @@
 //! ```
 
 mod bench;
+mod store_bench;
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -131,6 +132,9 @@ enum Command {
         /// Measure over plain TCP instead of TLS.
         #[arg(long)]
         disable_ssl: bool,
+        /// Measure the data stores instead (operations per case: --messages / 5).
+        #[arg(long)]
+        stores: bool,
     },
     /// The other side of a two-process benchmark (started by `broker bench`).
     #[command(hide = true)]
@@ -360,7 +364,14 @@ fn main() -> Result<()> {
             messages,
             rounds,
             disable_ssl,
-        } => bench::run(messages, rounds, disable_ssl),
+            stores,
+        } => {
+            if stores {
+                store_bench::run((messages / 5).max(1), disable_ssl)
+            } else {
+                bench::run(messages, rounds, disable_ssl)
+            }
+        }
         Command::BenchPeer {
             mode,
             messages,

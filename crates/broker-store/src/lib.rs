@@ -1,5 +1,5 @@
 //! A sans-IO engine for Broker's data stores: the [`Master`] that owns a store's
-//! [`Backend`](broker_backend::Backend) and the [`Clone`] that mirrors it on another endpoint.
+//! [`Backend`](broker_backend::Backend) and the [`Clone`](struct@Clone) that mirrors it on another endpoint.
 //!
 //! Neither does any I/O or reads a clock. The caller feeds them local requests, store commands
 //! that arrived from the network and the current time, and drains [`Output`]s: commands to

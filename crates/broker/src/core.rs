@@ -132,8 +132,6 @@ pub(crate) enum Cmd {
         id: u64,
         name: String,
     },
-    /// What a store wants published, delivered locally and reported.
-    StoreOutput(StoreOutput),
 }
 
 /// What a store task hands the core after a batch of work.
@@ -282,7 +280,11 @@ impl Core {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
         mut pubs: mpsc::Receiver<Publications>,
+        mut stores: mpsc::Receiver<StoreOutput>,
     ) {
+        // A store batch that waits for room at the peers (stores block meanwhile).
+        let mut store_waiting: Option<StoreOutput> = None;
+        let mut stores_open = true;
         let mut batch = Vec::with_capacity(64);
         let mut pub_batch = Vec::with_capacity(16);
         let mut pending: std::collections::VecDeque<(Topic, Arc<Data>)> =
@@ -290,11 +292,18 @@ impl Core {
         let mut pubs_open = true;
         loop {
             let take_more = pubs_open && pending.len() < MAX_PENDING;
-            let waiting = !pending.is_empty();
+            let waiting = !pending.is_empty() || store_waiting.is_some();
+            let take_store = stores_open && store_waiting.is_none();
             tokio::select! {
                 n = rx.recv_many(&mut batch, 256) => {
                     if n == 0 {
                         break;
+                    }
+                }
+                out = stores.recv(), if take_store => {
+                    match out {
+                        Some(out) => store_waiting = Some(out),
+                        None => stores_open = false,
                     }
                 }
                 n = pubs.recv_many(&mut pub_batch, 16), if take_more => {
@@ -330,6 +339,16 @@ impl Core {
                 self.handle(cmd);
             }
             self.flush();
+            if let Some(out) = store_waiting.take() {
+                // Store commands share the peers' room with publications.
+                let high_water = (self.router.config().peer_buffer_size / 2).max(1);
+                if self.budget() >= out.commands.len().min(high_water) {
+                    self.apply_store_output(out);
+                    self.flush();
+                } else {
+                    store_waiting = Some(out);
+                }
+            }
             loop {
                 let n = self.budget().min(pending.len());
                 if n == 0 {
@@ -354,6 +373,28 @@ impl Core {
         }
         for (_, q) in self.subs.drain() {
             q.close();
+        }
+    }
+
+    fn apply_store_output(&mut self, out: StoreOutput) {
+        for (topic, to, command) in out.commands {
+            let receiver = to.unwrap_or(EndpointId::NIL);
+            self.router
+                .publish_to(receiver, topic, Content::Command(command));
+        }
+        for (topic, data) in out.events {
+            self.router
+                .publish_local(topic, Content::Data(Arc::new(data)));
+        }
+        for e in out.failures {
+            self.broadcast_status(StatusEvent::Error {
+                code: e.code,
+                context: EndpointInfo {
+                    id: self.id,
+                    address: None,
+                },
+                message: e.message,
+            });
         }
     }
 
@@ -659,27 +700,6 @@ impl Core {
                     self.masters.remove(&name);
                 }
                 self.router.remove_subscriber(id);
-            }
-            Cmd::StoreOutput(out) => {
-                for (topic, to, command) in out.commands {
-                    let receiver = to.unwrap_or(EndpointId::NIL);
-                    self.router
-                        .publish_to(receiver, topic, Content::Command(command));
-                }
-                for (topic, data) in out.events {
-                    self.router
-                        .publish_local(topic, Content::Data(Arc::new(data)));
-                }
-                for e in out.failures {
-                    self.broadcast_status(StatusEvent::Error {
-                        code: e.code,
-                        context: EndpointInfo {
-                            id: self.id,
-                            address: None,
-                        },
-                        message: e.message,
-                    });
-                }
             }
         }
     }

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{self, Side};
-use crate::core::{Cmd, Core, Publications};
+use crate::core::{Cmd, Core, Publications, StoreOutput};
 use crate::queue::{deadline, Queue};
 use crate::tls::Tls;
 use crate::types::{DataMessage, Metrics, PeerInfo, PeerState, StatusEvent};
@@ -23,6 +23,9 @@ use crate::{Configuration, Error};
 
 /// Publication batches the endpoint buffers before `publish` blocks.
 const PUBLICATION_BATCHES: usize = 64;
+
+/// Store output batches the core may hold before stores wait.
+const STORE_BATCHES: usize = 64;
 
 struct Dialer {
     state: PeerState,
@@ -43,6 +46,8 @@ struct Inner {
     tls: Arc<Option<Tls>>,
     /// Whether anybody subscribes to store events (shared with the core and the stores).
     store_events: Arc<AtomicBool>,
+    /// Where stores hand the core what they publish (bounded: stores wait for the peers).
+    stores: mpsc::Sender<StoreOutput>,
 }
 
 impl Drop for Inner {
@@ -168,7 +173,8 @@ impl Endpoint {
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         let core = Core::new(router).with_sender(&tx);
         let store_events = core.store_events_flag();
-        runtime.spawn(core.run(rx, pub_rx));
+        let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
+        runtime.spawn(core.run(rx, pub_rx, store_rx));
         let handle = runtime.handle().clone();
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
@@ -183,6 +189,7 @@ impl Endpoint {
                 dialers: Arc::new(Mutex::new(HashMap::new())),
                 tls,
                 store_events,
+                stores: store_tx,
             }),
         };
         if let Some(port) = metrics_port {
@@ -206,8 +213,8 @@ impl Endpoint {
     }
 
     /// What a store task needs: the store-events flag and the core's channel.
-    pub(crate) fn store_support(&self) -> (Arc<AtomicBool>, mpsc::UnboundedSender<Cmd>) {
-        (self.inner.store_events.clone(), self.inner.core.clone())
+    pub(crate) fn store_support(&self) -> (Arc<AtomicBool>, mpsc::Sender<StoreOutput>) {
+        (self.inner.store_events.clone(), self.inner.stores.clone())
     }
 
     /// Sends a command to the core and waits for its answer.
@@ -216,6 +223,11 @@ impl Endpoint {
         make: impl FnOnce(oneshot::Sender<T>) -> Cmd,
     ) -> Result<T, Error> {
         self.ask(make)
+    }
+
+    /// The core's command channel.
+    pub(crate) fn core_sender(&self) -> mpsc::UnboundedSender<Cmd> {
+        self.inner.core.clone()
     }
 
     /// Runs a task on the endpoint's runtime.

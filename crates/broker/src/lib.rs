@@ -6,11 +6,9 @@
 //! prefix through the sans-IO router (`broker-routing`), which one core task per endpoint
 //! drives with tokio.
 //!
-//! **Status of this crate:** peering (listen, peer with retry, unpeer with Broker's BYE
-//! handshake), publish/subscribe with blocking, polling, descriptor and `Stream` access, and
-//! status/error subscribers work over plain TCP. TLS, configuration files and environment
-//! variables, metrics, in-process shared-pointer peering and the `broker` binary are not
-//! there yet; `Configuration::disable_ssl` must stay `true`.
+//! Data stores ride on the same peerings: [`Endpoint::attach_master`] (memory, SQLite or, with
+//! the `rocksdb` feature, RocksDB) and [`Endpoint::attach_clone`] give a [`Store`] with every
+//! mutation of Broker's manual, blocking and async reads, and a [`StoreProxy`] for event loops.
 //!
 //! This crate re-exports the data model (`broker_data`) as [`data`].
 

@@ -214,7 +214,7 @@ impl Endpoint {
         let (sink, inbound) = mpsc::unbounded_channel();
         let (tx, reqs) = mpsc::channel(REQUEST_QUEUE);
         let master = matches!(fe, Frontend::Master(_));
-        let (events_wanted, core) = self.store_support();
+        let (events_wanted, out) = self.store_support();
         self.ask_core(|reply| Cmd::AttachStore {
             id: id.object,
             name: name.to_owned(),
@@ -226,10 +226,12 @@ impl Endpoint {
             fe,
             name: name.to_owned(),
             id,
-            core,
+            out,
+            core: self.core_sender(),
             events_wanted,
             waiters: HashMap::new(),
             idle_waiters: Vec::new(),
+            failures: Vec::new(),
         };
         self.spawn(task.run(reqs, inbound));
         Ok(Store {
@@ -732,10 +734,13 @@ struct StoreTask {
     fe: Frontend,
     name: String,
     id: EntityId,
+    out: mpsc::Sender<StoreOutput>,
     core: mpsc::UnboundedSender<Cmd>,
     events_wanted: Arc<AtomicBool>,
     waiters: HashMap<u64, Reply>,
     idle_waiters: Vec<oneshot::Sender<()>>,
+    /// Failures found outside the engine (flushing), reported with the next batch.
+    failures: Vec<Error>,
 }
 
 impl StoreTask {
@@ -793,7 +798,7 @@ impl StoreTask {
             if reqs.is_empty() && inbound.is_empty() {
                 self.flush();
             }
-            self.drain();
+            self.drain().await;
             if !self.idle_waiters.is_empty() && both!(&self.fe, is_idle) {
                 self.flush();
                 for w in self.idle_waiters.drain(..) {
@@ -802,7 +807,7 @@ impl StoreTask {
             }
         }
         self.flush();
-        self.drain();
+        self.drain().await;
         let _ = self.core.send(Cmd::DetachStore {
             id: self.id.object,
             name: self.name.clone(),
@@ -812,13 +817,10 @@ impl StoreTask {
     fn flush(&mut self) {
         if let Frontend::Master(m) = &mut self.fe {
             if let Err(e) = m.backend_mut().flush() {
-                let _ = self.core.send(Cmd::StoreOutput(StoreOutput {
-                    failures: vec![Error::new(
-                        ErrorCode::BackendFailure,
-                        format!("{}: {e}", self.name),
-                    )],
-                    ..StoreOutput::default()
-                }));
+                self.failures.push(Error::new(
+                    ErrorCode::BackendFailure,
+                    format!("{}: {e}", self.name),
+                ));
             }
         }
     }
@@ -838,8 +840,11 @@ impl StoreTask {
         }
     }
 
-    fn drain(&mut self) {
-        let mut out = StoreOutput::default();
+    async fn drain(&mut self) {
+        let mut out = StoreOutput {
+            failures: std::mem::take(&mut self.failures),
+            ..StoreOutput::default()
+        };
         let events_topic = broker_store::events_topic(&self.name);
         while let Some(o) = both!(&mut self.fe, poll_output) {
             match o {
@@ -861,7 +866,8 @@ impl StoreTask {
             }
         }
         if !(out.commands.is_empty() && out.events.is_empty() && out.failures.is_empty()) {
-            let _ = self.core.send(Cmd::StoreOutput(out));
+            // Waits while the peers are full: the store stops taking requests meanwhile.
+            let _ = self.out.send(out).await;
         }
     }
 }
