@@ -399,6 +399,21 @@ mod tests {
         assert_eq!(db.get(b"their").unwrap().as_deref(), Some(&b"data"[..]));
         assert_eq!(db.get(MARKER_KEY).unwrap(), None, "nothing written");
         drop(db);
+        // A corrupt database: RocksDB's files, garbled.
+        let corrupt = temp("corrupt");
+        std::fs::create_dir_all(&corrupt).unwrap();
+        std::fs::write(corrupt.join("CURRENT"), b"MANIFEST-000042\n").unwrap();
+        std::fs::write(corrupt.join("MANIFEST-000042"), b"\x00garbage\xff").unwrap();
+        let e = RocksDbBackend::open(&corrupt).unwrap_err();
+        assert!(
+            matches!(&e, BackendError::Failure(m) if m.contains("cannot open")),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(corrupt.join("MANIFEST-000042")).unwrap(),
+            b"\x00garbage\xff"
+        );
+        let _ = std::fs::remove_dir_all(&corrupt);
         // A file where a directory should be.
         let f = temp("file");
         std::fs::write(&f, b"x").unwrap();
