@@ -131,6 +131,10 @@ pub struct StoreConfig {
     pub tick_interval: Timespan,
     /// Channel timing in ticks.
     pub timing: channel::Timing,
+    /// The largest key and value (together), and the largest snapshot, the store replicates:
+    /// a peer refuses frames over 16 MiB (and drops the connection), so a mutation or a
+    /// snapshot that would not fit fails with an error instead of reaching the network.
+    pub max_message_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -138,6 +142,7 @@ impl Default for StoreConfig {
         StoreConfig {
             tick_interval: Timespan::from_nanos(100_000_000),
             timing: channel::Timing::default(),
+            max_message_bytes: 16 * 1024 * 1024 - 64 * 1024,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use broker_backend::{ops, Backend, BackendError};
 use broker_data::{Data, Timespan, Timestamp};
-use broker_wire::{Command, EntityId, ErrorCode, InternalCommand, Topic};
+use broker_wire::{encoded_data_len, Command, EntityId, ErrorCode, InternalCommand, Topic};
 
 use crate::channel::{Consumer, ConsumerOut, Producer, ProducerOut};
 use crate::{clone_topic, events, Output, Query, RequestId, StoreConfig, StoreError};
@@ -332,6 +332,18 @@ impl<B: Backend> Master<B> {
         for o in pout.drain(..) {
             match o {
                 ProducerOut::Handshake { to, offset } => match self.backend.snapshot() {
+                    Ok(state) if snapshot_len(&state) > self.config.max_message_bytes => {
+                        self.output.remove(to);
+                        self.outputs.push_back(Output::Failure(StoreError::new(
+                            ErrorCode::SerializationFailed,
+                            format!(
+                                "{}: the store ({} bytes) is too large to send to a clone in one message (limit {})",
+                                self.name,
+                                snapshot_len(&state),
+                                self.config.max_message_bytes
+                            ),
+                        )));
+                    }
                     Ok(state) => {
                         let command = InternalCommand {
                             seq: offset,
@@ -469,7 +481,44 @@ impl<B: Backend> Master<B> {
         self.outputs.push_back(Output::Event(ev));
     }
 
+    /// Refuses a mutation whose key and value could not be replicated.
+    fn too_large(&mut self, op: &str, key: &Data, value: &Data) -> bool {
+        let len = encoded_data_len(key) + encoded_data_len(value);
+        if len <= self.config.max_message_bytes {
+            return false;
+        }
+        self.outputs.push_back(Output::Failure(StoreError::new(
+            ErrorCode::SerializationFailed,
+            format!(
+                "{}: {op} of {len} bytes exceeds the replication limit of {} bytes",
+                self.name, self.config.max_message_bytes
+            ),
+        )));
+        true
+    }
+
     fn apply(&mut self, now: Timestamp, command: Command) {
+        match &command {
+            Command::Put { key, value, .. } | Command::PutUnique { key, value, .. } => {
+                if self.too_large(command.name(), key, value) {
+                    if let Command::PutUnique { who, req_id, .. } = &command {
+                        if *who == self.id {
+                            self.outputs.push_back(Output::Response {
+                                id: *req_id,
+                                result: Ok(Data::Boolean(false)),
+                            });
+                        }
+                    }
+                    return;
+                }
+            }
+            Command::Add { key, value, .. } => {
+                if self.too_large("add", key, value) {
+                    return;
+                }
+            }
+            _ => {}
+        }
         match command {
             Command::Put {
                 key,
@@ -559,8 +608,31 @@ impl<B: Backend> Master<B> {
                 publisher,
             } => {
                 let at = expiry.map(|e| now + e);
-                let old = self.old_value(&key);
+                // Kept to undo an addition that grows the value past what can be replicated.
+                let before = match self.backend.get(&key) {
+                    Ok(v) => v,
+                    Err(e) => return self.fail("add", Some(&key), e),
+                };
+                let old = if self.emit_events {
+                    before.clone()
+                } else {
+                    None
+                };
                 match self.backend.add(&key, &value, init_type, at) {
+                    Ok(new)
+                        if encoded_data_len(&key) + encoded_data_len(&new)
+                            > self.config.max_message_bytes =>
+                    {
+                        // Grew past what can be replicated: undo, and say so.
+                        let undo = match &before {
+                            Some(v) => self.backend.put(&key, v, self.expiry_of.get(&key).copied()),
+                            None => self.backend.erase(&key).map(|_| ()),
+                        };
+                        if let Err(e) = undo {
+                            return self.fail("add", Some(&key), e);
+                        }
+                        self.too_large("add", &key, &new);
+                    }
                     Ok(new) => {
                         self.set_expiry(&key, at);
                         self.changed(&key, old, &new, expiry, &publisher);
@@ -625,6 +697,14 @@ impl<B: Backend> Master<B> {
             | Command::RetransmitFailed { .. } => {}
         }
     }
+}
+
+/// The encoded size of a snapshot's entries.
+fn snapshot_len(state: &std::collections::BTreeMap<Data, Data>) -> usize {
+    state
+        .iter()
+        .map(|(k, v)| encoded_data_len(k) + encoded_data_len(v))
+        .sum()
 }
 
 pub(crate) fn no_such_key(key: &Data) -> StoreError {

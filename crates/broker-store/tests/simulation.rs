@@ -91,6 +91,7 @@ fn config() -> StoreConfig {
             nack_timeout: 2,
             connection_timeout: 20,
         },
+        ..StoreConfig::default()
     }
 }
 
@@ -554,4 +555,82 @@ fn endpoint_loss_counts_at_once() {
     sim.clones[0].endpoint_unreachable(now, ep(0));
     assert!(sim.clones[0].master().is_none());
     assert!(!sim.clones[0].is_stale(now));
+}
+
+#[test]
+fn what_cannot_be_replicated_is_refused_with_an_error() {
+    use broker_wire::ErrorCode;
+    let now = Timestamp::from_nanos(0);
+    let id = EntityId {
+        endpoint: ep(0),
+        object: 1,
+    };
+    let config = StoreConfig {
+        max_message_bytes: 1_000,
+        ..config()
+    };
+    let mut m = Master::new(NAME, id, MemoryBackend::new(), config, now).unwrap();
+    let failures = |m: &mut Master<MemoryBackend>| {
+        std::iter::from_fn(|| m.poll_output())
+            .filter_map(|o| match o {
+                Output::Failure(e) => Some(e.code),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let big = Data::from("x".repeat(2_000));
+    m.mutate(
+        now,
+        Command::Put {
+            key: "big".into(),
+            value: big,
+            expiry: None,
+            publisher: id,
+        },
+    );
+    assert_eq!(failures(&mut m), [ErrorCode::SerializationFailed]);
+    assert_eq!(m.backend_mut().size().unwrap(), 0, "not stored");
+    // Growing a value past the limit is undone.
+    for _ in 0..3 {
+        m.mutate(
+            now,
+            Command::Add {
+                key: "s".into(),
+                value: Data::from("y".repeat(400)),
+                init_type: DataType::String,
+                expiry: None,
+                publisher: id,
+            },
+        );
+    }
+    assert_eq!(failures(&mut m), [ErrorCode::SerializationFailed]);
+    let kept = m.backend_mut().get(&"s".into()).unwrap().unwrap();
+    assert_eq!(kept, Data::from("y".repeat(800)));
+    // A store too large for one snapshot is not sent to a clone.
+    for i in 0..20u64 {
+        m.mutate(
+            now,
+            Command::Put {
+                key: Data::Count(i),
+                value: Data::from("z".repeat(50)),
+                expiry: None,
+                publisher: id,
+            },
+        );
+    }
+    let clone = EntityId {
+        endpoint: ep(1),
+        object: 2,
+    };
+    m.handle_command(
+        now,
+        InternalCommand {
+            seq: 0,
+            sender: clone,
+            receiver: EntityId::NIL,
+            content: Command::Nack { seqs: vec![0] },
+        },
+    );
+    assert_eq!(failures(&mut m), [ErrorCode::SerializationFailed]);
+    assert!(m.clones().is_empty());
 }
