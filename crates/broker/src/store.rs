@@ -755,6 +755,9 @@ impl StoreTask {
             let wake = both!(&self.fe, poll_timeout);
             let wait = (wake - Timestamp::now()).as_nanos().max(0) as u64;
             tokio::select! {
+                // Local requests first: what this process did before a remote command arrived
+                // is applied before it (a put, then a clone attaching, gets the put).
+                biased;
                 n = reqs.recv_many(&mut rbuf, 256) => {
                     if n == 0 {
                         break; // Every handle is gone: detach.
@@ -766,6 +769,19 @@ impl StoreTask {
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_nanos(wait)) => {}
+            }
+            // Take what else is ready, so that requests still go before remote commands.
+            while rbuf.len() < 256 {
+                match reqs.try_recv() {
+                    Ok(r) => rbuf.push(r),
+                    Err(_) => break,
+                }
+            }
+            while ibuf.len() < 256 {
+                match inbound.try_recv() {
+                    Ok(i) => ibuf.push(i),
+                    Err(_) => break,
+                }
             }
             let wanted = self.events_wanted.load(Ordering::Relaxed);
             both!(&mut self.fe, set_emit_events, wanted);
