@@ -514,6 +514,18 @@ impl Clone {
         }
     }
 
+    /// Sends a control message (acknowledgement, NACK) to the master followed now.
+    fn control_to_master(&mut self, content: Command) {
+        if let Some(m) = self.master {
+            let command = self.control(m, content);
+            self.outputs.push_back(Output::Command {
+                topic: self.master_topic.clone(),
+                to: Some(m.endpoint),
+                command,
+            });
+        }
+    }
+
     fn control(&self, receiver: EntityId, content: Command) -> Arc<InternalCommand> {
         Arc::new(InternalCommand {
             seq: 0,
@@ -535,26 +547,8 @@ impl Clone {
                     tracing::warn!(store = %self.name, seq, "clone missed an update for good");
                     lost = true;
                 }
-                ConsumerOut::Ack(seq) => {
-                    if let Some(m) = self.master {
-                        let command = self.control(m, Command::CumulativeAck { seq });
-                        self.outputs.push_back(Output::Command {
-                            topic: self.master_topic.clone(),
-                            to: Some(m.endpoint),
-                            command,
-                        });
-                    }
-                }
-                ConsumerOut::Nack(seqs) => {
-                    if let Some(m) = self.master {
-                        let command = self.control(m, Command::Nack { seqs });
-                        self.outputs.push_back(Output::Command {
-                            topic: self.master_topic.clone(),
-                            to: Some(m.endpoint),
-                            command,
-                        });
-                    }
-                }
+                ConsumerOut::Ack(seq) => self.control_to_master(Command::CumulativeAck { seq }),
+                ConsumerOut::Nack(seqs) => self.control_to_master(Command::Nack { seqs }),
             }
         }
         if lost {

@@ -481,6 +481,27 @@ impl<B: Backend> Master<B> {
         self.outputs.push_back(Output::Event(ev));
     }
 
+    /// After an addition or subtraction: schedules the expiry, reports the change and sends the
+    /// clones the resulting value as a `put` (they do not repeat the computation, as in Broker).
+    fn replicate_result(
+        &mut self,
+        key: Data,
+        old: Option<Data>,
+        new: Data,
+        at: Option<Timestamp>,
+        expiry: Option<Timespan>,
+        publisher: EntityId,
+    ) {
+        self.set_expiry(&key, at);
+        self.changed(&key, old, &new, expiry, &publisher);
+        self.broadcast(Command::Put {
+            key,
+            value: new,
+            expiry: None,
+            publisher,
+        });
+    }
+
     /// Refuses a mutation whose key and value could not be replicated.
     fn too_large(&mut self, op: &str, key: &Data, value: &Data) -> bool {
         let len = encoded_data_len(key) + encoded_data_len(value);
@@ -633,16 +654,7 @@ impl<B: Backend> Master<B> {
                         }
                         self.too_large("add", &key, &new);
                     }
-                    Ok(new) => {
-                        self.set_expiry(&key, at);
-                        self.changed(&key, old, &new, expiry, &publisher);
-                        self.broadcast(Command::Put {
-                            key,
-                            value: new,
-                            expiry: None,
-                            publisher,
-                        });
-                    }
+                    Ok(new) => self.replicate_result(key, old, new, at, expiry, publisher),
                     Err(e) => self.fail("add", Some(&key), e),
                 }
             }
@@ -655,16 +667,7 @@ impl<B: Backend> Master<B> {
                 let at = expiry.map(|e| now + e);
                 let old = self.old_value(&key);
                 match self.backend.subtract(&key, &value, at) {
-                    Ok(new) => {
-                        self.set_expiry(&key, at);
-                        self.changed(&key, old, &new, expiry, &publisher);
-                        self.broadcast(Command::Put {
-                            key,
-                            value: new,
-                            expiry: None,
-                            publisher,
-                        });
-                    }
+                    Ok(new) => self.replicate_result(key, old, new, at, expiry, publisher),
                     Err(e) => self.fail("subtract", Some(&key), e),
                 }
             }
