@@ -27,19 +27,24 @@ fn expect_status(s: &broker::StatusSubscriber, code: StatusCode) {
 
 #[test]
 fn values_are_shared_not_serialized() {
-    let (a, b) = (endpoint(), endpoint());
+    // As in Broker, a publisher's own subscribers do not receive its messages: two other
+    // endpoints receive the same one.
+    let (a, b, c) = (endpoint(), endpoint(), endpoint());
     let at_a = a.make_subscriber(&["/t"], None).unwrap();
     let at_b = b.make_subscriber(&["/t"], None).unwrap();
+    let at_c = c.make_subscriber(&["/t"], None).unwrap();
     a.peer_local(&b).unwrap();
+    a.peer_local(&c).unwrap();
     a.publish("/t", Data::from("x".repeat(100))).unwrap();
-    let (ma, mb) = (
-        at_a.get_timeout(WAIT).unwrap(),
+    let (mb, mc) = (
         at_b.get_timeout(WAIT).unwrap(),
+        at_c.get_timeout(WAIT).unwrap(),
     );
     assert!(
-        Arc::ptr_eq(&ma.data, &mb.data),
+        Arc::ptr_eq(&mb.data, &mc.data),
         "both endpoints hold the very same value"
     );
+    assert!(at_a.get_timeout(Duration::from_millis(100)).is_none());
     // And the other way.
     b.publish("/t", Data::Count(2)).unwrap();
     assert_eq!(*at_a.get_timeout(WAIT).unwrap().data, Data::Count(2));

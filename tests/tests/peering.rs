@@ -343,12 +343,13 @@ fn readable(fd: i32, timeout_ms: i32) -> bool {
 
 #[test]
 fn the_subscriber_descriptor_is_readable_exactly_while_messages_are_pending() {
-    let a = endpoint();
+    let (a, b) = (endpoint(), endpoint());
     let sub = a.make_subscriber(&["/t"], None).unwrap();
+    b.peer_local(&a).unwrap();
     let fd = sub.fd();
     assert!(!readable(fd, 50), "nothing pending yet");
-    a.publish("/t", Data::Count(1)).unwrap();
-    a.publish("/t", Data::Count(2)).unwrap();
+    b.publish("/t", Data::Count(1)).unwrap();
+    b.publish("/t", Data::Count(2)).unwrap();
     assert!(readable(fd, 5_000), "readable once a message is pending");
     assert!(sub.get().is_some());
     // One more is pending: still readable.

@@ -348,6 +348,27 @@ impl Router {
         topics.into_iter().collect()
     }
 
+    /// Broker's `peer_subscriptions`: every topic prefix that some other reachable endpoint
+    /// subscribes to (from link states and from plain Broker peers' filters), sorted.
+    pub fn peer_subscriptions(&self) -> Vec<Topic> {
+        let mut topics: BTreeSet<Topic> = BTreeSet::new();
+        for ls in self.lsdb.values() {
+            if ls.origin == self.id || !self.discovered.contains(&ls.origin) {
+                continue;
+            }
+            topics.extend(ls.filter.iter().cloned());
+            for (_, filter) in &ls.stubs {
+                topics.extend(filter.iter().cloned());
+            }
+        }
+        for p in self.peers.values() {
+            if p.kind == PeerKind::Broker {
+                topics.extend(p.filter.iter().cloned());
+            }
+        }
+        topics.into_iter().collect()
+    }
+
     fn own_filter(&self) -> Vec<Topic> {
         let mut all: BTreeSet<Topic> = BTreeSet::new();
         for topics in self.subscriptions.values() {
@@ -831,7 +852,10 @@ impl Router {
         let received = from.is_some();
         let decision = self.decide(&p);
         let forwards = !decision.peers.is_empty() && (!received || self.config.forwarding);
-        let p = match &decision.local {
+        // As in Broker, an endpoint's own subscribers do not receive what it publishes (a
+        // Zeek node does not hear its own events); `publish_local` is the exception.
+        let local = if received { &decision.local } else { &None };
+        let p = match local {
             Some(subs) => {
                 self.stats.delivered += 1;
                 let subscribers = subs.clone();

@@ -38,7 +38,8 @@ const SLOW_PEER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_PENDING: usize = 65_536;
 
 /// A batch of publications from the API.
-pub(crate) type Publications = Vec<(Topic, Arc<Data>)>;
+/// A batch of publications: topics with shared values.
+pub type Publications = Vec<(Topic, Arc<Data>)>;
 
 pub(crate) enum Cmd {
     Subscribe {
@@ -117,6 +118,8 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<bool>,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// The topics other endpoints subscribe to.
+    PeerSubscriptions(oneshot::Sender<Vec<Topic>>),
     Metrics(oneshot::Sender<Metrics>),
     Shutdown(oneshot::Sender<()>),
     /// A store frontend starts: it subscribes to its store's command topic.
@@ -625,6 +628,9 @@ impl Core {
                         let _ = reply.send(false);
                     }
                 }
+            }
+            Cmd::PeerSubscriptions(reply) => {
+                let _ = reply.send(self.router.peer_subscriptions());
             }
             Cmd::Peers(reply) => {
                 let peers = self

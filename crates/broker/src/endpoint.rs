@@ -254,6 +254,7 @@ impl Endpoint {
         port: u16,
         purpose: &str,
     ) -> Result<(TcpListener, SocketAddr), Error> {
+        self.check_running()?;
         let addr = resolve(address, port)?;
         let err = |e: std::io::Error| {
             Error::new(
@@ -272,6 +273,7 @@ impl Endpoint {
 
     /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
     pub fn listen(&self, address: &str, port: u16) -> Result<u16, Error> {
+        self.check_running()?;
         let addr = resolve(address, port)?;
         self.inner.handle.block_on(self.listen_on(addr))
     }
@@ -293,7 +295,7 @@ impl Endpoint {
                 Err(e) => {
                     let next = std::time::Instant::now().checked_add(retry);
                     let out_of_time = matches!((end, next), (Some(end), Some(next)) if next > end);
-                    if retry.is_zero() || out_of_time {
+                    if retry.is_zero() || out_of_time || e.code == ErrorCode::ShuttingDown {
                         return Err(e);
                     }
                     tracing::warn!(error = %e, ?retry, "cannot listen yet; retrying");
@@ -638,6 +640,12 @@ impl Endpoint {
         Ok(bound.port())
     }
 
+    /// Broker's `peer_subscriptions`: the topic prefixes that other reachable endpoints
+    /// subscribe to.
+    pub fn peer_subscriptions(&self) -> Result<Vec<Topic>, Error> {
+        self.ask(Cmd::PeerSubscriptions)
+    }
+
     /// Waits until `peer` is a direct peer, up to `timeout`.
     pub fn await_peer(&self, peer: EndpointId, timeout: Duration) -> Result<(), Error> {
         let end = std::time::Instant::now() + timeout;
@@ -689,6 +697,26 @@ impl Endpoint {
     /// policy applies instead).
     pub fn publish(&self, topic_name: &str, data: impl Into<Data>) -> Result<(), Error> {
         self.send_publications(vec![(topic(topic_name)?, Arc::new(data.into()))])
+    }
+
+    /// Publishes a batch of ready-made publications (topics already checked, values shared),
+    /// waiting while the endpoint's buffers are full. Language bindings use it to convert
+    /// values first and wait without holding their interpreter lock.
+    pub fn publish_prepared(&self, batch: Publications) -> Result<(), Error> {
+        self.send_publications(batch)
+    }
+
+    /// [`publish_prepared`](Self::publish_prepared) if the buffers have room; otherwise the
+    /// batch comes back at once.
+    pub fn try_publish_prepared(
+        &self,
+        batch: Publications,
+    ) -> Result<(), TryPublishError<Publications>> {
+        match self.inner.pubs.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(b)) => Err(TryPublishError::Full(b)),
+            Err(mpsc::error::TrySendError::Closed(b)) => Err(TryPublishError::Closed(b)),
+        }
     }
 
     /// Publishes several messages at once.
@@ -778,16 +806,47 @@ impl Endpoint {
         })
     }
 
-    /// Closes every peering and stops the endpoint. Subscribers' blocking calls return.
+    /// Closes every peering and stops the endpoint: subscribers' blocking calls return, its
+    /// listening ports are released, and later calls fail with `shutting_down`.
     pub fn shutdown(&self) {
         self.stop_all_dialers();
         let _ = self.ask(Cmd::Shutdown);
+        self.stop_runtime();
     }
 
     /// [`shutdown`](Self::shutdown) for async code (any runtime).
     pub async fn shutdown_async(&self) {
         self.stop_all_dialers();
         let _ = self.ask_async(Cmd::Shutdown).await;
+        self.stop_runtime();
+    }
+
+    /// Ends every task of the endpoint (listeners included) without waiting for them.
+    fn stop_runtime(&self) {
+        let rt = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            rt.shutdown_background();
+        }
+    }
+
+    /// `shutting_down` once [`shutdown`](Self::shutdown) ran: the runtime is gone.
+    fn check_running(&self) -> Result<(), Error> {
+        if self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            Ok(())
+        } else {
+            Err(closed())
+        }
     }
 
     fn stop_all_dialers(&self) {
@@ -809,13 +868,14 @@ pub struct Publisher {
     endpoint: Endpoint,
 }
 
-/// Why [`Publisher::try_publish`] did not publish; the value comes back.
+/// Why [`Publisher::try_publish`] (or [`Endpoint::try_publish_prepared`]) did not publish;
+/// what was to be published comes back.
 #[derive(Debug, PartialEq)]
-pub enum TryPublishError {
+pub enum TryPublishError<T = Data> {
     /// The endpoint's buffers are full: try again later (or use `publish`, which waits).
-    Full(Data),
+    Full(T),
     /// The endpoint has shut down.
-    Closed(Data),
+    Closed(T),
 }
 
 impl Publisher {
@@ -860,6 +920,11 @@ impl Publisher {
     /// How many more `publish` calls fit before one would wait.
     pub fn demand(&self) -> usize {
         self.endpoint.inner.pubs.capacity()
+    }
+
+    /// How many `publish` calls the endpoint buffers at most before one waits.
+    pub fn capacity(&self) -> usize {
+        self.endpoint.inner.pubs.max_capacity()
     }
 }
 
@@ -906,6 +971,11 @@ impl Subscriber {
     /// Messages dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped()
+    }
+
+    /// Whether the endpoint shut down: no more messages will come after the pending ones.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
     }
 
     /// A descriptor that is readable exactly while messages are pending.
@@ -965,6 +1035,11 @@ impl StatusSubscriber {
         self.queue.take(1, deadline(Some(timeout))).pop()
     }
 
+    /// Waits (up to `timeout`, if given) until an event is there, then takes up to `n`.
+    pub fn get_n(&self, n: usize, timeout: Option<Duration>) -> Vec<StatusEvent> {
+        self.queue.take(n, deadline(timeout))
+    }
+
     /// Everything pending, without waiting.
     pub fn poll(&self) -> Vec<StatusEvent> {
         self.queue.take_all()
@@ -973,6 +1048,11 @@ impl StatusSubscriber {
     /// How many events are pending.
     pub fn available(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Whether the endpoint shut down: no more events will come after the pending ones.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
     }
 
     /// A descriptor that is readable exactly while events are pending.

@@ -150,6 +150,11 @@ impl<T> Queue<T> {
         Ok(None)
     }
 
+    /// Whether the queue was closed (its endpoint shut down).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
     }
