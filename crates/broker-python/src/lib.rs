@@ -1,0 +1,70 @@
+//! Python bindings of broker-rs: the native module `broker._broker` behind `import broker`.
+//!
+//! The package (`python/broker`) re-exports everything from here, so Broker's Python scripts
+//! run unchanged: `Endpoint`, subscribers, publishers, statuses, stores, `Count`, `Port`,
+//! `Topic`, `zeek.Event` and the conversions of Broker's documentation (see [`convert`]).
+//! Build the wheel with `maturin build --release` in this directory, or install it with
+//! `pip install ./crates/broker-python`.
+//!
+//! Blocking calls (`get`, `peer`, store reads, `await_idle`, …) release the interpreter while
+//! they wait, and waits of subscribers and stores look for signals every 50 ms, so Ctrl-C
+//! interrupts them.
+
+#![forbid(unsafe_code)]
+
+mod convert;
+mod endpoint;
+mod store;
+mod zeek;
+
+use pyo3::prelude::*;
+
+/// The current time as a timezone-aware `datetime` (UTC).
+#[pyfunction]
+fn now(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    convert::now(py)
+}
+
+#[pymodule]
+fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(now, m)?)?;
+    m.add_class::<convert::Count>()?;
+    m.add_class::<convert::Port>()?;
+    m.add_class::<convert::Enum>()?;
+    m.add_class::<convert::PyData>()?;
+    m.add_class::<endpoint::Topic>()?;
+    m.add_class::<endpoint::SC>()?;
+    m.add_class::<endpoint::EC>()?;
+    m.add_class::<endpoint::PeerStatus>()?;
+    m.add_class::<endpoint::PeerFlags>()?;
+    m.add_class::<endpoint::NetworkInfo>()?;
+    m.add_class::<endpoint::EndpointInfo>()?;
+    m.add_class::<endpoint::PeerInfo>()?;
+    m.add_class::<endpoint::Status>()?;
+    m.add_class::<endpoint::Error>()?;
+    m.add_class::<endpoint::BrokerOptions>()?;
+    m.add_class::<endpoint::Configuration>()?;
+    m.add_class::<endpoint::Endpoint>()?;
+    m.add_class::<endpoint::Subscriber>()?;
+    m.add_class::<endpoint::StatusSubscriber>()?;
+    m.add_class::<endpoint::Publisher>()?;
+    m.add_class::<store::Backend>()?;
+    m.add_class::<store::Store>()?;
+
+    let zeek = PyModule::new(py, "zeek")?;
+    zeek.add_class::<zeek::Event>()?;
+    m.add_submodule(&zeek)?;
+
+    let version = PyModule::new(py, "Version")?;
+    let v = env!("CARGO_PKG_VERSION");
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    version.add("MAJOR", parts.next().unwrap_or(0))?;
+    version.add("MINOR", parts.next().unwrap_or(0))?;
+    version.add("PATCH", parts.next().unwrap_or(0))?;
+    // Broker's protocol version that the wire codec speaks.
+    version.add("PROTOCOL", 1)?;
+    version.add("STRING", v)?;
+    m.add_submodule(&version)?;
+    Ok(())
+}
