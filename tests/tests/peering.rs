@@ -536,3 +536,36 @@ fn listening_is_retried_until_the_port_comes_free() {
     );
     freer.join().unwrap();
 }
+
+#[test]
+fn shutdown_sends_what_was_published_and_releases_the_port() {
+    let (a, b) = (endpoint(), endpoint());
+    let port_b = b.listen("127.0.0.1", 0).unwrap();
+    let port_a = a.listen("127.0.0.1", 0).unwrap();
+    let sub = b.make_subscriber(&["/last"], Some(100_000)).unwrap();
+    a.peer("127.0.0.1", port_b, None).unwrap();
+    let end = Instant::now() + WAIT;
+    while a.peer_subscriptions().unwrap().is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let n = 20_000u64;
+    a.publish_batch((0..n).map(|i| ("/last", Data::Count(i))))
+        .unwrap();
+    a.shutdown();
+    let mut got = 0u64;
+    let end = Instant::now() + WAIT;
+    while got < n && Instant::now() < end {
+        got += sub.get_n(10_000, Some(Duration::from_millis(100))).len() as u64;
+    }
+    assert_eq!(
+        got, n,
+        "every message published before the shutdown arrives"
+    );
+    // The listening port is free again right away.
+    let c = endpoint();
+    assert_eq!(c.listen("127.0.0.1", port_a).unwrap(), port_a);
+    assert_eq!(
+        a.listen("127.0.0.1", 0).unwrap_err().code,
+        broker::ErrorCode::ShuttingDown
+    );
+}

@@ -272,7 +272,8 @@ def test_sqlite_scripts(tmp_path):
     connect = doc_script("sqlite-connect.py", {
         "ep.peer('127.0.0.1', 9999, 1.0)": f"ep.peer('127.0.0.1', {port}, 1.0)",
         "while True:": "for _ in range(3):",
-        "print(c.get('foo'))": "print(c.get('foo'), flush=True)",
+        # Ending the endless loop: let the last increment reach the master before leaving.
+        "print(c.get('foo'))": "print(c.get('foo'), flush=True)\n    c.await_idle()",
         **SKIP_DISCOVERY,
     })
     server = subprocess.Popen([sys.executable, "-c", listen], cwd=tmp_path,

@@ -2,7 +2,7 @@
 //! frames into router messages and a writer that drains the core's chunks onto the socket.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use broker_routing::{Content, Message, PeerKind, Publication};
@@ -393,10 +393,11 @@ pub(crate) async fn establish(
     core: mpsc::UnboundedSender<Cmd>,
     tls: Arc<Option<Tls>>,
     peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    writers: Arc<AtomicUsize>,
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls.as_ref() else {
-        return run(tcp, addr, side, me, config, core, peered).await;
+        return run(tcp, addr, side, me, config, core, peered, writers).await;
     };
     let handshake = async {
         match side {
@@ -405,7 +406,7 @@ pub(crate) async fn establish(
         }
     };
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered).await,
+        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered, writers).await,
         outcome => {
             let e = match outcome {
                 Ok(Err(e)) => e,
@@ -435,6 +436,7 @@ fn handshake_failed(
 }
 
 /// Broker's handshake on `stream` and, once peered, the connection until it closes.
+#[allow(clippy::too_many_arguments)]
 async fn run<S: Stream>(
     stream: S,
     addr: SocketAddr,
@@ -443,6 +445,7 @@ async fn run<S: Stream>(
     config: Arc<Configuration>,
     core: mpsc::UnboundedSender<Cmd>,
     peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    writers: Arc<AtomicUsize>,
 ) {
     let mut f = Framed {
         stream,
@@ -497,7 +500,8 @@ async fn run<S: Stream>(
         frames,
     } = f;
     let (read, write) = tokio::io::split(stream);
-    let writer = tokio::spawn(write_loop(write, writer_rx, core.clone()));
+    let live = LiveWriter::new(writers);
+    let writer = tokio::spawn(write_loop(write, writer_rx, core.clone(), live));
     let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
     writer.abort();
     let _ = core.send(Cmd::Closed {
@@ -508,10 +512,28 @@ async fn run<S: Stream>(
     });
 }
 
+/// Counts a connection's writer among the endpoint's live writers while it runs (a shutdown
+/// waits for them to put what they hold on the wire).
+struct LiveWriter(Arc<AtomicUsize>);
+
+impl LiveWriter {
+    fn new(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        LiveWriter(count)
+    }
+}
+
+impl Drop for LiveWriter {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn write_loop<S: Stream>(
     mut w: WriteHalf<S>,
     mut rx: mpsc::Receiver<Bytes>,
     core: mpsc::UnboundedSender<Cmd>,
+    _live: LiveWriter,
 ) {
     while let Some(chunk) = rx.recv().await {
         if w.write_all(&chunk).await.is_err() {

@@ -34,6 +34,9 @@ const LOCAL_IN_FLIGHT: usize = 8 * CHUNK_MESSAGES;
 /// holding publishers back.
 const SLOW_PEER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a shutdown lets the peers take what was published before it.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Publications the core holds while the peers catch up, before publishers block.
 const MAX_PENDING: usize = 65_536;
 
@@ -293,6 +296,9 @@ impl Core {
         let mut pending: std::collections::VecDeque<(Topic, Arc<Data>)> =
             std::collections::VecDeque::new();
         let mut pubs_open = true;
+        // A shutdown under way: who waits for it and until when the peers get to take what
+        // was published before it.
+        let mut shutdown: Option<(Vec<oneshot::Sender<()>>, Instant)> = None;
         loop {
             let take_more = pubs_open && pending.len() < MAX_PENDING;
             let waiting = !pending.is_empty() || store_waiting.is_some();
@@ -317,16 +323,26 @@ impl Core {
                 // While publications wait, look again now and then: a peer may have been stuck
                 // long enough to count as slow.
                 _ = tokio::time::sleep(SLOW_PEER_AFTER / 4), if waiting => {}
+                // While shutting down, look often whether everything went out.
+                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if shutdown.is_some() => {}
             }
             pending.extend(pub_batch.drain(..).flatten());
-            let mut shutdown = None;
             for cmd in batch.drain(..) {
-                // Publications handed over before an unpeering or a shutdown go out first: a
-                // caller that publishes and then unpeers must not lose what it published.
-                if matches!(
-                    cmd,
-                    Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. } | Cmd::Shutdown(_)
-                ) {
+                if let Cmd::Shutdown(done) = cmd {
+                    match &mut shutdown {
+                        Some((waiting, _)) => waiting.push(done),
+                        None => {
+                            // No new publications; those handed over before still go out,
+                            // as fast as the peers take them, for at most SHUTDOWN_GRACE.
+                            pubs.close();
+                            shutdown = Some((vec![done], Instant::now() + SHUTDOWN_GRACE));
+                        }
+                    }
+                    continue;
+                }
+                // Publications handed over before an unpeering go out first: a caller that
+                // publishes and then unpeers must not lose what it published.
+                if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
                     while let Ok(items) = pubs.try_recv() {
                         pending.extend(items);
                     }
@@ -334,10 +350,6 @@ impl Core {
                     for (topic, data) in pending.drain(..) {
                         self.router.publish(now, topic, Content::Data(data));
                     }
-                }
-                if let Cmd::Shutdown(done) = cmd {
-                    shutdown = Some(done);
-                    break;
                 }
                 self.handle(cmd);
             }
@@ -363,12 +375,24 @@ impl Core {
                 }
                 self.flush();
             }
-            if let Some(done) = shutdown {
-                // Closed before the acknowledgement, so publishers see the shutdown at once.
-                pubs.close();
-                self.shutdown();
-                let _ = done.send(());
-                break;
+            if let Some((_, until)) = &shutdown {
+                let sent = !pubs_open
+                    && pending.is_empty()
+                    && store_waiting.is_none()
+                    && self.conns.keys().all(|p| {
+                        self.router
+                            .peer_stats(*p)
+                            .is_none_or(|stats| stats.queued == 0)
+                    });
+                if sent || Instant::now() >= *until {
+                    self.shutdown();
+                    if let Some((waiting, _)) = shutdown.take() {
+                        for done in waiting {
+                            let _ = done.send(());
+                        }
+                    }
+                    break;
+                }
             }
         }
         for (_, (q, _)) in self.status_subs.drain() {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,6 +48,8 @@ struct Inner {
     store_events: Arc<AtomicBool>,
     /// Where stores hand the core what they publish (bounded: stores wait for the peers).
     stores: mpsc::Sender<StoreOutput>,
+    /// Connection writers still running (a shutdown lets them finish).
+    writers: Arc<AtomicUsize>,
 }
 
 impl Drop for Inner {
@@ -190,6 +192,7 @@ impl Endpoint {
                 tls,
                 store_events,
                 stores: store_tx,
+                writers: Arc::new(AtomicUsize::new(0)),
             }),
         };
         if let Some(port) = metrics_port {
@@ -328,11 +331,12 @@ impl Endpoint {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
-        let (me, config, core, tls) = (
+        let (me, config, core, tls, writers) = (
             self.inner.id,
             self.inner.config.clone(),
             self.inner.core.clone(),
             self.inner.tls.clone(),
+            self.inner.writers.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -347,6 +351,7 @@ impl Endpoint {
                             core.clone(),
                             tls.clone(),
                             None,
+                            writers.clone(),
                         ));
                     }
                     Err(e) => {
@@ -384,6 +389,7 @@ impl Endpoint {
             self.inner.dialers.clone(),
         );
         let tls = self.inner.tls.clone();
+        let writers = self.inner.writers.clone();
         let set_state = move |state: PeerState| {
             if let Some(d) = dialers
                 .lock()
@@ -409,6 +415,7 @@ impl Endpoint {
                             core.clone(),
                             tls.clone(),
                             Some(tx),
+                            writers.clone(),
                         ));
                         let result = rx.await.unwrap_or_else(|_| {
                             Err(Error::new(
@@ -818,11 +825,33 @@ impl Endpoint {
     pub async fn shutdown_async(&self) {
         self.stop_all_dialers();
         let _ = self.ask_async(Cmd::Shutdown).await;
-        self.stop_runtime();
+        // Wait for the writers on the endpoint's own runtime (its timer), awaited from any.
+        let writers = self.inner.writers.clone();
+        let _ = self
+            .inner
+            .handle
+            .spawn(async move {
+                let end = tokio::time::Instant::now() + Duration::from_secs(2);
+                while writers.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await;
+        self.stop_runtime_now();
     }
 
-    /// Ends every task of the endpoint (listeners included) without waiting for them.
+    /// Ends every task of the endpoint (listeners included), once the connections' writers
+    /// have put what they hold on the wire (for at most two seconds: a peer that stopped
+    /// reading cannot hold a shutdown up).
     fn stop_runtime(&self) {
+        let end = std::time::Instant::now() + Duration::from_secs(2);
+        while self.inner.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.stop_runtime_now();
+    }
+
+    fn stop_runtime_now(&self) {
         let rt = self
             .inner
             .runtime
