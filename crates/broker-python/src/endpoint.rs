@@ -57,6 +57,32 @@ pub(crate) fn wait_for<T: Send>(
     }
 }
 
+/// Broker's `get(num, timeout)`: collects up to `n` items, waiting (interruptibly) until
+/// there are `n`, `deadline` passes or nothing more can come.
+fn take_n<T: Send>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    n: usize,
+    take: impl Fn(usize, Duration) -> Vec<T> + Send + Sync,
+    closed: impl Fn() -> bool + Send + Sync,
+) -> PyResult<Vec<T>> {
+    let mut all: Vec<T> = Vec::with_capacity(n.min(65_536));
+    while all.len() < n {
+        let want = n - all.len();
+        let batch = wait_for(
+            py,
+            deadline,
+            |slice| Some(take(want, slice)).filter(|v| !v.is_empty()),
+            &closed,
+        )?;
+        match batch {
+            Some(b) => all.extend(b),
+            None => break,
+        }
+    }
+    Ok(all)
+}
+
 fn deadline_of(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
@@ -1076,20 +1102,13 @@ impl Subscriber {
                 }
             }
             Some(n) => {
-                let mut all: Vec<DataMessage> = Vec::with_capacity(n.min(65_536));
-                while all.len() < n {
-                    let want = n - all.len();
-                    let s = sub.clone();
-                    match wait_for(
-                        py,
-                        deadline,
-                        |slice| Some(s.get_n(want, Some(slice))).filter(|v| !v.is_empty()),
-                        || sub.is_closed(),
-                    )? {
-                        Some(batch) => all.extend(batch),
-                        None => break,
-                    }
-                }
+                let all = take_n(
+                    py,
+                    deadline,
+                    n,
+                    |want, slice| sub.get_n(want, Some(slice)),
+                    || sub.is_closed(),
+                )?;
                 Ok(PyList::new(py, self.convert(py, all)?)?.into_any().unbind())
             }
         }
@@ -1189,20 +1208,13 @@ impl StatusSubscriber {
                 }
             }
             Some(n) => {
-                let mut all = Vec::new();
-                while all.len() < n {
-                    let want = n - all.len();
-                    let s = sub.clone();
-                    match wait_for(
-                        py,
-                        deadline,
-                        |slice| Some(s.get_n(want, Some(slice))).filter(|v| !v.is_empty()),
-                        || sub.is_closed(),
-                    )? {
-                        Some(batch) => all.extend(batch),
-                        None => break,
-                    }
-                }
+                let all = take_n(
+                    py,
+                    deadline,
+                    n,
+                    |want, slice| sub.get_n(want, Some(slice)),
+                    || sub.is_closed(),
+                )?;
                 let items = all
                     .into_iter()
                     .map(|ev| status_to_py(py, ev))
