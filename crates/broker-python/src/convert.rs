@@ -31,6 +31,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString, PyTuple, PyType,
 };
+use pyo3::PyClass;
 
 /// Values nested deeper than this cannot travel (the wire's limit), so they are refused here.
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -412,8 +413,25 @@ pub(crate) fn now(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 // -- wrapper classes ----------------------------------------------------------------------------
 
-fn compare<T: Ord>(a: &T, b: &T, op: CompareOp) -> bool {
-    op.matches(a.cmp(b))
+/// Broker's comparisons of wrapper values: with values of the same class only (anything else
+/// is `NotImplemented`, so `Count(1) == 1` is false, as in Broker).
+fn compare_same<T, K: Ord>(
+    mine: &K,
+    other: &Bound<'_, PyAny>,
+    op: CompareOp,
+    key: impl Fn(&T) -> &K,
+) -> Py<PyAny>
+where
+    T: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
+{
+    let py = other.py();
+    match other.cast::<T>() {
+        Ok(o) => PyBool::new(py, op.matches(mine.cmp(key(o.get()))))
+            .to_owned()
+            .into_any()
+            .unbind(),
+        Err(_) => py.NotImplemented(),
+    }
 }
 
 fn hash_of<T: Hash>(x: &T) -> u64 {
@@ -477,14 +495,7 @@ impl Count {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match other.cast::<Count>() {
-            Ok(o) => compare(&self.value, &o.get().value, op)
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.NotImplemented()),
-            Err(_) => py.NotImplemented(),
-        }
+        compare_same::<Count, _>(&self.value, other, op, |o| &o.value)
     }
 }
 
@@ -591,14 +602,7 @@ impl Port {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match other.cast::<Port>() {
-            Ok(o) => compare(&self.0, &o.get().0, op)
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.NotImplemented()),
-            Err(_) => py.NotImplemented(),
-        }
+        compare_same::<Port, _>(&self.0, other, op, |o| &o.0)
     }
 }
 
@@ -627,14 +631,7 @@ impl Enum {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match other.cast::<Enum>() {
-            Ok(o) => compare(&self.name, &o.get().name, op)
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.NotImplemented()),
-            Err(_) => py.NotImplemented(),
-        }
+        compare_same::<Enum, _>(&self.name, other, op, |o| &o.name)
     }
 }
 
@@ -694,13 +691,6 @@ impl PyData {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match other.cast::<PyData>() {
-            Ok(o) => compare(&self.0, &o.get().0, op)
-                .into_pyobject(py)
-                .map(|b| b.to_owned().into_any().unbind())
-                .unwrap_or_else(|_| py.NotImplemented()),
-            Err(_) => py.NotImplemented(),
-        }
+        compare_same::<PyData, _>(&self.0, other, op, |o| &o.0)
     }
 }
