@@ -18,12 +18,12 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Whether the benchmark runs without TLS (set once, before any endpoint exists).
 static PLAIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
+/// An endpoint with the defaults and `BROKER_*` variables (so cases can be rerun with other
+/// settings), TLS as the run asks.
 fn endpoint() -> Result<Endpoint> {
-    let disable_ssl = PLAIN.get().copied().unwrap_or(false);
-    Ok(Endpoint::new(Configuration {
-        disable_ssl,
-        ..Configuration::default()
-    })?)
+    let mut config = Configuration::load(None)?;
+    config.disable_ssl = PLAIN.get().copied().unwrap_or(false);
+    Ok(Endpoint::new(config)?)
 }
 
 fn plain_flag() -> &'static str {
@@ -350,8 +350,20 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// Runs every case and prints the results.
-pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
+/// The cases `--only` may name.
+const CASES: &[&str] = &["tput", "inproc", "local", "latency", "flood"];
+
+/// A JSON number, or `null` for a case that did not run.
+fn json(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| format!("{v:.1}"))
+}
+
+/// Runs the cases (all, or those in `only`) and prints the results.
+pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]) -> Result<()> {
+    if let Some(bad) = only.iter().find(|c| !CASES.contains(&c.as_str())) {
+        bail!("unknown case {bad:?} (cases: {})", CASES.join(", "));
+    }
+    let wanted = |case: &str| only.is_empty() || only.iter().any(|c| c == case);
     let _ = PLAIN.set(disable_ssl);
     let small = messages;
     let big = (messages / 5).max(1);
@@ -361,56 +373,78 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool) -> Result<()> {
         "TLS (anonymous ECDH)"
     };
     println!("broker bench over {transport}: {small} small / {big} 1 KiB messages, {rounds} ping-pong rounds");
-    let (t2_small, sink_kib) = tput_two_processes(small, "small")?;
-    println!(
-        "two processes, one count:   {t2_small:>12.0} msg/s   (sink peak {:.1} MiB)",
-        sink_kib as f64 / 1024.0
-    );
-    let (t2_big, _) = tput_two_processes(big, "1k")?;
-    println!(
-        "two processes, 1 KiB:       {t2_big:>12.0} msg/s   ({:.0} MB/s)",
-        t2_big * 1024.0 / 1e6
-    );
-    let t1_small = tput_in_process(small, "small", false)?;
-    println!("one process, one count:     {t1_small:>12.0} msg/s   (loopback TCP)");
-    let t1_big = tput_in_process(big, "1k", false)?;
-    println!("one process, 1 KiB:         {t1_big:>12.0} msg/s   (loopback TCP)");
-    let tl_small = tput_in_process(small, "small", true)?;
-    println!(
-        "one process, one count:     {tl_small:>12.0} msg/s   (peered in process, shared values)"
-    );
-    let (l2_50, l2_99) = latency_two_processes(rounds)?;
-    println!(
-        "ping-pong, two processes:   p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(l2_50),
-        us(l2_99)
-    );
-    let (l1_50, l1_99) = latency_in_process(rounds)?;
-    println!(
-        "ping-pong, one process:     p50 {:>8.1} µs   p99 {:>8.1} µs",
-        us(l1_50),
-        us(l1_99)
-    );
-    let (nb, np, na) = node_memory_under_flood(big)?;
-    let mib = |k: u64| k as f64 / 1024.0;
-    println!(
-        "node RSS while flooding a stuck subscriber with {big} 1 KiB messages: {:.1} MiB before, {:.1} MiB peak, {:.1} MiB after",
-        mib(nb),
-        mib(np),
-        mib(na)
-    );
+    let mut fields: Vec<(&str, Option<f64>)> = Vec::new();
+    if wanted("tput") {
+        let (t2_small, sink_kib) = tput_two_processes(small, "small")?;
+        println!(
+            "two processes, one count:   {t2_small:>12.0} msg/s   (sink peak {:.1} MiB)",
+            sink_kib as f64 / 1024.0
+        );
+        let (t2_big, _) = tput_two_processes(big, "1k")?;
+        println!(
+            "two processes, 1 KiB:       {t2_big:>12.0} msg/s   ({:.0} MB/s)",
+            t2_big * 1024.0 / 1e6
+        );
+        fields.push(("tput_2proc_small_msgs", Some(t2_small)));
+        fields.push(("tput_2proc_1k_msgs", Some(t2_big)));
+        fields.push(("sink_peak_rss_kib", Some(sink_kib as f64)));
+    }
+    if wanted("inproc") {
+        let t1_small = tput_in_process(small, "small", false)?;
+        println!("one process, one count:     {t1_small:>12.0} msg/s   (loopback TCP)");
+        let t1_big = tput_in_process(big, "1k", false)?;
+        println!("one process, 1 KiB:         {t1_big:>12.0} msg/s   (loopback TCP)");
+        fields.push(("tput_inproc_small_msgs", Some(t1_small)));
+        fields.push(("tput_inproc_1k_msgs", Some(t1_big)));
+    }
+    if wanted("local") {
+        let tl_small = tput_in_process(small, "small", true)?;
+        println!(
+            "one process, one count:     {tl_small:>12.0} msg/s   (peered in process, shared values)"
+        );
+        fields.push(("tput_local_small_msgs", Some(tl_small)));
+    }
+    if wanted("latency") {
+        let (l2_50, l2_99) = latency_two_processes(rounds)?;
+        println!(
+            "ping-pong, two processes:   p50 {:>8.1} µs   p99 {:>8.1} µs",
+            us(l2_50),
+            us(l2_99)
+        );
+        let (l1_50, l1_99) = latency_in_process(rounds)?;
+        println!(
+            "ping-pong, one process:     p50 {:>8.1} µs   p99 {:>8.1} µs",
+            us(l1_50),
+            us(l1_99)
+        );
+        fields.push(("lat_2proc_p50_us", Some(us(l2_50))));
+        fields.push(("lat_2proc_p99_us", Some(us(l2_99))));
+        fields.push(("lat_inproc_p50_us", Some(us(l1_50))));
+        fields.push(("lat_inproc_p99_us", Some(us(l1_99))));
+    }
+    if wanted("flood") {
+        let (nb, np, na) = node_memory_under_flood(big)?;
+        let mib = |k: u64| k as f64 / 1024.0;
+        println!(
+            "node RSS while flooding a stuck subscriber with {big} 1 KiB messages: {:.1} MiB before, {:.1} MiB peak, {:.1} MiB after",
+            mib(nb),
+            mib(np),
+            mib(na)
+        );
+        fields.push(("node_flood_rss_before_kib", Some(nb as f64)));
+        fields.push(("node_flood_rss_peak_kib", Some(np as f64)));
+        fields.push(("node_flood_rss_after_kib", Some(na as f64)));
+    }
     let peak = peak_rss_kib();
     println!(
         "peak memory of this process: {:.1} MiB",
         peak as f64 / 1024.0
     );
-    println!(
-        "{{\"tls\":{},\"tput_2proc_small_msgs\":{t2_small:.0},\"tput_2proc_1k_msgs\":{t2_big:.0},\"tput_inproc_small_msgs\":{t1_small:.0},\"tput_inproc_1k_msgs\":{t1_big:.0},\"tput_local_small_msgs\":{tl_small:.0},\"lat_2proc_p50_us\":{:.1},\"lat_2proc_p99_us\":{:.1},\"lat_inproc_p50_us\":{:.1},\"lat_inproc_p99_us\":{:.1},\"node_flood_rss_kib\":[{nb},{np},{na}],\"peak_rss_kib\":{peak},\"sink_peak_rss_kib\":{sink_kib}}}",
-        !disable_ssl,
-        us(l2_50),
-        us(l2_99),
-        us(l1_50),
-        us(l1_99)
-    );
+    fields.push(("peak_rss_kib", Some(peak as f64)));
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{}", json(*v)))
+        .collect();
+    println!("{{\"tls\":{},{}}}", !disable_ssl, body.join(","));
     Ok(())
 }

@@ -135,6 +135,10 @@ enum Command {
         /// Measure the data stores instead (operations per case: --messages / 5).
         #[arg(long)]
         stores: bool,
+        /// Run only these cases (comma-separated): tput (two processes), inproc (one process
+        /// over loopback), local (peered in process), latency (ping-pong), flood (node memory).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// The other side of a two-process benchmark (started by `broker bench`).
     #[command(hide = true)]
@@ -365,11 +369,12 @@ fn main() -> Result<()> {
             rounds,
             disable_ssl,
             stores,
+            only,
         } => {
             if stores {
                 store_bench::run((messages / 5).max(1), disable_ssl)
             } else {
-                bench::run(messages, rounds, disable_ssl)
+                bench::run(messages, rounds, disable_ssl, &only)
             }
         }
         Command::BenchPeer {

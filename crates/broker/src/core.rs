@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::Queue;
+use crate::spin::Activity;
 use crate::store::StoreInbound;
 use crate::types::{
     DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
@@ -218,6 +219,8 @@ pub(crate) struct Core {
     masters: HashMap<String, u64>,
     /// Whether any subscriber follows store events (stores skip building them otherwise).
     store_events_wanted: Arc<AtomicBool>,
+    /// Where each round of work is reported, for the runtime's spinner.
+    activity: Arc<Activity>,
 }
 
 impl Core {
@@ -235,7 +238,13 @@ impl Core {
             stores: HashMap::new(),
             masters: HashMap::new(),
             store_events_wanted: Arc::new(AtomicBool::new(false)),
+            activity: Arc::default(),
         }
+    }
+
+    /// Where the core reports its rounds of work (see `spin`).
+    pub(crate) fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// The flag telling stores whether anybody follows their events.
@@ -375,6 +384,7 @@ impl Core {
                 }
                 self.flush();
             }
+            self.activity.touch();
             if let Some((_, until)) = &shutdown {
                 let sent = !pubs_open
                     && pending.is_empty()

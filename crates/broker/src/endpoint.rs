@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{self, Side};
 use crate::core::{Cmd, Core, Publications, StoreOutput};
 use crate::queue::{deadline, Queue};
+use crate::runtime::Runtime;
 use crate::tls::Tls;
 use crate::types::{DataMessage, Metrics, PeerInfo, PeerState, StatusEvent};
 use crate::{Configuration, Error};
@@ -39,7 +40,7 @@ struct Inner {
     /// Publications, bounded: a full channel blocks publishers (the core takes from it only
     /// while the peers keep up).
     pubs: mpsc::Sender<Publications>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: Mutex<Option<Runtime>>,
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
     dialers: Arc<Mutex<HashMap<SocketAddr, Dialer>>>,
@@ -60,7 +61,7 @@ impl Drop for Inner {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            rt.shutdown_background();
+            rt.stop();
         }
     }
 }
@@ -147,14 +148,9 @@ impl Endpoint {
     pub fn new(config: Configuration) -> Result<Endpoint, Error> {
         let tls = Arc::new(Tls::new(&config)?);
         let config_metrics_port = config.metrics_port;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads.max(1))
-            .thread_name("broker")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorCode::Unspecified, format!("cannot start runtime: {e}"))
-            })?;
+        let (runtime, handle) = Runtime::start(config.threads).map_err(|e| {
+            Error::new(ErrorCode::Unspecified, format!("cannot start runtime: {e}"))
+        })?;
         let id = random_id();
         let incarnation = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -175,9 +171,9 @@ impl Endpoint {
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         let core = Core::new(router).with_sender(&tx);
         let store_events = core.store_events_flag();
+        handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
-        runtime.spawn(core.run(rx, pub_rx, store_rx));
-        let handle = runtime.handle().clone();
+        handle.spawn(core.run(rx, pub_rx, store_rx));
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
             inner: Arc::new(Inner {
@@ -775,7 +771,7 @@ impl Endpoint {
             .collect::<Result<Vec<_>, _>>()?;
         let size = queue_size.unwrap_or(self.inner.config.subscriber_queue_size);
         let queue = Arc::new(
-            Queue::new(size)
+            Queue::new(size, self.inner.config.spin_wait)
                 .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?,
         );
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -797,7 +793,7 @@ impl Endpoint {
         receive_statuses: bool,
     ) -> Result<StatusSubscriber, Error> {
         let queue = Arc::new(
-            Queue::new(1024)
+            Queue::new(1024, self.inner.config.spin_wait)
                 .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?,
         );
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -859,7 +855,7 @@ impl Endpoint {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(rt) = rt {
-            rt.shutdown_background();
+            rt.stop();
         }
     }
 

@@ -20,6 +20,8 @@ mod core;
 mod endpoint;
 mod error;
 mod queue;
+mod runtime;
+mod spin;
 mod store;
 mod tls;
 mod types;

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -13,8 +14,13 @@ struct State<T> {
     items: VecDeque<T>,
     dropped: u64,
     closed: bool,
-    /// Whether a byte sits in the descriptor's pipe (it does exactly while items are pending).
+    /// Whether a byte sits in the descriptor's pipe (it does exactly while items are pending,
+    /// once somebody asked for the descriptor).
     signaled: bool,
+    /// Whether somebody asked for the descriptor (before that, no system call per message).
+    armed: bool,
+    /// Threads blocked in `take` (a push wakes them only when there are some).
+    sleepers: usize,
     waker: Option<Waker>,
 }
 
@@ -24,13 +30,19 @@ pub(crate) struct Queue<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     capacity: usize,
+    /// Whether items are pending or the queue closed: what a spinning reader watches without
+    /// taking the lock.
+    wake: AtomicBool,
+    /// How long a reader spins before it sleeps (see `Configuration::spin_wait`).
+    spin: Duration,
     /// Readable end of the readiness pipe, handed out by `fd()`.
     reader: UnixStream,
     writer: UnixStream,
 }
 
 impl<T> Queue<T> {
-    pub(crate) fn new(capacity: usize) -> std::io::Result<Self> {
+    /// A queue of at most `capacity` items whose readers spin for `spin` before sleeping.
+    pub(crate) fn new(capacity: usize, spin: Duration) -> std::io::Result<Self> {
         let (reader, writer) = UnixStream::pair()?;
         reader.set_nonblocking(true)?;
         writer.set_nonblocking(true)?;
@@ -40,10 +52,14 @@ impl<T> Queue<T> {
                 dropped: 0,
                 closed: false,
                 signaled: false,
+                armed: false,
+                sleepers: 0,
                 waker: None,
             }),
             ready: Condvar::new(),
             capacity: capacity.max(1),
+            wake: AtomicBool::new(false),
+            spin,
             reader,
             writer,
         })
@@ -67,23 +83,33 @@ impl<T> Queue<T> {
             s.items.push_back(item);
         }
         if !s.items.is_empty() {
-            if !s.signaled {
-                // The pipe holds at most one byte, so this write cannot block or fail for space.
-                let _ = (&self.writer).write(&[1]);
-                s.signaled = true;
-            }
+            self.wake.store(true, Ordering::Release);
+            self.signal(&mut s);
             if let Some(w) = s.waker.take() {
                 w.wake();
             }
-            self.ready.notify_all();
+            if s.sleepers > 0 {
+                self.ready.notify_all();
+            }
         }
         s.dropped - before
+    }
+
+    /// Puts the byte in the readiness pipe, once the descriptor is in use and when the byte is
+    /// not there yet.
+    fn signal(&self, s: &mut State<T>) {
+        if s.armed && !s.signaled {
+            // The pipe holds at most one byte, so this write cannot block or fail for space.
+            let _ = (&self.writer).write(&[1]);
+            s.signaled = true;
+        }
     }
 
     /// Marks the queue closed (the endpoint shut down): waiting readers return.
     pub(crate) fn close(&self) {
         let mut s = self.lock();
         s.closed = true;
+        self.wake.store(true, Ordering::Release);
         if let Some(w) = s.waker.take() {
             w.wake();
         }
@@ -91,26 +117,55 @@ impl<T> Queue<T> {
     }
 
     fn after_pop(&self, s: &mut State<T>) {
-        if s.items.is_empty() && s.signaled {
-            let mut buf = [0u8; 8];
-            while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
-            s.signaled = false;
+        if s.items.is_empty() {
+            if !s.closed {
+                self.wake.store(false, Ordering::Relaxed);
+            }
+            if s.signaled {
+                let mut buf = [0u8; 8];
+                while matches!((&self.reader).read(&mut buf), Ok(n) if n > 0) {}
+                s.signaled = false;
+            }
+        }
+    }
+
+    /// Spins (yielding the processor between looks) until items are pending, the queue
+    /// closes, the spin time is over or the deadline passes. A reader that spins briefly
+    /// instead of sleeping at once answers in microseconds: waking a sleeping thread costs
+    /// tens of microseconds on virtual machines.
+    fn spin_for_items(&self, deadline: Option<Instant>) {
+        if self.spin.is_zero() || self.wake.load(Ordering::Acquire) {
+            return;
+        }
+        let start = Instant::now();
+        let mut end = start + self.spin;
+        if let Some(d) = deadline {
+            end = end.min(d);
+        }
+        while !self.wake.load(Ordering::Acquire) {
+            if Instant::now() >= end {
+                return;
+            }
+            std::thread::yield_now();
         }
     }
 
     /// Takes up to `max` items, waiting until at least one is there, the deadline passes or
     /// the queue closes.
     pub(crate) fn take(&self, max: usize, deadline: Option<Instant>) -> Vec<T> {
+        self.spin_for_items(deadline);
         let mut s = self.lock();
         loop {
             if !s.items.is_empty() || s.closed {
                 break;
             }
+            s.sleepers += 1;
             match deadline {
                 None => s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        s.sleepers -= 1;
                         break;
                     }
                     s = self
@@ -120,6 +175,7 @@ impl<T> Queue<T> {
                         .0;
                 }
             }
+            s.sleepers -= 1;
         }
         let n = max.min(s.items.len());
         let out: Vec<T> = s.items.drain(..n).collect();
@@ -163,7 +219,16 @@ impl<T> Queue<T> {
         self.lock().dropped
     }
 
+    /// The readiness descriptor: readable exactly while items are pending, from this call on
+    /// (a queue nobody polls pays no system call per message).
     pub(crate) fn fd(&self) -> RawFd {
+        let mut s = self.lock();
+        if !s.armed {
+            s.armed = true;
+            if !s.items.is_empty() {
+                self.signal(&mut s);
+            }
+        }
         self.reader.as_raw_fd()
     }
 }
@@ -179,7 +244,7 @@ mod tests {
 
     #[test]
     fn bounded_drops_oldest_and_counts() {
-        let q = Queue::new(3).unwrap();
+        let q = Queue::new(3, Duration::ZERO).unwrap();
         assert_eq!(q.push_all(0..5), 2);
         assert_eq!(q.take_all(), [2, 3, 4]);
         assert_eq!(q.dropped(), 2);
@@ -187,7 +252,7 @@ mod tests {
 
     #[test]
     fn take_waits_with_deadline() {
-        let q: Queue<u32> = Queue::new(3).unwrap();
+        let q: Queue<u32> = Queue::new(3, Duration::from_micros(50)).unwrap();
         let start = Instant::now();
         assert!(q
             .take(1, deadline(Some(Duration::from_millis(30))))
@@ -195,5 +260,51 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(30));
         q.push_all([7]);
         assert_eq!(q.take(5, None), [7]);
+    }
+
+    /// Reads what the readiness pipe holds (consuming it).
+    fn pipe_bytes<T>(q: &Queue<T>) -> usize {
+        let mut buf = [0u8; 8];
+        (&q.reader).read(&mut buf).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_descriptor_is_signaled_once_somebody_asked_for_it() {
+        let q = Queue::new(8, Duration::ZERO).unwrap();
+        q.push_all([1]);
+        assert_eq!(pipe_bytes(&q), 0, "no system call per message before fd()");
+        q.fd();
+        assert_eq!(
+            pipe_bytes(&q),
+            1,
+            "pending items signaled when fd() is asked for"
+        );
+        let q = Queue::new(8, Duration::ZERO).unwrap();
+        q.fd();
+        q.push_all([1, 2]);
+        q.push_all([3]);
+        assert_eq!(q.take_all(), [1, 2, 3]);
+        assert_eq!(pipe_bytes(&q), 0, "drained when the queue empties");
+        q.push_all([4]);
+        assert_eq!(pipe_bytes(&q), 1, "one byte while items are pending");
+    }
+
+    #[test]
+    fn a_spinning_reader_sees_items_pushed_meanwhile() {
+        let q = std::sync::Arc::new(Queue::new(8, Duration::from_secs(5)).unwrap());
+        let pusher = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                q.push_all([9]);
+            })
+        };
+        assert_eq!(q.take(4, None), [9]);
+        pusher.join().unwrap();
+        q.close();
+        assert!(
+            q.take(4, None).is_empty(),
+            "a closed queue wakes a spinning reader"
+        );
     }
 }

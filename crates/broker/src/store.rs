@@ -611,7 +611,7 @@ impl Store {
 
     /// A proxy whose requests answer through a mailbox (see [`StoreProxy`]).
     pub fn proxy(&self) -> Result<StoreProxy, Error> {
-        let mailbox = Queue::new(usize::MAX)
+        let mailbox = Queue::new(usize::MAX, Duration::ZERO)
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
         Ok(StoreProxy {
             store: self.clone(),
