@@ -14,6 +14,21 @@ pub enum Content {
     Data(Arc<Data>),
     /// A store command.
     Command(Arc<InternalCommand>),
+    /// Values published one after the other on the same topic, routed as one: a publication
+    /// with a batch of `n` values stands for `n` publications with sequence numbers `seq`,
+    /// `seq + 1`, …, `seq + n - 1` (and is `n` messages on the wire, to any kind of peer). A
+    /// router never makes an empty batch and ignores one it is given.
+    Batch(Arc<Vec<Arc<Data>>>),
+}
+
+impl Content {
+    /// How many publications this content stands for (a batch's length, else one).
+    pub fn count(&self) -> usize {
+        match self {
+            Content::Batch(values) => values.len(),
+            _ => 1,
+        }
+    }
 }
 
 /// A published message on its way through the network.
@@ -36,6 +51,13 @@ pub struct Publication {
     pub content: Content,
 }
 
+impl Publication {
+    /// How many publications this one stands for (see [`Content::Batch`]).
+    pub fn count(&self) -> usize {
+        self.content.count()
+    }
+}
+
 /// A message between the router and one peer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -49,6 +71,17 @@ pub enum Message {
     Ping(Bytes),
     /// A pong.
     Pong(Bytes),
+}
+
+impl Message {
+    /// How many messages this stands for on the wire (a batch's length, else one): what a
+    /// peer's buffer counts.
+    pub fn count(&self) -> usize {
+        match self {
+            Message::Publication(p) => p.count(),
+            _ => 1,
+        }
+    }
 }
 
 /// How a peer speaks.

@@ -162,6 +162,8 @@ struct Peer {
     /// For a plain Broker peer: the filter we last announced to it.
     announced: Vec<Topic>,
     queue: VecDeque<Message>,
+    /// Messages in `queue`, batches counted by their length.
+    queued: usize,
     stats: PeerStats,
 }
 
@@ -303,7 +305,7 @@ impl Router {
     /// A peer's counters, if it is connected.
     pub fn peer_stats(&self, peer: EndpointId) -> Option<PeerStats> {
         self.peers.get(&peer).map(|p| PeerStats {
-            queued: p.queue.len(),
+            queued: p.queued,
             ..p.stats.clone()
         })
     }
@@ -399,6 +401,7 @@ impl Router {
                 filter,
                 announced,
                 queue: VecDeque::new(),
+                queued: 0,
                 stats: PeerStats::default(),
             },
         );
@@ -546,13 +549,18 @@ impl Router {
 
     /// Publishes `content` to one endpoint (`receiver`), or to every subscriber when nil.
     pub fn publish_to(&mut self, receiver: EndpointId, topic: Topic, content: Content) {
-        self.stats.published += 1;
-        self.next_seq += 1;
+        let n = content.count() as u64;
+        if n == 0 {
+            return;
+        }
+        self.stats.published += n;
+        let seq = self.next_seq + 1;
+        self.next_seq += n;
         let p = Publication {
             sender: self.id,
             receiver,
             origin: self.id,
-            seq: self.next_seq,
+            seq,
             ttl: self.config.ttl,
             topic,
             content,
@@ -563,14 +571,19 @@ impl Router {
     /// Delivers `content` on `topic` to this endpoint's own subscribers only (Broker's local
     /// publication, used for store events): never sent to a peer.
     pub fn publish_local(&mut self, topic: Topic, content: Content) {
+        let n = content.count() as u64;
+        if n == 0 {
+            return;
+        }
         if let Some(subscribers) = self.local_subscribers(&topic) {
-            self.stats.delivered += 1;
-            self.next_seq += 1;
+            self.stats.delivered += n;
+            let seq = self.next_seq + 1;
+            self.next_seq += n;
             let publication = Publication {
                 sender: self.id,
                 receiver: self.id,
                 origin: self.id,
-                seq: self.next_seq,
+                seq,
                 ttl: 1,
                 topic,
                 content,
@@ -614,9 +627,13 @@ impl Router {
         };
         match msg {
             Message::Publication(p) => {
-                self.stats.received += 1;
+                let n = p.count() as u64;
+                if n == 0 {
+                    return;
+                }
+                self.stats.received += n;
                 if let Some(peer) = self.peers.get_mut(&from) {
-                    peer.stats.received += 1;
+                    peer.stats.received += n;
                 }
                 match kind {
                     PeerKind::Broker => self.on_broker_publication(from, p),
@@ -648,29 +665,42 @@ impl Router {
     fn on_broker_publication(&mut self, from: EndpointId, mut p: Publication) {
         // A message that started inside our routed domain and came back through a Broker
         // peer has already been routed: drop it rather than deliver it twice.
+        let n = p.count() as u64;
         if p.sender == self.id || self.lsdb.contains_key(&p.sender) {
-            self.stats.reflected += 1;
+            self.stats.reflected += n;
             return;
         }
-        self.next_seq += 1;
         p.origin = self.id;
-        p.seq = self.next_seq;
+        p.seq = self.next_seq + 1;
+        self.next_seq += n;
         self.route(p, Some(from));
     }
 
-    fn on_routed_publication(&mut self, from: EndpointId, p: Publication) {
+    fn on_routed_publication(&mut self, from: EndpointId, mut p: Publication) {
+        let n = p.count() as u64;
         if p.origin == self.id {
-            self.stats.duplicates += 1;
+            self.stats.duplicates += n;
             return;
         }
         // Sequence numbers only grow, across restarts too: anything not above the highest one
         // seen from this origin is a duplicate or a straggler from an older path.
         let last = self.seen.entry(p.origin).or_insert(0);
-        if p.seq <= *last {
-            self.stats.duplicates += 1;
+        let end = p.seq.saturating_add(n - 1);
+        if end <= *last {
+            self.stats.duplicates += n;
             return;
         }
-        *last = p.seq;
+        if p.seq <= *last {
+            // A batch that overlaps what was seen: keep only its new tail.
+            let skip = *last - p.seq + 1;
+            if let Content::Batch(values) = &p.content {
+                let tail: Vec<_> = values.iter().skip(skip as usize).cloned().collect();
+                p.content = Content::Batch(Arc::new(tail));
+            }
+            p.seq += skip;
+            self.stats.duplicates += skip;
+        }
+        *last = end;
         self.route(p, Some(from));
     }
 
@@ -775,7 +805,10 @@ impl Router {
     /// The next message to send to `peer`: the facade's writer for that connection calls this
     /// whenever its socket can take more, so a slow peer only ever holds up itself.
     pub fn poll_transmit_for(&mut self, peer: EndpointId) -> Option<Message> {
-        self.peers.get_mut(&peer)?.queue.pop_front()
+        let p = self.peers.get_mut(&peer)?;
+        let msg = p.queue.pop_front()?;
+        p.queued -= msg.count();
+        Some(msg)
     }
 
     /// The next event (delivery, status, disconnect request, …).
@@ -791,18 +824,22 @@ impl Router {
         });
     }
 
-    /// Queues `msg` for `peer`, applying the overflow policy to publications.
+    /// Queues `msg` for `peer`, applying the overflow policy to publications. The buffer counts
+    /// messages (a batch by its length); a batch larger than the whole buffer is taken when the
+    /// buffer is empty.
     fn push(&mut self, peer: EndpointId, msg: Message) {
         let cap = self.config.peer_buffer_size;
         let policy = self.config.overflow_policy;
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        let n = msg.count();
         let is_publication = matches!(msg, Message::Publication(_));
-        if is_publication && p.queue.len() >= cap {
+        let overflows = |queued: usize| queued > 0 && queued + n > cap;
+        if is_publication && overflows(p.queued) {
             match policy {
                 OverflowPolicy::Disconnect => {
-                    self.stats.overflow_dropped += 1;
+                    self.stats.overflow_dropped += n as u64;
                     let reason =
                         format!("backpressure overflow: more than {cap} messages buffered");
                     self.drop_peer(peer, PeerLoss::RemovedBecause(reason.clone()));
@@ -810,23 +847,30 @@ impl Router {
                     return;
                 }
                 OverflowPolicy::DropNewest => {
-                    p.stats.dropped += 1;
-                    self.stats.overflow_dropped += 1;
+                    p.stats.dropped += n as u64;
+                    self.stats.overflow_dropped += n as u64;
                     let dropped = p.stats.dropped;
                     self.events.push_back(Event::Overflow { peer, dropped });
                     return;
                 }
                 OverflowPolicy::DropOldest => {
                     // Only publications are dropped; control messages are never lost.
-                    if let Some(i) = p
-                        .queue
-                        .iter()
-                        .position(|m| matches!(m, Message::Publication(_)))
-                    {
-                        p.queue.remove(i);
+                    let mut lost = 0u64;
+                    while overflows(p.queued) {
+                        let Some(i) = p
+                            .queue
+                            .iter()
+                            .position(|m| matches!(m, Message::Publication(_)))
+                        else {
+                            break;
+                        };
+                        if let Some(old) = p.queue.remove(i) {
+                            p.queued -= old.count();
+                            lost += old.count() as u64;
+                        }
                     }
-                    p.stats.dropped += 1;
-                    self.stats.overflow_dropped += 1;
+                    p.stats.dropped += lost;
+                    self.stats.overflow_dropped += lost;
                     let dropped = p.stats.dropped;
                     self.events.push_back(Event::Overflow { peer, dropped });
                 }
@@ -836,12 +880,13 @@ impl Router {
             return;
         };
         if is_publication {
-            p.stats.sent += 1;
-            self.stats.sent += 1;
+            p.stats.sent += n as u64;
+            self.stats.sent += n as u64;
         }
         if p.queue.is_empty() {
             self.ready.push_back(peer);
         }
+        p.queued += n;
         p.queue.push_back(msg);
     }
 
@@ -855,9 +900,10 @@ impl Router {
         // As in Broker, an endpoint's own subscribers do not receive what it publishes (a
         // Zeek node does not hear its own events); `publish_local` is the exception.
         let local = if received { &decision.local } else { &None };
+        let n = p.count() as u64;
         let p = match local {
             Some(subs) => {
-                self.stats.delivered += 1;
+                self.stats.delivered += n;
                 let subscribers = subs.clone();
                 if !forwards {
                     // Nothing to forward: the publication itself goes to the subscribers.
@@ -879,7 +925,7 @@ impl Router {
         let mut out = p;
         if received {
             if out.ttl <= 1 {
-                self.stats.ttl_expired += 1;
+                self.stats.ttl_expired += n;
                 return;
             }
             out.ttl -= 1;
@@ -958,7 +1004,7 @@ impl Router {
                     }
                 }
                 None => {
-                    self.stats.unroutable += 1;
+                    self.stats.unroutable += p.count() as u64;
                     self.events.push_back(Event::Error {
                         code: ErrorCode::NoPathToPeer,
                         endpoint: p.receiver,

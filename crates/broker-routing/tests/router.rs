@@ -35,17 +35,27 @@ fn statuses(r: &mut Router) -> Vec<(StatusCode, EndpointId)> {
         .collect()
 }
 
+/// A publication's payload numbers (a batch gives all of its values).
+fn counts(content: &Content) -> Vec<u64> {
+    match content {
+        Content::Data(d) => d.as_count().into_iter().collect(),
+        Content::Batch(values) => values.iter().filter_map(|d| d.as_count()).collect(),
+        Content::Command(_) => Vec::new(),
+    }
+}
+
 /// Publications queued for `peer`, as payload numbers.
 fn queued(r: &mut Router, peer: EndpointId) -> Vec<u64> {
     std::iter::from_fn(|| r.poll_transmit_for(peer))
-        .filter_map(|m| match m {
-            Message::Publication(p) => match p.content {
-                Content::Data(d) => d.as_count(),
-                Content::Command(_) => None,
-            },
-            _ => None,
+        .flat_map(|m| match m {
+            Message::Publication(p) => counts(&p.content),
+            _ => Vec::new(),
         })
         .collect()
+}
+
+fn batch(values: std::ops::Range<u64>) -> Content {
+    Content::Batch(Arc::new(values.map(|n| Arc::new(Data::Count(n))).collect()))
 }
 
 /// A router with plain Broker peers (so their filters are known from the handshake).
@@ -329,4 +339,159 @@ fn unicast_goes_to_one_endpoint_only() {
     assert!(
         matches!(&events(&mut r)[..], [Event::Error { code: broker_wire::ErrorCode::NoPathToPeer, endpoint, .. }] if *endpoint == id(42))
     );
+}
+
+/// Two routed routers `a` (id 1) and `b` (id 2), peered, with link states exchanged; `b` has
+/// subscriber 7 on `/t`.
+fn routed_pair() -> (Router, Router) {
+    let now = Instant::now();
+    let mut a = Router::new(id(1), 1, Config::default());
+    let mut b = Router::new(id(2), 1, Config::default());
+    b.subscribe(7, topic("/t"));
+    a.add_peer(now, id(2), PeerKind::Routed, vec![]);
+    b.add_peer(now, id(1), PeerKind::Routed, vec![topic("/t")]);
+    loop {
+        let mut moved = false;
+        while let Some((_, m)) = a.poll_transmit() {
+            b.handle_message(now, id(1), m);
+            moved = true;
+        }
+        while let Some((_, m)) = b.poll_transmit() {
+            a.handle_message(now, id(2), m);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    events(&mut a);
+    events(&mut b);
+    (a, b)
+}
+
+/// What `b`'s subscribers received, in order.
+fn delivered(r: &mut Router) -> Vec<u64> {
+    events(r)
+        .into_iter()
+        .flat_map(|e| match e {
+            Event::Deliver { publication, .. } => counts(&publication.content),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_is_routed_as_one_and_counted_as_many() {
+    let now = Instant::now();
+    let (mut a, mut b) = routed_pair();
+    a.publish(now, topic("/t"), data(0));
+    a.publish(now, topic("/t"), batch(1..5));
+    a.publish(now, topic("/t"), batch(5..5)); // empty: ignored
+    a.publish(now, topic("/t"), data(5));
+    assert_eq!(a.stats().published, 6);
+    assert_eq!(a.peer_stats(id(2)).unwrap().queued, 6);
+    let msgs: Vec<Message> = std::iter::from_fn(|| a.poll_transmit_for(id(2))).collect();
+    assert_eq!(msgs.len(), 3, "the batch travels as one message");
+    let seqs: Vec<(u64, usize)> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Publication(p) => Some((p.seq, p.count())),
+            _ => None,
+        })
+        .collect();
+    let first = seqs[0].0;
+    assert_eq!(seqs, [(first, 1), (first + 1, 4), (first + 5, 1)]);
+    for m in msgs.iter().cloned() {
+        b.handle_message(now, id(1), m);
+    }
+    assert_eq!(delivered(&mut b), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(b.stats().received, 6);
+    assert_eq!(b.stats().delivered, 6);
+    // The same messages again (another path): every one is a duplicate.
+    for m in msgs {
+        b.handle_message(now, id(1), m);
+    }
+    assert!(delivered(&mut b).is_empty());
+    assert_eq!(b.stats().duplicates, 6);
+}
+
+#[test]
+fn a_batch_overlapping_what_was_seen_delivers_only_its_new_tail() {
+    let now = Instant::now();
+    let (mut a, mut b) = routed_pair();
+    a.publish(now, topic("/t"), batch(0..3));
+    let Some(Message::Publication(p)) = a.poll_transmit_for(id(2)) else {
+        panic!("no publication");
+    };
+    // b saw the first two of the three already (as single messages).
+    for (i, n) in [0u64, 1].into_iter().enumerate() {
+        let mut single = p.clone();
+        single.seq = p.seq + i as u64;
+        single.content = data(n);
+        b.handle_message(now, id(1), Message::Publication(single));
+    }
+    b.handle_message(now, id(1), Message::Publication(p));
+    assert_eq!(delivered(&mut b), [0, 1, 2]);
+    assert_eq!(b.stats().duplicates, 2);
+}
+
+#[test]
+fn overflow_policies_count_the_messages_of_batches() {
+    let now = Instant::now();
+    for policy in [
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::Disconnect,
+    ] {
+        let config = Config {
+            peer_buffer_size: 4,
+            overflow_policy: policy,
+            ..Config::default()
+        };
+        let mut r = with_broker_peers(config, &[(2, "/t")]);
+        while r.poll_transmit().is_some() {}
+        events(&mut r);
+        r.publish(now, topic("/t"), batch(0..3));
+        r.publish(now, topic("/t"), batch(3..5));
+        match policy {
+            OverflowPolicy::DropOldest => {
+                assert_eq!(queued(&mut r, id(2)), [3, 4], "the older batch gave way");
+                assert_eq!(r.peer_stats(id(2)).unwrap().dropped, 3);
+            }
+            OverflowPolicy::DropNewest => {
+                assert_eq!(queued(&mut r, id(2)), [0, 1, 2]);
+                assert_eq!(r.peer_stats(id(2)).unwrap().dropped, 2);
+            }
+            OverflowPolicy::Disconnect => {
+                assert!(r.peer_stats(id(2)).is_none());
+                assert_eq!(r.stats().overflow_dropped, 2);
+            }
+        }
+        // An empty buffer takes a batch larger than itself (the facade never makes one).
+        if policy != OverflowPolicy::Disconnect {
+            r.publish(now, topic("/t"), batch(10..16));
+            assert_eq!(r.peer_stats(id(2)).unwrap().queued, 6);
+        }
+    }
+}
+
+#[test]
+fn a_batch_from_a_plain_broker_peer_gets_consecutive_sequence_numbers() {
+    let now = Instant::now();
+    let mut r = with_broker_peers(Config::default(), &[(2, "/t"), (3, "/t")]);
+    while r.poll_transmit().is_some() {}
+    events(&mut r);
+    let p = broker_routing::Publication {
+        sender: id(2),
+        receiver: EndpointId::NIL,
+        origin: id(2),
+        seq: 0,
+        ttl: 5,
+        topic: topic("/t"),
+        content: batch(0..3),
+    };
+    r.handle_message(now, id(2), Message::Publication(p));
+    assert_eq!(queued(&mut r, id(3)), [0, 1, 2]);
+    assert!(queued(&mut r, id(2)).is_empty(), "not sent back");
+    assert_eq!(r.stats().received, 3);
 }

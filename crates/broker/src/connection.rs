@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use broker_data::Data;
 use broker_routing::{Content, Message, PeerKind, Publication};
 use broker_wire::{
     EndpointId, Envelope, ErrorCode, FrameDecoder, Handshake, Limits, Payload, Topic, MAGIC,
@@ -15,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::Cmd;
+use crate::core::{Cmd, MAX_BATCH};
 use crate::tls::Tls;
 use crate::{Configuration, Error};
 
@@ -335,16 +336,23 @@ async fn responder<S: Stream>(
 
 /// Turns a decoded envelope into a router message, or says why the peer misbehaved.
 fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
+    let Envelope {
+        sender,
+        receiver,
+        ttl,
+        topic,
+        payload,
+    } = env;
     let publication = |content: Content, origin: EndpointId, seq: u64| Publication {
-        sender: env.sender,
-        receiver: env.receiver,
+        sender,
+        receiver,
         origin,
         seq,
-        ttl: env.ttl,
-        topic: env.topic.clone(),
+        ttl,
+        topic,
         content,
     };
-    Ok(match (env.payload.clone(), kind) {
+    Ok(match (payload, kind) {
         (Payload::Data(d), PeerKind::Broker) => {
             Message::Publication(publication(Content::Data(Arc::new(d)), EndpointId::NIL, 0))
         }
@@ -379,6 +387,64 @@ fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
             ))
         }
     })
+}
+
+/// Joins runs of publications that one batch could have carried — data from the same sender
+/// to the same receiver with the same TTL and topic, with consecutive sequence numbers from a
+/// routed peer (a plain Broker peer sends none) — into batches, so the core routes each run
+/// once. Order and content are unchanged.
+pub(crate) fn coalesce(msgs: Vec<Message>) -> Vec<Message> {
+    fn joins(run: &Publication, n: usize, p: &Publication) -> bool {
+        matches!(p.content, Content::Data(_))
+            && n < MAX_BATCH
+            && p.sender == run.sender
+            && p.receiver == run.receiver
+            && p.origin == run.origin
+            && p.ttl == run.ttl
+            && p.topic == run.topic
+            && (p.seq == 0 && run.seq == 0 || p.seq == run.seq + n as u64)
+    }
+    fn close(out: &mut Vec<Message>, run: Option<(Publication, Vec<Arc<Data>>)>) {
+        if let Some((mut head, values)) = run {
+            if values.len() > 1 {
+                head.content = Content::Batch(Arc::new(values));
+            }
+            out.push(Message::Publication(head));
+        }
+    }
+    if msgs.len() < 2 {
+        return msgs;
+    }
+    let mut out = Vec::with_capacity(msgs.len());
+    let mut run: Option<(Publication, Vec<Arc<Data>>)> = None;
+    for m in msgs {
+        match m {
+            Message::Publication(p) => {
+                if let Some((head, values)) = &mut run {
+                    if joins(head, values.len(), &p) {
+                        if let Content::Data(d) = p.content {
+                            values.push(d);
+                        }
+                        continue;
+                    }
+                }
+                close(&mut out, run.take());
+                match &p.content {
+                    Content::Data(d) => {
+                        let first = d.clone();
+                        run = Some((p, vec![first]));
+                    }
+                    _ => out.push(Message::Publication(p)),
+                }
+            }
+            other => {
+                close(&mut out, run.take());
+                out.push(other);
+            }
+        }
+    }
+    close(&mut out, run);
+    out
 }
 
 /// Sets up a new TCP connection: TLS first when configured, then Broker's handshake, then the
@@ -580,7 +646,7 @@ async fn read_loop<S: Stream>(
             let _ = core.send(Cmd::Incoming {
                 peer,
                 conn,
-                msgs,
+                msgs: coalesce(msgs),
                 ack: None,
             });
         }
@@ -618,4 +684,72 @@ fn protocol_error(
         message: message.clone(),
     });
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publication(sender: u8, topic: &str, seq: u64, value: u64) -> Message {
+        Message::Publication(Publication {
+            sender: EndpointId::from_bytes([sender; 16]),
+            receiver: EndpointId::NIL,
+            origin: EndpointId::from_bytes([sender; 16]),
+            seq,
+            ttl: 20,
+            topic: Topic::new(topic).unwrap(),
+            content: Content::Data(Arc::new(Data::Count(value))),
+        })
+    }
+
+    /// (sender byte, first seq, values) per message.
+    fn shape(msgs: &[Message]) -> Vec<(u8, u64, Vec<u64>)> {
+        msgs.iter()
+            .map(|m| match m {
+                Message::Publication(p) => {
+                    let values = match &p.content {
+                        Content::Data(d) => vec![d.as_count().unwrap()],
+                        Content::Batch(b) => b.iter().map(|d| d.as_count().unwrap()).collect(),
+                        Content::Command(_) => vec![],
+                    };
+                    (p.sender.as_bytes()[0], p.seq, values)
+                }
+                _ => (0, 0, vec![]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_become_batches_and_nothing_else_changes() {
+        let msgs = vec![
+            publication(1, "/a", 10, 0),
+            publication(1, "/a", 11, 1),
+            publication(1, "/a", 12, 2),
+            publication(1, "/b", 13, 3), // other topic
+            publication(1, "/b", 15, 4), // a gap in the numbering
+            publication(2, "/b", 16, 5), // other sender
+            Message::Ping(Bytes::from_static(b"x")),
+            publication(2, "/b", 17, 6), // not across a control message
+            publication(2, "/b", 18, 7),
+        ];
+        let out = coalesce(msgs);
+        assert_eq!(
+            shape(&out),
+            [
+                (1, 10, vec![0, 1, 2]),
+                (1, 13, vec![3]),
+                (1, 15, vec![4]),
+                (2, 16, vec![5]),
+                (0, 0, vec![]),
+                (2, 17, vec![6, 7]),
+            ]
+        );
+        // Plain Broker peers send no sequence numbers: runs join on everything else.
+        let plain = coalesce(vec![publication(3, "/a", 0, 0), publication(3, "/a", 0, 1)]);
+        assert_eq!(shape(&plain), [(3, 0, vec![0, 1])]);
+        // Batches stay bounded.
+        let long = coalesce((0..150).map(|i| publication(1, "/a", 1 + i, i)).collect());
+        let sizes: Vec<usize> = shape(&long).iter().map(|s| s.2.len()).collect();
+        assert_eq!(sizes, [MAX_BATCH, MAX_BATCH, 150 - 2 * MAX_BATCH]);
+    }
 }

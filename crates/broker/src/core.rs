@@ -27,6 +27,10 @@ use crate::Error;
 /// Messages per chunk handed to a connection's writer.
 const CHUNK_MESSAGES: usize = 256;
 
+/// Most values in one batch publication: batching pays off long before this, and a chunk for a
+/// connection's writer (which takes whole batches) stays near `CHUNK_MESSAGES`.
+pub(crate) const MAX_BATCH: usize = 64;
+
 /// Messages an in-process peer may have received but not yet processed (what a socket
 /// writer's bounded channel allows).
 const LOCAL_IN_FLIGHT: usize = 8 * CHUNK_MESSAGES;
@@ -355,10 +359,8 @@ impl Core {
                     while let Ok(items) = pubs.try_recv() {
                         pending.extend(items);
                     }
-                    let now = Instant::now();
-                    for (topic, data) in pending.drain(..) {
-                        self.router.publish(now, topic, Content::Data(data));
-                    }
+                    let run: Vec<_> = pending.drain(..).collect();
+                    self.publish_runs(Instant::now(), run);
                 }
                 self.handle(cmd);
             }
@@ -378,10 +380,8 @@ impl Core {
                 if n == 0 {
                     break;
                 }
-                let now = Instant::now();
-                for (topic, data) in pending.drain(..n) {
-                    self.router.publish(now, topic, Content::Data(data));
-                }
+                let run: Vec<_> = pending.drain(..n).collect();
+                self.publish_runs(Instant::now(), run);
                 self.flush();
             }
             self.activity.touch();
@@ -587,7 +587,7 @@ impl Core {
                 ack,
             } => {
                 if let Some(LocalAck { core, in_flight }) = ack {
-                    in_flight.fetch_sub(msgs.len(), Ordering::AcqRel);
+                    in_flight.fetch_sub(msgs.iter().map(Message::count).sum(), Ordering::AcqRel);
                     if let Some(tx) = core.upgrade() {
                         let _ = tx.send(Cmd::Writable);
                     }
@@ -774,6 +774,38 @@ impl Core {
         self.deliveries.retain(|id, _| self.subs.contains_key(id));
     }
 
+    /// Hands publications to the router, consecutive ones on the same topic as one batch
+    /// (routed once, delivered and forwarded as one, encoded as one frame per value).
+    fn publish_runs(&mut self, now: Instant, items: Vec<(Topic, Arc<Data>)>) {
+        let mut run: Option<(Topic, Vec<Arc<Data>>)> = None;
+        for (topic, data) in items {
+            match &mut run {
+                Some((t, values)) if *t == topic && values.len() < MAX_BATCH => values.push(data),
+                _ => {
+                    if let Some((t, values)) = run.take() {
+                        self.publish_run(now, t, values);
+                    }
+                    run = Some((topic, vec![data]));
+                }
+            }
+        }
+        if let Some((t, values)) = run {
+            self.publish_run(now, t, values);
+        }
+    }
+
+    fn publish_run(&mut self, now: Instant, topic: Topic, mut values: Vec<Arc<Data>>) {
+        let content = match (values.len(), values.pop()) {
+            (1, Some(one)) => Content::Data(one),
+            (_, Some(last)) => {
+                values.push(last);
+                Content::Batch(Arc::new(values))
+            }
+            (_, None) => return,
+        };
+        self.router.publish(now, topic, content);
+    }
+
     /// Moves what the router holds for `peer` onto its link, as far as the link has room.
     /// Returns whether anything moved.
     fn flush_peer(&mut self, peer: EndpointId) -> bool {
@@ -786,14 +818,14 @@ impl Core {
             Link::Socket(writer) => {
                 let writer = writer.clone();
                 while writer.capacity() > 0 {
-                    let mut buf = BytesMut::new();
+                    let mut buf = BytesMut::with_capacity(1024);
                     let mut n = 0;
                     while n < CHUNK_MESSAGES {
                         let Some(m) = self.router.poll_transmit_for(peer) else {
                             break;
                         };
                         encode_message(&mut buf, self.id, peer, kind, &m);
-                        n += 1;
+                        n += m.count();
                     }
                     if n == 0 {
                         break;
@@ -816,14 +848,21 @@ impl Core {
                     let room = capacity
                         .saturating_sub(in_flight.load(Ordering::Acquire))
                         .min(CHUNK_MESSAGES);
-                    let msgs: Vec<Message> = (0..room)
-                        .map_while(|_| self.router.poll_transmit_for(peer))
-                        .collect();
+                    // Messages (batches by their length) up to the room left.
+                    let mut msgs: Vec<Message> = Vec::new();
+                    let mut taken = 0;
+                    while taken < room {
+                        let Some(m) = self.router.poll_transmit_for(peer) else {
+                            break;
+                        };
+                        taken += m.count();
+                        msgs.push(m);
+                    }
                     if msgs.is_empty() {
                         break;
                     }
                     progressed = true;
-                    in_flight.fetch_add(msgs.len(), Ordering::AcqRel);
+                    in_flight.fetch_add(taken, Ordering::AcqRel);
                     let ack = self.me.clone().map(|core| LocalAck {
                         core,
                         in_flight: in_flight.clone(),
@@ -854,6 +893,19 @@ impl Core {
                 let Publication { topic, content, .. } = publication;
                 let data = match content {
                     Content::Data(data) => data,
+                    Content::Batch(values) => {
+                        for s in subscribers.iter() {
+                            if self.subs.contains_key(s) {
+                                let batch = self.deliveries.entry(*s).or_default();
+                                batch.reserve(values.len());
+                                batch.extend(values.iter().map(|data| DataMessage {
+                                    topic: topic.clone(),
+                                    data: data.clone(),
+                                }));
+                            }
+                        }
+                        return;
+                    }
                     Content::Command(c) => {
                         for s in subscribers.iter() {
                             if let Some(sink) = self.stores.get(s) {
@@ -964,7 +1016,8 @@ impl Core {
     }
 }
 
-/// Appends one frame for `msg` to `out`, in the peer's protocol version.
+/// Appends the frames for `msg` to `out` (one, or one per value of a batch), in the peer's
+/// protocol version.
 pub(crate) fn encode_message(
     out: &mut BytesMut,
     me: EndpointId,
@@ -973,6 +1026,24 @@ pub(crate) fn encode_message(
     msg: &Message,
 ) {
     let reserved = Topic::from_static(Topic::RESERVED).unwrap_or_default();
+    if let Message::Publication(p) = msg {
+        if let Content::Batch(values) = &p.content {
+            for (i, d) in values.iter().enumerate() {
+                let payload = match kind {
+                    PeerKind::Broker => PayloadRef::Data(d),
+                    PeerKind::Routed => PayloadRef::RoutedData {
+                        origin: p.origin,
+                        seq: p.seq + i as u64,
+                        data: d,
+                    },
+                };
+                let _ = encode_frame(out, |b| {
+                    encode_envelope(b, p.sender, p.receiver, p.ttl, &p.topic, payload)
+                });
+            }
+            return;
+        }
+    }
     let _ = encode_frame(out, |b| match msg {
         Message::Publication(p) => {
             let payload = match (&p.content, kind) {
@@ -988,6 +1059,8 @@ pub(crate) fn encode_message(
                     seq: p.seq,
                     command: c,
                 },
+                // Handled above.
+                (Content::Batch(_), _) => return,
             };
             encode_envelope(b, p.sender, p.receiver, p.ttl, &p.topic, payload);
         }
