@@ -4,9 +4,10 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// The multiply-rotate hash of rustc's `FxHasher`.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
+/// The multiply-rotate hash of rustc's `FxHasher`: fast on short keys, not resistant to keys
+/// chosen to collide (use it where keys are ids or bounded in number).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher(u64);
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
@@ -51,5 +52,7 @@ impl Hasher for FxHasher {
     }
 }
 
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
-pub(crate) type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+/// Builds [`FxHasher`]s.
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+/// A `HashMap` hashed with [`FxHasher`].
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;

@@ -26,6 +26,7 @@ mod prefix;
 mod router;
 mod topology;
 
+pub use fxhash::{FxBuild, FxHashMap, FxHasher};
 pub use message::{Content, Message, PeerKind, Publication};
 pub use prefix::PrefixMap;
 pub use router::{Config, Event, OverflowPolicy, PeerLoss, PeerStats, Router, Stats, SubscriberId};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use broker_data::Data;
-use broker_routing::{Content, Event, Message, PeerKind, PeerLoss, Publication, Router};
+use broker_routing::{Content, Event, FxHashMap, Message, PeerKind, PeerLoss, Publication, Router};
 use broker_wire::{
     bye_token, encode_envelope, encode_frame, EndpointId, ErrorCode, InternalCommand, PayloadRef,
     StatusCode, Topic,
@@ -208,17 +208,19 @@ impl Conn {
 pub(crate) struct Core {
     router: Router,
     id: EndpointId,
-    conns: HashMap<EndpointId, Conn>,
-    subs: HashMap<u64, Arc<Queue<DataMessage>>>,
-    status_subs: HashMap<u64, (Arc<Queue<StatusEvent>>, bool)>,
+    conns: FxHashMap<EndpointId, Conn>,
+    subs: FxHashMap<u64, Arc<Queue<DataMessage>>>,
+    status_subs: FxHashMap<u64, (Arc<Queue<StatusEvent>>, bool)>,
     next_bye: u64,
     /// Deliveries collected during one flush, handed to each subscriber in one batch (one lock
     /// and one wake-up per batch instead of per message).
-    deliveries: HashMap<u64, Vec<DataMessage>>,
+    deliveries: FxHashMap<u64, Vec<DataMessage>>,
+    /// Scratch space for the peers' ids during a flush (kept to avoid an allocation per flush).
+    peer_ids: Vec<EndpointId>,
     /// This core's own command channel, for in-process peers' acknowledgements.
     me: Option<mpsc::WeakUnboundedSender<Cmd>>,
     /// Store frontends by subscriber id.
-    stores: HashMap<u64, mpsc::UnboundedSender<StoreInbound>>,
+    stores: FxHashMap<u64, mpsc::UnboundedSender<StoreInbound>>,
     /// Local masters by store name.
     masters: HashMap<String, u64>,
     /// Whether any subscriber follows store events (stores skip building them otherwise).
@@ -233,13 +235,14 @@ impl Core {
         Core {
             router,
             id,
-            conns: HashMap::new(),
-            subs: HashMap::new(),
-            status_subs: HashMap::new(),
+            conns: FxHashMap::default(),
+            subs: FxHashMap::default(),
+            status_subs: FxHashMap::default(),
             next_bye: 1,
-            deliveries: HashMap::new(),
+            deliveries: FxHashMap::default(),
+            peer_ids: Vec::new(),
             me: None,
-            stores: HashMap::new(),
+            stores: FxHashMap::default(),
             masters: HashMap::new(),
             store_events_wanted: Arc::new(AtomicBool::new(false)),
             activity: Arc::default(),
@@ -335,9 +338,11 @@ impl Core {
                 }
                 // While publications wait, look again now and then: a peer may have been stuck
                 // long enough to count as slow.
-                _ = tokio::time::sleep(SLOW_PEER_AFTER / 4), if waiting => {}
+                // (The timers are made inside async blocks: select! evaluates every branch's
+                // expression on each turn, even a disabled one, and a timer costs a clock read.)
+                _ = async { tokio::time::sleep(SLOW_PEER_AFTER / 4).await }, if waiting => {}
                 // While shutting down, look often whether everything went out.
-                _ = tokio::time::sleep(std::time::Duration::from_millis(2)), if shutdown.is_some() => {}
+                _ = async { tokio::time::sleep(std::time::Duration::from_millis(2)).await }, if shutdown.is_some() => {}
             }
             pending.extend(pub_batch.drain(..).flatten());
             for cmd in batch.drain(..) {
@@ -499,6 +504,7 @@ impl Core {
             Cmd::RemoveTopic { id, topic } => self.router.unsubscribe(id, &topic),
             Cmd::DropSubscriber(id) => {
                 self.subs.remove(&id);
+                self.deliveries.remove(&id);
                 self.router.remove_subscriber(id);
             }
             Cmd::StatusSubscribe {
@@ -753,10 +759,12 @@ impl Core {
                 progressed = true;
                 self.on_event(ev);
             }
-            let peers: Vec<EndpointId> = self.conns.keys().copied().collect();
-            for peer in peers {
+            let mut peers = std::mem::take(&mut self.peer_ids);
+            peers.extend(self.conns.keys().copied());
+            for peer in peers.drain(..) {
                 progressed |= self.flush_peer(peer);
             }
+            self.peer_ids = peers;
             if !progressed {
                 break;
             }
@@ -771,7 +779,6 @@ impl Core {
                 batch.clear();
             }
         }
-        self.deliveries.retain(|id, _| self.subs.contains_key(id));
     }
 
     /// Hands publications to the router, consecutive ones on the same topic as one batch
