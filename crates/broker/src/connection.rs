@@ -2,7 +2,7 @@
 //! frames into router messages and a writer that drains the core's chunks onto the socket.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use broker_data::Data;
@@ -534,6 +534,7 @@ async fn run<S: Stream>(
     let kind = kind_of(version);
     let conn = next_conn_id();
     let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
+    let wants_room = Arc::new(AtomicBool::new(false));
     let (reply_tx, reply_rx) = oneshot::channel();
     let _ = core.send(Cmd::Handshaken {
         peer,
@@ -543,6 +544,7 @@ async fn run<S: Stream>(
         outbound: side == Side::Connector,
         conn,
         writer: writer_tx,
+        wants_room: wants_room.clone(),
         reply: reply_tx,
     });
     match reply_rx.await {
@@ -567,7 +569,7 @@ async fn run<S: Stream>(
     } = f;
     let (read, write) = tokio::io::split(stream);
     let live = LiveWriter::new(writers);
-    let writer = tokio::spawn(write_loop(write, writer_rx, core.clone(), live));
+    let writer = tokio::spawn(write_loop(write, writer_rx, wants_room, core.clone(), live));
     let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
     writer.abort();
     let _ = core.send(Cmd::Closed {
@@ -598,6 +600,7 @@ impl Drop for LiveWriter {
 async fn write_loop<S: Stream>(
     mut w: WriteHalf<S>,
     mut rx: mpsc::Receiver<Bytes>,
+    wants_room: Arc<AtomicBool>,
     core: mpsc::UnboundedSender<Cmd>,
     _live: LiveWriter,
 ) {
@@ -605,8 +608,11 @@ async fn write_loop<S: Stream>(
         if w.write_all(&chunk).await.is_err() {
             break;
         }
-        // Room in the channel again: let the core move more from the router's buffer.
-        let _ = core.send(Cmd::Writable);
+        // Room in the channel again: if the core found it full, let it move more from the
+        // router's buffer.
+        if wants_room.swap(false, Ordering::SeqCst) {
+            let _ = core.send(Cmd::Writable);
+        }
     }
     let _ = w.shutdown().await;
 }

@@ -83,6 +83,9 @@ pub(crate) enum Cmd {
         outbound: bool,
         conn: u64,
         writer: mpsc::Sender<Bytes>,
+        /// Set by the core when the writer's channel is full: the writer then says
+        /// `Writable` after its next write (and only then).
+        wants_room: Arc<AtomicBool>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Incoming {
@@ -164,8 +167,12 @@ pub(crate) struct LocalAck {
 
 /// Where a peer's messages go.
 enum Link {
-    /// Encoded, to the connection's writer task.
-    Socket(mpsc::Sender<Bytes>),
+    /// Encoded, to the connection's writer task, which reports room (`Cmd::Writable`) when
+    /// `wants_room` is set.
+    Socket {
+        writer: mpsc::Sender<Bytes>,
+        wants_room: Arc<AtomicBool>,
+    },
     /// As they are (shared values), to another endpoint's core in this process. `in_flight`
     /// counts messages sent but not yet processed, bounded like a socket writer's channel.
     Local {
@@ -531,9 +538,16 @@ impl Core {
                 outbound,
                 conn,
                 writer,
+                wants_room,
                 reply,
             } => {
-                let c = Conn::new(conn, kind, Some(addr), outbound, Link::Socket(writer));
+                let c = Conn::new(
+                    conn,
+                    kind,
+                    Some(addr),
+                    outbound,
+                    Link::Socket { writer, wants_room },
+                );
                 self.admit(now, peer, filter, c, reply);
             }
             Cmd::LocalHandshaken {
@@ -822,8 +836,7 @@ impl Core {
         let kind = c.kind;
         let mut progressed = false;
         match &c.link {
-            Link::Socket(writer) => {
-                let writer = writer.clone();
+            Link::Socket { writer, wants_room } => {
                 while writer.capacity() > 0 {
                     let mut buf = BytesMut::with_capacity(1024);
                     let mut n = 0;
@@ -840,6 +853,14 @@ impl Core {
                     progressed = true;
                     if writer.try_send(buf.freeze()).is_err() {
                         break;
+                    }
+                }
+                if writer.capacity() == 0 {
+                    // Ask the writer to report room; if it made some meanwhile, go on now
+                    // (the flag stays set: at worst one report too many).
+                    wants_room.store(true, Ordering::SeqCst);
+                    if writer.capacity() > 0 {
+                        progressed = true;
                     }
                 }
             }
