@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Cmd, MAX_BATCH};
+use crate::spin::Activity;
 use crate::tls::Tls;
 use crate::{Configuration, Error};
 
@@ -459,11 +460,11 @@ pub(crate) async fn establish(
     core: mpsc::UnboundedSender<Cmd>,
     tls: Arc<Option<Tls>>,
     peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
-    writers: Arc<AtomicUsize>,
+    live: Arc<Live>,
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls.as_ref() else {
-        return run(tcp, addr, side, me, config, core, peered, writers).await;
+        return run(tcp, addr, side, me, config, core, peered, live).await;
     };
     let handshake = async {
         match side {
@@ -472,7 +473,7 @@ pub(crate) async fn establish(
         }
     };
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered, writers).await,
+        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered, live).await,
         outcome => {
             let e = match outcome {
                 Ok(Err(e)) => e,
@@ -511,7 +512,7 @@ async fn run<S: Stream>(
     config: Arc<Configuration>,
     core: mpsc::UnboundedSender<Cmd>,
     peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
-    writers: Arc<AtomicUsize>,
+    live: Arc<Live>,
 ) {
     let mut f = Framed {
         stream,
@@ -568,9 +569,18 @@ async fn run<S: Stream>(
         frames,
     } = f;
     let (read, write) = tokio::io::split(stream);
-    let live = LiveWriter::new(writers);
-    let writer = tokio::spawn(write_loop(write, writer_rx, wants_room, core.clone(), live));
-    let reason = read_loop(read, buf, frames, kind, &core, peer, conn, &config).await;
+    let activity = live.activity.clone();
+    let writer = tokio::spawn(write_loop(
+        write,
+        writer_rx,
+        wants_room,
+        core.clone(),
+        LiveWriter::new(live),
+    ));
+    let reason = read_loop(
+        read, buf, frames, kind, &core, &activity, peer, conn, &config,
+    )
+    .await;
     writer.abort();
     let _ = core.send(Cmd::Closed {
         peer,
@@ -580,20 +590,28 @@ async fn run<S: Stream>(
     });
 }
 
-/// Counts a connection's writer among the endpoint's live writers while it runs (a shutdown
-/// waits for them to put what they hold on the wire).
-struct LiveWriter(Arc<AtomicUsize>);
+/// What an endpoint's connections share: how many writers still run (a shutdown waits for
+/// them to put what they hold on the wire) and where readers report traffic (the runtime's
+/// spinner, see `spin`).
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) writers: AtomicUsize,
+    pub(crate) activity: Arc<Activity>,
+}
+
+/// Counts a connection's writer among the endpoint's live writers while it runs.
+struct LiveWriter(Arc<Live>);
 
 impl LiveWriter {
-    fn new(count: Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        LiveWriter(count)
+    fn new(live: Arc<Live>) -> Self {
+        live.writers.fetch_add(1, Ordering::SeqCst);
+        LiveWriter(live)
     }
 }
 
 impl Drop for LiveWriter {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.writers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -625,6 +643,7 @@ async fn read_loop<S: Stream>(
     mut frames: FrameDecoder,
     kind: PeerKind,
     core: &mpsc::UnboundedSender<Cmd>,
+    activity: &Activity,
     peer: EndpointId,
     conn: u64,
     config: &Configuration,
@@ -655,6 +674,7 @@ async fn read_loop<S: Stream>(
                 msgs: coalesce(msgs),
                 ack: None,
             });
+            activity.touch();
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);

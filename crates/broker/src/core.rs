@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Instant;
 
 use broker_data::Data;
@@ -319,6 +320,8 @@ impl Core {
         let mut pending: std::collections::VecDeque<(Topic, Arc<Data>)> =
             std::collections::VecDeque::new();
         let mut pubs_open = true;
+        let doorbell = self.activity.clone();
+        let bell = Waker::from(doorbell.clone());
         // A shutdown under way: who waits for it and until when the peers get to take what
         // was published before it.
         let mut shutdown: Option<(Vec<oneshot::Sender<()>>, Instant)> = None;
@@ -338,7 +341,11 @@ impl Core {
                         None => stores_open = false,
                     }
                 }
-                n = pubs.recv_many(&mut pub_batch, 16), if take_more => {
+                // Publishers ring through the activity's doorbell (see `spin`).
+                n = std::future::poll_fn(|cx| {
+                    doorbell.register(cx.waker());
+                    pubs.poll_recv_many(&mut Context::from_waker(&bell), &mut pub_batch, 16)
+                }), if take_more => {
                     if n == 0 {
                         pubs_open = false;
                     }

@@ -14,7 +14,7 @@ use broker_wire::{EndpointId, ErrorCode, Topic};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{self, Side};
+use crate::connection::{self, Live, Side};
 use crate::core::{Cmd, Core, Publications, StoreOutput};
 use crate::queue::{deadline, Queue};
 use crate::runtime::Runtime;
@@ -49,8 +49,9 @@ struct Inner {
     store_events: Arc<AtomicBool>,
     /// Where stores hand the core what they publish (bounded: stores wait for the peers).
     stores: mpsc::Sender<StoreOutput>,
-    /// Connection writers still running (a shutdown lets them finish).
-    writers: Arc<AtomicUsize>,
+    /// Connection writers still running (a shutdown lets them finish) and the spinner's
+    /// activity.
+    live: Arc<Live>,
 }
 
 impl Drop for Inner {
@@ -171,6 +172,10 @@ impl Endpoint {
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         let core = Core::new(router).with_sender(&tx);
         let store_events = core.store_events_flag();
+        let live = Arc::new(Live {
+            writers: AtomicUsize::new(0),
+            activity: core.activity(),
+        });
         handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
         handle.spawn(core.run(rx, pub_rx, store_rx));
@@ -188,7 +193,7 @@ impl Endpoint {
                 tls,
                 store_events,
                 stores: store_tx,
-                writers: Arc::new(AtomicUsize::new(0)),
+                live,
             }),
         };
         if let Some(port) = metrics_port {
@@ -327,12 +332,12 @@ impl Endpoint {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
-        let (me, config, core, tls, writers) = (
+        let (me, config, core, tls, live) = (
             self.inner.id,
             self.inner.config.clone(),
             self.inner.core.clone(),
             self.inner.tls.clone(),
-            self.inner.writers.clone(),
+            self.inner.live.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -347,7 +352,7 @@ impl Endpoint {
                             core.clone(),
                             tls.clone(),
                             None,
-                            writers.clone(),
+                            live.clone(),
                         ));
                     }
                     Err(e) => {
@@ -385,7 +390,7 @@ impl Endpoint {
             self.inner.dialers.clone(),
         );
         let tls = self.inner.tls.clone();
-        let writers = self.inner.writers.clone();
+        let live = self.inner.live.clone();
         let set_state = move |state: PeerState| {
             if let Some(d) = dialers
                 .lock()
@@ -411,7 +416,7 @@ impl Endpoint {
                             core.clone(),
                             tls.clone(),
                             Some(tx),
-                            writers.clone(),
+                            live.clone(),
                         ));
                         let result = rx.await.unwrap_or_else(|_| {
                             Err(Error::new(
@@ -822,13 +827,13 @@ impl Endpoint {
         self.stop_all_dialers();
         let _ = self.ask_async(Cmd::Shutdown).await;
         // Wait for the writers on the endpoint's own runtime (its timer), awaited from any.
-        let writers = self.inner.writers.clone();
+        let live = self.inner.live.clone();
         let _ = self
             .inner
             .handle
             .spawn(async move {
                 let end = tokio::time::Instant::now() + Duration::from_secs(2);
-                while writers.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
+                while live.writers.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             })
@@ -841,7 +846,8 @@ impl Endpoint {
     /// reading cannot hold a shutdown up).
     fn stop_runtime(&self) {
         let end = std::time::Instant::now() + Duration::from_secs(2);
-        while self.inner.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < end {
+        while self.inner.live.writers.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < end
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         self.stop_runtime_now();

@@ -4,21 +4,37 @@
 //! Waking a parked thread costs tens of microseconds (on virtual machines whose idle processors
 //! halt, most of a loopback round trip); a thread that is still looking picks the next message
 //! up in about a microsecond. The spin is bounded: an idle endpoint sleeps and costs nothing, a
-//! busy one never spins (its workers always have tasks to run), and a spinner yields the
-//! processor between looks so that threads with real work run first.
+//! busy one never spins (its workers always have tasks to run). A spinner gives the processor
+//! to other threads (a subscriber, the peer process) only when its runtime has nothing to do:
+//! while work is under way (the core or a reader just ran, a publication rang, a task woken
+//! from another thread waits) it keeps it, since a yielded processor comes back only after
+//! another thread's turn.
+//!
+//! While it spins, the spinner also answers the core's doorbell (see [`Activity`]): a
+//! publisher on another thread then hands its publication over without a system call.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-/// What the core reports after each round of work; the spinner watches it.
+/// What the core and the readers report after each round of work; the spinner watches it.
+///
+/// It is also the doorbell of the core's publication channel (its [`Wake`]): a publisher's
+/// wake-up, which from another thread would cost the runtime's event descriptor a write and a
+/// poll, only rings here while the spinner spins, and the spinner passes it on to the core
+/// from the runtime's own thread at its next turn.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     rounds: AtomicU64,
     spinning: AtomicBool,
     wake: Notify,
+    /// A wake-up for the core is waiting.
+    rung: AtomicBool,
+    /// The core task's own waker, as last seen.
+    core: Mutex<Option<Waker>>,
 }
 
 impl Activity {
@@ -28,6 +44,59 @@ impl Activity {
         if !self.spinning.load(Ordering::Relaxed) {
             self.wake.notify_one();
         }
+    }
+
+    /// Remembers the waker of the task that waits behind this doorbell.
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+        if !core.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *core = Some(waker.clone());
+        }
+    }
+
+    /// Passes a waiting ring on to the core; returns whether there was one.
+    fn answer(&self) -> bool {
+        if !self.rung.load(Ordering::SeqCst) || !self.rung.swap(false, Ordering::SeqCst) {
+            return false;
+        }
+        let waker = self.core.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+}
+
+impl Wake for Activity {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.rung.store(true, Ordering::SeqCst);
+        // Either the spinner still spins and will see the ring, or it has stopped and this
+        // sees that (both sides store, then load, sequentially consistent).
+        if !self.spinning.load(Ordering::SeqCst) {
+            self.answer();
+        }
+    }
+}
+
+/// Marks the spinner as spinning while it lives; on the way out (stopped or dropped with the
+/// runtime) it passes on a ring that came too late for the last turn.
+struct Spinning<'a>(&'a Activity);
+
+impl<'a> Spinning<'a> {
+    fn start(activity: &'a Activity) -> Self {
+        activity.spinning.store(true, Ordering::SeqCst);
+        Spinning(activity)
+    }
+}
+
+impl Drop for Spinning<'_> {
+    fn drop(&mut self) {
+        self.0.spinning.store(false, Ordering::SeqCst);
+        self.0.answer();
     }
 }
 
@@ -40,25 +109,32 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
     }
     loop {
         activity.wake.notified().await;
-        activity.spinning.store(true, Ordering::Relaxed);
+        let spinning = Spinning::start(&activity);
         let mut seen = activity.rounds.load(Ordering::Relaxed);
         let mut end = Instant::now() + budget;
+        let metrics = tokio::runtime::Handle::current().metrics();
         loop {
             // Yielding defers this task until the runtime has polled its I/O driver (without
             // blocking) and run whatever became ready.
             tokio::task::yield_now().await;
             let rounds = activity.rounds.load(Ordering::Relaxed);
             let now = Instant::now();
-            if rounds != seen {
+            let rang = activity.answer();
+            if rang || rounds != seen || metrics.global_queue_depth() > 0 {
+                // Work is under way (a task just ran, a publication rang, or a task was woken
+                // from another thread and waits): keep the processor and look again.
                 seen = rounds;
                 end = now + budget;
-            } else if now >= end {
+                continue;
+            }
+            if now >= end {
                 break;
             }
-            // Let other threads on this processor (a subscriber, the peer process) run first.
+            // Nothing to do here: let other threads on this processor (a subscriber, the
+            // peer process) run first.
             std::thread::yield_now();
         }
-        activity.spinning.store(false, Ordering::Relaxed);
+        drop(spinning);
     }
 }
 
@@ -97,5 +173,93 @@ mod tests {
             assert!(start.elapsed() >= Duration::from_millis(20));
             task.abort();
         });
+    }
+
+    #[test]
+    fn rings_reach_the_core_whether_the_spinner_spins_or_sleeps() {
+        use std::sync::mpsc as std_mpsc;
+        use std::task::Poll;
+
+        let (runtime, handle) = crate::runtime::Runtime::start(1).unwrap();
+        let activity = Arc::new(Activity::default());
+        handle.spawn(spinner(activity.clone(), Duration::from_micros(300)));
+        let waiting = Arc::new(AtomicU64::new(0));
+        let (seen_tx, seen) = std_mpsc::channel();
+        // A stand-in for the core: waits behind the doorbell until something is waiting, and
+        // reports work as the core does (which starts the spinner).
+        handle.spawn({
+            let (activity, waiting) = (activity.clone(), waiting.clone());
+            async move {
+                loop {
+                    std::future::poll_fn(|cx| {
+                        activity.register(cx.waker());
+                        if waiting.swap(0, Ordering::SeqCst) > 0 {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                    activity.touch();
+                    if seen_tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let bell = Waker::from(activity.clone());
+        let mut rung_while_spinning = 0;
+        for i in 0..600 {
+            // Sometimes right away (the spinner spins), sometimes after it has gone to sleep.
+            if i % 3 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if activity.spinning.load(Ordering::SeqCst) {
+                rung_while_spinning += 1;
+            }
+            waiting.fetch_add(1, Ordering::SeqCst);
+            bell.wake_by_ref();
+            seen.recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("ring {i} never reached the core"));
+        }
+        assert!(rung_while_spinning > 0, "the spinner never spun");
+        runtime.stop();
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicU64);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_ring_goes_straight_to_the_core_unless_the_spinner_spins_and_then_it_passes_it_on() {
+        let activity = Arc::new(Activity::default());
+        let core = Arc::new(Count::default());
+        activity.register(&Waker::from(core.clone()));
+        let bell = Waker::from(activity.clone());
+        let woken = || core.0.load(Ordering::SeqCst);
+
+        // Nobody spins: the core is woken at once.
+        bell.wake_by_ref();
+        assert_eq!(woken(), 1);
+        assert!(!activity.answer(), "nothing left to pass on");
+
+        // The spinner spins: the ring waits for its next turn.
+        let spinning = Spinning::start(&activity);
+        bell.wake_by_ref();
+        assert_eq!(woken(), 1);
+        assert!(activity.answer());
+        assert_eq!(woken(), 2);
+        assert!(!activity.answer());
+
+        // A ring the spinner's last turn missed is passed on when it stops.
+        bell.wake_by_ref();
+        assert_eq!(woken(), 2);
+        drop(spinning);
+        assert_eq!(woken(), 3);
     }
 }
