@@ -346,6 +346,66 @@ fn latency_in_process(rounds: u64) -> Result<(Duration, Duration)> {
     r
 }
 
+/// The machine's floor for a loopback round trip: plain TCP ping-pong of one frame's size
+/// between two threads that spin (yielding) instead of sleeping, with no broker in between.
+/// Loopback and scheduling costs vary a lot between machines and over time on shared ones;
+/// this puts the ping-pong figures in proportion.
+fn raw_tcp_floor(rounds: u64) -> Result<Duration> {
+    use std::io::{ErrorKind, Read};
+    use std::net::{TcpListener, TcpStream};
+    const FRAME: usize = 85; // a ping's frame on the wire
+    fn exchange(s: &mut TcpStream, buf: &mut [u8; FRAME], write_first: bool) -> Result<()> {
+        if write_first {
+            s.write_all(buf)?;
+        }
+        let mut got = 0;
+        let deadline = Instant::now() + WAIT;
+        while got < FRAME {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => bail!("raw TCP peer closed"),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        bail!("raw TCP peer silent");
+                    }
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !write_first {
+            s.write_all(buf)?;
+        }
+        Ok(())
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        let mut buf = [0u8; FRAME];
+        for _ in 0..rounds {
+            exchange(&mut s, &mut buf, false)?;
+        }
+        Ok(())
+    });
+    let mut s = TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    let mut buf = [0u8; FRAME];
+    let mut rtts = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        exchange(&mut s, &mut buf, true)?;
+        rtts.push(t.elapsed());
+    }
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("echo thread panicked"))??;
+    rtts.sort();
+    Ok(percentile(&rtts, 0.5))
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -417,10 +477,16 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
             us(l1_50),
             us(l1_99)
         );
+        let floor = raw_tcp_floor(rounds)?;
+        println!(
+            "ping-pong, raw TCP floor:   p50 {:>8.1} µs   (two spinning threads, no broker)",
+            us(floor)
+        );
         fields.push(("lat_2proc_p50_us", Some(us(l2_50))));
         fields.push(("lat_2proc_p99_us", Some(us(l2_99))));
         fields.push(("lat_inproc_p50_us", Some(us(l1_50))));
         fields.push(("lat_inproc_p99_us", Some(us(l1_99))));
+        fields.push(("lat_raw_tcp_p50_us", Some(us(floor))));
     }
     if wanted("flood") {
         let (nb, np, na) = node_memory_under_flood(big)?;
