@@ -674,7 +674,7 @@ async fn read_loop<S: Stream>(
                 msgs: coalesce(msgs),
                 ack: None,
             });
-            activity.touch();
+            activity.hand_over();
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);

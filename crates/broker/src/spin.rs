@@ -29,6 +29,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     rounds: AtomicU64,
+    /// Batches handed to the core by readers on this runtime (only compared, never counted).
+    handed: AtomicU64,
     spinning: AtomicBool,
     wake: Notify,
     /// A wake-up for the core is waiting.
@@ -44,6 +46,13 @@ impl Activity {
         if !self.spinning.load(Ordering::Relaxed) {
             self.wake.notify_one();
         }
+    }
+
+    /// Records that a reader on this runtime handed the core a batch: the core runs next, so
+    /// the spinner keeps the processor for it.
+    pub(crate) fn hand_over(&self) {
+        self.handed.fetch_add(1, Ordering::Relaxed);
+        self.touch();
     }
 
     /// Remembers the waker of the task that waits behind this doorbell.
@@ -111,6 +120,7 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
         activity.wake.notified().await;
         let spinning = Spinning::start(&activity);
         let mut seen = activity.rounds.load(Ordering::Relaxed);
+        let mut seen_handed = activity.handed.load(Ordering::Relaxed);
         let mut end = Instant::now() + budget;
         let metrics = tokio::runtime::Handle::current().metrics();
         loop {
@@ -118,13 +128,17 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             // blocking) and run whatever became ready.
             tokio::task::yield_now().await;
             let rounds = activity.rounds.load(Ordering::Relaxed);
+            let handed = activity.handed.load(Ordering::Relaxed);
             let now = Instant::now();
-            let rang = activity.answer();
-            if rang || rounds != seen || metrics.global_queue_depth() > 0 {
-                // Work is under way (a task just ran, a publication rang, or a task was woken
-                // from another thread and waits): keep the processor and look again.
+            if rounds != seen {
                 seen = rounds;
                 end = now + budget;
+            }
+            let rang = activity.answer();
+            if rang || handed != seen_handed || metrics.global_queue_depth() > 0 {
+                // Work waits for the core (a publication rang, a reader handed it a batch, a
+                // task was woken from another thread): keep the processor for it.
+                seen_handed = handed;
                 continue;
             }
             if now >= end {
