@@ -1061,61 +1061,54 @@ pub(crate) fn encode_message(
     msg: &Message,
 ) {
     let reserved = Topic::from_static(Topic::RESERVED).unwrap_or_default();
-    if let Message::Publication(p) = msg {
-        if let Content::Batch(values) = &p.content {
-            for (i, d) in values.iter().enumerate() {
-                let payload = match kind {
-                    PeerKind::Broker => PayloadRef::Data(d),
-                    PeerKind::Routed => PayloadRef::RoutedData {
-                        origin: p.origin,
-                        seq: p.seq + i as u64,
-                        data: d,
-                    },
-                };
-                let _ = encode_frame(out, |b| {
-                    encode_envelope(b, p.sender, p.receiver, p.ttl, &p.topic, payload)
-                });
-            }
-            return;
-        }
-    }
-    let _ = encode_frame(out, |b| match msg {
+    let mut frame = |payload: PayloadRef<'_>, sender, receiver, ttl, topic: &Topic| {
+        let _ = encode_frame(out, |b| {
+            encode_envelope(b, sender, receiver, ttl, topic, payload)
+        });
+    };
+    match msg {
         Message::Publication(p) => {
-            let payload = match (&p.content, kind) {
-                (Content::Data(d), PeerKind::Broker) => PayloadRef::Data(d),
-                (Content::Command(c), PeerKind::Broker) => PayloadRef::Command(c),
-                (Content::Data(d), PeerKind::Routed) => PayloadRef::RoutedData {
+            // The `i`-th value published by `p`'s origin from its sequence number on.
+            let data = |i: u64, d| match kind {
+                PeerKind::Broker => PayloadRef::Data(d),
+                PeerKind::Routed => PayloadRef::RoutedData {
                     origin: p.origin,
-                    seq: p.seq,
+                    seq: p.seq + i,
                     data: d,
                 },
-                (Content::Command(c), PeerKind::Routed) => PayloadRef::RoutedCommand {
-                    origin: p.origin,
-                    seq: p.seq,
-                    command: c,
-                },
-                // Handled above.
-                (Content::Batch(_), _) => return,
             };
-            encode_envelope(b, p.sender, p.receiver, p.ttl, &p.topic, payload);
+            let (sender, receiver, ttl, topic) = (p.sender, p.receiver, p.ttl, &p.topic);
+            match &p.content {
+                Content::Data(d) => frame(data(0, d), sender, receiver, ttl, topic),
+                Content::Batch(values) => {
+                    for (i, d) in (0u64..).zip(values.iter()) {
+                        frame(data(i, d), sender, receiver, ttl, topic);
+                    }
+                }
+                Content::Command(c) => {
+                    let payload = match kind {
+                        PeerKind::Broker => PayloadRef::Command(c),
+                        PeerKind::Routed => PayloadRef::RoutedCommand {
+                            origin: p.origin,
+                            seq: p.seq,
+                            command: c,
+                        },
+                    };
+                    frame(payload, sender, receiver, ttl, topic);
+                }
+            }
         }
-        Message::RoutingUpdate(f) => encode_envelope(
-            b,
-            me,
-            EndpointId::NIL,
-            1,
-            &reserved,
+        Message::RoutingUpdate(f) => frame(
             PayloadRef::RoutingUpdate(f),
-        ),
-        Message::LinkState(ls) => encode_envelope(
-            b,
             me,
             EndpointId::NIL,
             1,
             &reserved,
-            PayloadRef::LinkState(ls),
         ),
-        Message::Ping(x) => encode_envelope(b, me, peer, 1, &reserved, PayloadRef::Ping(x)),
-        Message::Pong(x) => encode_envelope(b, me, peer, 1, &reserved, PayloadRef::Pong(x)),
-    });
+        Message::LinkState(ls) => {
+            frame(PayloadRef::LinkState(ls), me, EndpointId::NIL, 1, &reserved)
+        }
+        Message::Ping(x) => frame(PayloadRef::Ping(x), me, peer, 1, &reserved),
+        Message::Pong(x) => frame(PayloadRef::Pong(x), me, peer, 1, &reserved),
+    }
 }
