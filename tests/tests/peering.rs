@@ -91,6 +91,73 @@ fn two_endpoints_exchange_messages_both_ways() {
     assert!(sb.get_timeout(Duration::from_millis(200)).is_none());
 }
 
+/// A publication after a pause goes straight onto the socket from the publisher's thread,
+/// one in a stream through the core's channel, and a big one partly each way (the socket
+/// takes what it can, the writer the rest): none may overtake another.
+fn order_holds_across_direct_and_queued_publications(disable_ssl: bool) {
+    let config = || Configuration {
+        disable_ssl,
+        ..Configuration::default()
+    };
+    let (a, b) = (
+        Endpoint::new(config()).unwrap(),
+        Endpoint::new(config()).unwrap(),
+    );
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sb = b.make_subscriber(&["/order"], Some(100_000)).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    b.await_peer(a.node_id(), WAIT).unwrap();
+    let publisher = a.make_publisher("/order/p").unwrap();
+    let big = "x".repeat(3 << 20);
+    let mut expected = Vec::new();
+    let mut next = 0u64;
+    let mut value = |i: u64| {
+        // Every 50th value is big enough to fill the socket's buffer on its own.
+        let v = if i % 50 == 7 {
+            Data::Vector(vec![Data::Count(i), Data::from(big.as_str())])
+        } else {
+            Data::Count(i)
+        };
+        expected.push(v.clone());
+        v
+    };
+    for round in 0..40u64 {
+        // A pause, so that the next one goes straight out...
+        std::thread::sleep(Duration::from_micros(50 + 20 * (round % 5)));
+        a.publish("/order/x", value(next)).unwrap();
+        next += 1;
+        // ...then a stream, through the channel, in all the ways there are to publish.
+        for _ in 0..(round % 7) * 20 {
+            match next % 3 {
+                0 => a.publish("/order/x", value(next)).unwrap(),
+                1 => publisher.publish(value(next)).unwrap(),
+                _ => a.publish_batch([("/order/y", value(next))]).unwrap(),
+            }
+            next += 1;
+        }
+    }
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let m = sb
+            .get_timeout(WAIT)
+            .unwrap_or_else(|| panic!("only {} of {} arrived", got.len(), expected.len()));
+        got.push((*m.data).clone());
+    }
+    let position = got.iter().zip(&expected).position(|(g, e)| g != e);
+    assert!(position.is_none(), "out of order from {position:?} on");
+    assert!(sb.get_timeout(Duration::from_millis(100)).is_none());
+}
+
+#[test]
+fn order_holds_across_direct_and_queued_publications_over_tls() {
+    order_holds_across_direct_and_queued_publications(false);
+}
+
+#[test]
+fn order_holds_across_direct_and_queued_publications_over_tcp() {
+    order_holds_across_direct_and_queued_publications(true);
+}
+
 #[test]
 fn three_endpoints_route_through_an_unsubscribed_middle() {
     let (a, b, c) = (endpoint(), endpoint(), endpoint());

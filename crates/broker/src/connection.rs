@@ -1,9 +1,12 @@
 //! One peer connection: the handshake (with version negotiation), then a reader that decodes
 //! frames into router messages and a writer that drains the core's chunks onto the socket.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use broker_data::Data;
 use broker_routing::{Content, Message, PeerKind, Publication};
@@ -12,7 +15,7 @@ use broker_wire::{
     PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -535,8 +538,9 @@ async fn run<S: Stream>(
     let kind = kind_of(version);
     let conn = next_conn_id();
     let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
-    let wants_room = Arc::new(AtomicBool::new(false));
     let (reply_tx, reply_rx) = oneshot::channel();
+    // The stream splits only once the core took the peer: a refusal still goes out on it.
+    let pipe = Arc::new(Pipe::default());
     let _ = core.send(Cmd::Handshaken {
         peer,
         kind,
@@ -544,8 +548,10 @@ async fn run<S: Stream>(
         addr,
         outbound: side == Side::Connector,
         conn,
-        writer: writer_tx,
-        wants_room: wants_room.clone(),
+        outbox: Outbox {
+            pipe: pipe.clone(),
+            writer: writer_tx,
+        },
         reply: reply_tx,
     });
     match reply_rx.await {
@@ -569,11 +575,11 @@ async fn run<S: Stream>(
         frames,
     } = f;
     let (read, write) = tokio::io::split(stream);
+    *pipe.sink() = Some(Box::pin(write));
     let activity = live.activity.clone();
     let writer = tokio::spawn(write_loop(
-        write,
+        pipe,
         writer_rx,
-        wants_room,
         core.clone(),
         LiveWriter::new(live),
     ));
@@ -615,24 +621,130 @@ impl Drop for LiveWriter {
     }
 }
 
-async fn write_loop<S: Stream>(
-    mut w: WriteHalf<S>,
+/// A connection's outgoing side, shared by its writer task and whoever runs the core.
+#[derive(Default)]
+struct Pipe {
+    /// The stream's write half (none until the core took the peer and the stream split).
+    sink: Mutex<Option<Pin<Box<dyn AsyncWrite + Send>>>>,
+    /// Chunks handed to the writer task that it has not finished writing.
+    queued: AtomicUsize,
+    /// Set by the core when the writer's channel is full: the writer then says `Writable`
+    /// after its next write (and only then).
+    wants_room: AtomicBool,
+}
+
+impl Pipe {
+    fn sink(&self) -> MutexGuard<'_, Option<Pin<Box<dyn AsyncWrite + Send>>>> {
+        // A panic while writing leaves at worst a partly written chunk: the peer sees a bad
+        // frame and disconnects, which is what a failed write means anyway.
+        self.sink.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The core's end of a connection's outgoing side.
+///
+/// A chunk goes straight onto the socket when nothing is queued before it, as far as the
+/// socket takes it without waiting: no hand-over to the writer task, and from a publisher's
+/// thread no wake-up of the runtime. The rest, and every chunk while some are queued, goes
+/// through the writer task's bounded channel, in order.
+pub(crate) struct Outbox {
+    pipe: Arc<Pipe>,
+    writer: mpsc::Sender<Bytes>,
+}
+
+impl Outbox {
+    /// Whether the outbox takes another chunk now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.writer.capacity() > 0
+    }
+
+    /// Sends a chunk (call only after [`has_room`](Self::has_room) said yes, from the core,
+    /// which is the only sender). Returns false when the connection's writer is gone.
+    pub(crate) fn send(&self, chunk: Bytes) -> bool {
+        let written = if self.pipe.queued.load(Ordering::SeqCst) == 0 {
+            self.write_now(&chunk)
+        } else {
+            0
+        };
+        if written == chunk.len() {
+            return true;
+        }
+        self.pipe.queued.fetch_add(1, Ordering::SeqCst);
+        if self.writer.try_send(chunk.slice(written..)).is_err() {
+            self.pipe.queued.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Writes as much of `chunk` as the socket takes without waiting; returns how much.
+    /// Only while the writer task has nothing queued: it is then not waiting for the socket,
+    /// so the waker left with the socket here (which wakes nobody) replaces none of its own,
+    /// and the writer registers its own when it takes the rest.
+    fn write_now(&self, chunk: &[u8]) -> usize {
+        let mut sink = self.pipe.sink();
+        let Some(sink) = sink.as_mut() else {
+            return 0;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut off = 0;
+        while off < chunk.len() {
+            match sink.as_mut().poll_write(&mut cx, &chunk[off..]) {
+                Poll::Ready(Ok(n)) if n > 0 => off += n,
+                // Waiting, closed or failed: the writer takes the rest and finds out.
+                _ => break,
+            }
+        }
+        off
+    }
+
+    /// Asks the writer to report room (`Cmd::Writable`) after its next write; returns whether
+    /// it has made some meanwhile (then the flag stays set: at worst one report too many).
+    pub(crate) fn want_room(&self) -> bool {
+        self.pipe.wants_room.store(true, Ordering::SeqCst);
+        self.has_room()
+    }
+}
+
+async fn write_loop(
+    pipe: Arc<Pipe>,
     mut rx: mpsc::Receiver<Bytes>,
-    wants_room: Arc<AtomicBool>,
     core: mpsc::UnboundedSender<Cmd>,
     _live: LiveWriter,
 ) {
     while let Some(chunk) = rx.recv().await {
-        if w.write_all(&chunk).await.is_err() {
+        let mut off = 0;
+        let written = poll_fn(|cx| {
+            let mut sink = pipe.sink();
+            let Some(sink) = sink.as_mut() else {
+                return Poll::Ready(false);
+            };
+            while off < chunk.len() {
+                match sink.as_mut().poll_write(cx, &chunk[off..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => off += n,
+                    Poll::Ready(_) => return Poll::Ready(false),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            Poll::Ready(true)
+        })
+        .await;
+        if !written {
+            // `queued` stays above zero: nothing is written directly past a lost chunk.
             break;
         }
+        pipe.queued.fetch_sub(1, Ordering::SeqCst);
         // Room in the channel again: if the core found it full, let it move more from the
         // router's buffer.
-        if wants_room.swap(false, Ordering::SeqCst) {
+        if pipe.wants_room.swap(false, Ordering::SeqCst) {
             let _ = core.send(Cmd::Writable);
         }
     }
-    let _ = w.shutdown().await;
+    let _ = poll_fn(|cx| match pipe.sink().as_mut() {
+        Some(sink) => sink.as_mut().poll_shutdown(cx),
+        None => Poll::Ready(Ok(())),
+    })
+    .await;
 }
 
 /// Reads until the connection ends; returns why, when it was not a clean close.
@@ -743,6 +855,73 @@ mod tests {
                 _ => (0, 0, vec![]),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_outbox_writes_straight_until_the_socket_is_full_then_queues_in_order() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+            let (mut server, _) = accepted.unwrap();
+            let (_read, write) = tokio::io::split(client.unwrap());
+            let pipe = Arc::new(Pipe::default());
+            let (tx, rx) = mpsc::channel(WRITER_CHUNKS);
+            let outbox = Outbox {
+                pipe: pipe.clone(),
+                writer: tx,
+            };
+            let queued = || pipe.queued.load(Ordering::SeqCst);
+
+            // Before the stream is there, everything waits for the writer.
+            assert!(outbox.send(Bytes::from_static(b"early ")));
+            assert_eq!(queued(), 1);
+            *pipe.sink() = Some(Box::pin(write));
+            let (core_tx, _core_rx) = mpsc::unbounded_channel();
+            let live = Arc::new(Live::default());
+            let writer = tokio::spawn(write_loop(
+                pipe.clone(),
+                rx,
+                core_tx,
+                LiveWriter::new(live.clone()),
+            ));
+            while queued() > 0 {
+                tokio::task::yield_now().await;
+            }
+            // Nothing queued: straight onto the socket.
+            assert!(outbox.send(Bytes::from_static(b"first")));
+            assert_eq!(queued(), 0);
+            // More than the socket takes: the rest goes to the writer, and what follows
+            // waits behind it.
+            let big: Bytes = (0..32usize << 20)
+                .map(|i| i as u8)
+                .collect::<Vec<u8>>()
+                .into();
+            assert!(outbox.send(big.clone()));
+            assert_eq!(queued(), 1);
+            assert!(outbox.send(Bytes::from_static(b"last")));
+            assert_eq!(queued(), 2);
+
+            let total = 6 + 5 + big.len() + 4;
+            let mut got = Vec::with_capacity(total);
+            while got.len() < total {
+                assert!(server.read_buf(&mut got).await.unwrap() > 0);
+            }
+            assert_eq!(&got[..11], b"early first");
+            assert!(
+                got[11..11 + big.len()] == big[..],
+                "the big chunk arrives whole"
+            );
+            assert_eq!(&got[11 + big.len()..], b"last");
+            drop(outbox);
+            writer.await.unwrap();
+            assert_eq!(queued(), 0);
+            assert_eq!(live.writers.load(Ordering::SeqCst), 0);
+        });
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use broker_wire::{
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::connection::Outbox;
 use crate::queue::Queue;
 use crate::spin::Activity;
 use crate::store::StoreInbound;
@@ -83,10 +84,7 @@ pub(crate) enum Cmd {
         addr: SocketAddr,
         outbound: bool,
         conn: u64,
-        writer: mpsc::Sender<Bytes>,
-        /// Set by the core when the writer's channel is full: the writer then says
-        /// `Writable` after its next write (and only then).
-        wants_room: Arc<AtomicBool>,
+        outbox: Outbox,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     Incoming {
@@ -168,12 +166,9 @@ pub(crate) struct LocalAck {
 
 /// Where a peer's messages go.
 enum Link {
-    /// Encoded, to the connection's writer task, which reports room (`Cmd::Writable`) when
-    /// `wants_room` is set.
-    Socket {
-        writer: mpsc::Sender<Bytes>,
-        wants_room: Arc<AtomicBool>,
-    },
+    /// Encoded, onto the connection's socket or to its writer task, which reports room
+    /// (`Cmd::Writable`) when asked to.
+    Socket(Outbox),
     /// As they are (shared values), to another endpoint's core in this process. `in_flight`
     /// counts messages sent but not yet processed, bounded like a socket writer's channel.
     Local {
@@ -235,6 +230,108 @@ pub(crate) struct Core {
     store_events_wanted: Arc<AtomicBool>,
     /// Where each round of work is reported, for the runtime's spinner.
     activity: Arc<Activity>,
+    /// Publications taken from the channel that wait for room at the peers.
+    pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
+    /// A shutdown has begun: no new publications.
+    closing: bool,
+}
+
+/// Publications closer together than this count as a stream: they go through the core's
+/// channel, where the core joins them into batches (one write for many).
+const STREAM_GAP: std::time::Duration = std::time::Duration::from_micros(10);
+
+/// The core's state, shared by the core task and publishers.
+///
+/// The core task locks it for each round of work. A publisher locks it only to publish
+/// straight away (see [`publish_now`](Self::publish_now)): on its own thread it routes the
+/// publication, writes it onto the sockets and delivers it, without handing it to the
+/// runtime's thread first.
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+    /// Publication batches sent into the channel that the core has not yet taken into its
+    /// `pending` list (incremented before sending, so that nothing published later overtakes
+    /// them).
+    in_channel: AtomicUsize,
+    /// When the last publication came, in nanoseconds since `epoch`.
+    last: AtomicU64,
+    epoch: Instant,
+    /// Publications closer together than this count as a stream (`STREAM_GAP`).
+    gap: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(core: Core) -> Arc<Shared> {
+        Self::with_gap(core, STREAM_GAP)
+    }
+
+    fn with_gap(core: Core, gap: std::time::Duration) -> Arc<Shared> {
+        Arc::new(Shared {
+            core: Mutex::new(core),
+            in_channel: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            epoch: Instant::now(),
+            gap: gap.as_nanos() as u64,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // The core's state stays consistent between commands; a panic in one (a bug) must not
+        // stop the endpoint from shutting down cleanly.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes `batch` at once on this thread, if it came after a pause (a stream goes
+    /// through the channel and is batched), nothing published earlier is still on its way, the
+    /// core is not busy and the peers have room. Otherwise hands the batch back: the caller
+    /// sends it through the channel, inside [`in_channel`](Self::in_channel).
+    pub(crate) fn publish_now(&self, batch: Publications) -> Option<Publications> {
+        let now = Instant::now();
+        // (Offset by a gap: the first publication counts as one after a pause.)
+        let at = now.duration_since(self.epoch).as_nanos() as u64 + self.gap;
+        let before = self.last.swap(at, Ordering::Relaxed);
+        if at.saturating_sub(before) < self.gap || self.in_channel.load(Ordering::SeqCst) > 0 {
+            return Some(batch);
+        }
+        let Ok(mut core) = self.core.try_lock() else {
+            return Some(batch);
+        };
+        if core.closing
+            || !core.pending.is_empty()
+            || self.in_channel.load(Ordering::SeqCst) > 0
+            || core.budget() < batch.len()
+        {
+            return Some(batch);
+        }
+        core.publish_runs(now, batch);
+        core.flush();
+        core.activity.touch();
+        None
+    }
+
+    /// Counts a batch on its way through the channel until the guard is told it arrived or,
+    /// dropped first, that it was never sent.
+    pub(crate) fn in_channel(&self) -> InChannel<'_> {
+        self.in_channel.fetch_add(1, Ordering::SeqCst);
+        InChannel(Some(&self.in_channel))
+    }
+}
+
+/// See [`Shared::in_channel`].
+pub(crate) struct InChannel<'a>(Option<&'a AtomicUsize>);
+
+impl InChannel<'_> {
+    /// The batch is in the channel: the core counts it out when it takes it.
+    pub(crate) fn sent(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InChannel<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            n.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Core {
@@ -254,6 +351,8 @@ impl Core {
             masters: HashMap::new(),
             store_events_wanted: Arc::new(AtomicBool::new(false)),
             activity: Arc::default(),
+            pending: std::collections::VecDeque::new(),
+            closing: false,
         }
     }
 
@@ -305,9 +404,10 @@ impl Core {
     /// Runs until shutdown or until every handle is gone. Publications arrive on their own
     /// bounded channel and are released into the router only as far as the peers have room
     /// (see `budget`), so a publisher that outpaces the network blocks instead of growing
-    /// memory or overflowing a healthy peer.
+    /// memory or overflowing a healthy peer. A publication after a pause may skip the channel
+    /// (see [`Shared::publish_now`]).
     pub(crate) async fn run(
-        mut self,
+        shared: Arc<Shared>,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
         mut pubs: mpsc::Receiver<Publications>,
         mut stores: mpsc::Receiver<StoreOutput>,
@@ -317,17 +417,16 @@ impl Core {
         let mut stores_open = true;
         let mut batch = Vec::with_capacity(64);
         let mut pub_batch = Vec::with_capacity(16);
-        let mut pending: std::collections::VecDeque<(Topic, Arc<Data>)> =
-            std::collections::VecDeque::new();
         let mut pubs_open = true;
-        let doorbell = self.activity.clone();
+        let doorbell = shared.lock().activity.clone();
         let bell = Waker::from(doorbell.clone());
         // A shutdown under way: who waits for it and until when the peers get to take what
         // was published before it.
         let mut shutdown: Option<(Vec<oneshot::Sender<()>>, Instant)> = None;
+        let mut pending_len = 0;
         loop {
-            let take_more = pubs_open && pending.len() < MAX_PENDING;
-            let waiting = !pending.is_empty() || store_waiting.is_some();
+            let take_more = pubs_open && pending_len < MAX_PENDING;
+            let waiting = pending_len > 0 || store_waiting.is_some();
             let take_store = stores_open && store_waiting.is_none();
             tokio::select! {
                 n = rx.recv_many(&mut batch, 256) => {
@@ -358,7 +457,14 @@ impl Core {
                 // While shutting down, look often whether everything went out.
                 _ = async { tokio::time::sleep(std::time::Duration::from_millis(2)).await }, if shutdown.is_some() => {}
             }
-            pending.extend(pub_batch.drain(..).flatten());
+            let mut guard = shared.lock();
+            let core = &mut *guard;
+            core.activity.take();
+            if !pub_batch.is_empty() {
+                let n = pub_batch.len();
+                core.pending.extend(pub_batch.drain(..).flatten());
+                shared.in_channel.fetch_sub(n, Ordering::SeqCst);
+            }
             for cmd in batch.drain(..) {
                 if let Cmd::Shutdown(done) = cmd {
                     match &mut shutdown {
@@ -367,6 +473,7 @@ impl Core {
                             // No new publications; those handed over before still go out,
                             // as fast as the peers take them, for at most SHUTDOWN_GRACE.
                             pubs.close();
+                            core.closing = true;
                             shutdown = Some((vec![done], Instant::now() + SHUTDOWN_GRACE));
                         }
                     }
@@ -376,45 +483,47 @@ impl Core {
                 // publishes and then unpeers must not lose what it published.
                 if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
                     while let Ok(items) = pubs.try_recv() {
-                        pending.extend(items);
+                        core.pending.extend(items);
+                        shared.in_channel.fetch_sub(1, Ordering::SeqCst);
                     }
-                    let run: Vec<_> = pending.drain(..).collect();
-                    self.publish_runs(Instant::now(), run);
+                    let run: Vec<_> = core.pending.drain(..).collect();
+                    core.publish_runs(Instant::now(), run);
                 }
-                self.handle(cmd);
+                core.handle(cmd);
             }
-            self.flush();
+            core.flush();
             if let Some(out) = store_waiting.take() {
                 // Store commands share the peers' room with publications.
-                let high_water = (self.router.config().peer_buffer_size / 2).max(1);
-                if self.budget() >= out.commands.len().min(high_water) {
-                    self.apply_store_output(out);
-                    self.flush();
+                let high_water = (core.router.config().peer_buffer_size / 2).max(1);
+                if core.budget() >= out.commands.len().min(high_water) {
+                    core.apply_store_output(out);
+                    core.flush();
                 } else {
                     store_waiting = Some(out);
                 }
             }
             loop {
-                let n = self.budget().min(pending.len());
+                let n = core.budget().min(core.pending.len());
                 if n == 0 {
                     break;
                 }
-                let run: Vec<_> = pending.drain(..n).collect();
-                self.publish_runs(Instant::now(), run);
-                self.flush();
+                let run: Vec<_> = core.pending.drain(..n).collect();
+                core.publish_runs(Instant::now(), run);
+                core.flush();
             }
-            self.activity.touch();
+            pending_len = core.pending.len();
+            core.activity.touch();
             if let Some((_, until)) = &shutdown {
                 let sent = !pubs_open
-                    && pending.is_empty()
+                    && core.pending.is_empty()
                     && store_waiting.is_none()
-                    && self.conns.keys().all(|p| {
-                        self.router
+                    && core.conns.keys().all(|p| {
+                        core.router
                             .peer_stats(*p)
                             .is_none_or(|stats| stats.queued == 0)
                     });
                 if sent || Instant::now() >= *until {
-                    self.shutdown();
+                    core.shutdown();
                     if let Some((waiting, _)) = shutdown.take() {
                         for done in waiting {
                             let _ = done.send(());
@@ -424,10 +533,13 @@ impl Core {
                 }
             }
         }
-        for (_, (q, _)) in self.status_subs.drain() {
+        let mut guard = shared.lock();
+        let core = &mut *guard;
+        core.closing = true;
+        for (_, (q, _)) in core.status_subs.drain() {
             q.close();
         }
-        for (_, q) in self.subs.drain() {
+        for (_, q) in core.subs.drain() {
             q.close();
         }
     }
@@ -544,17 +656,10 @@ impl Core {
                 addr,
                 outbound,
                 conn,
-                writer,
-                wants_room,
+                outbox,
                 reply,
             } => {
-                let c = Conn::new(
-                    conn,
-                    kind,
-                    Some(addr),
-                    outbound,
-                    Link::Socket { writer, wants_room },
-                );
+                let c = Conn::new(conn, kind, Some(addr), outbound, Link::Socket(outbox));
                 self.admit(now, peer, filter, c, reply);
             }
             Cmd::LocalHandshaken {
@@ -843,8 +948,8 @@ impl Core {
         let kind = c.kind;
         let mut progressed = false;
         match &c.link {
-            Link::Socket { writer, wants_room } => {
-                while writer.capacity() > 0 {
+            Link::Socket(outbox) => {
+                while outbox.has_room() {
                     let mut buf = BytesMut::with_capacity(1024);
                     let mut n = 0;
                     while n < CHUNK_MESSAGES {
@@ -858,17 +963,13 @@ impl Core {
                         break;
                     }
                     progressed = true;
-                    if writer.try_send(buf.freeze()).is_err() {
+                    if !outbox.send(buf.freeze()) {
                         break;
                     }
                 }
-                if writer.capacity() == 0 {
-                    // Ask the writer to report room; if it made some meanwhile, go on now
-                    // (the flag stays set: at worst one report too many).
-                    wants_room.store(true, Ordering::SeqCst);
-                    if writer.capacity() > 0 {
-                        progressed = true;
-                    }
+                // Ask the writer to report room; if it made some meanwhile, go on now.
+                if !outbox.has_room() && outbox.want_room() {
+                    progressed = true;
                 }
             }
             Link::Local {
@@ -1110,5 +1211,49 @@ pub(crate) fn encode_message(
         }
         Message::Ping(x) => frame(PayloadRef::Ping(x), me, peer, 1, &reserved),
         Message::Pong(x) => frame(PayloadRef::Pong(x), me, peer, 1, &reserved),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_routing::Config as RouterConfig;
+    fn one(i: u64) -> Publications {
+        vec![(Topic::new("/t").unwrap(), Arc::new(Data::Count(i)))]
+    }
+
+    #[test]
+    fn a_publication_after_a_pause_goes_straight_out_and_others_through_the_channel() {
+        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
+        // A long gap, so that "right after" holds on a slow machine; a pause is made by
+        // forgetting when the last one came.
+        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60));
+        let pause = || shared.last.store(0, Ordering::Relaxed);
+        let published = || shared.lock().router.stats().published;
+        let straight = |i| shared.publish_now(one(i)).is_none();
+
+        assert!(straight(0), "the first one, with nothing before it");
+        assert_eq!(published(), 1, "routed on this thread");
+        assert!(!straight(1), "right after another: a stream");
+        pause();
+        {
+            let _on_its_way = shared.in_channel();
+            assert!(!straight(2), "an earlier one is still in the channel");
+        }
+        pause();
+        assert!(straight(3), "counted out when never sent");
+        pause();
+        {
+            let _busy = shared.lock();
+            assert!(!straight(4), "the core is busy");
+        }
+        pause();
+        shared.lock().pending.push_back(one(5).remove(0));
+        assert!(!straight(6), "the core holds earlier ones");
+        shared.lock().pending.clear();
+        pause();
+        shared.lock().closing = true;
+        assert!(!straight(7), "shutting down");
+        assert_eq!(published(), 2, "only the two that went straight out");
     }
 }

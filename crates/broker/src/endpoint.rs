@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{self, Live, Side};
-use crate::core::{Cmd, Core, Publications, StoreOutput};
+use crate::core::{Cmd, Core, Publications, Shared, StoreOutput};
 use crate::queue::{deadline, Queue};
 use crate::runtime::Runtime;
 use crate::tls::Tls;
@@ -40,6 +40,8 @@ struct Inner {
     /// Publications, bounded: a full channel blocks publishers (the core takes from it only
     /// while the peers keep up).
     pubs: mpsc::Sender<Publications>,
+    /// The core's state, for publications that go straight out (see `Shared::publish_now`).
+    shared: Arc<Shared>,
     runtime: Mutex<Option<Runtime>>,
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
@@ -178,7 +180,8 @@ impl Endpoint {
         });
         handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
-        handle.spawn(core.run(rx, pub_rx, store_rx));
+        let shared = Shared::new(core);
+        handle.spawn(Core::run(shared.clone(), rx, pub_rx, store_rx));
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
             inner: Arc::new(Inner {
@@ -186,6 +189,7 @@ impl Endpoint {
                 config: Arc::new(config),
                 core: tx,
                 pubs: pub_tx,
+                shared,
                 runtime: Mutex::new(Some(runtime)),
                 handle,
                 next_id: AtomicU64::new(1),
@@ -672,7 +676,38 @@ impl Endpoint {
     }
 
     fn send_publications(&self, batch: Publications) -> Result<(), Error> {
-        self.inner.pubs.blocking_send(batch).map_err(|_| closed())
+        let Some(batch) = self.inner.shared.publish_now(batch) else {
+            return Ok(());
+        };
+        let on_its_way = self.inner.shared.in_channel();
+        self.inner.pubs.blocking_send(batch).map_err(|_| closed())?;
+        on_its_way.sent();
+        Ok(())
+    }
+
+    /// [`send_publications`](Self::send_publications) for async code.
+    async fn send_publications_async(&self, batch: Publications) -> Result<(), Error> {
+        let Some(batch) = self.inner.shared.publish_now(batch) else {
+            return Ok(());
+        };
+        let on_its_way = self.inner.shared.in_channel();
+        self.inner.pubs.send(batch).await.map_err(|_| closed())?;
+        on_its_way.sent();
+        Ok(())
+    }
+
+    /// Publishes `batch` if that needs no waiting; otherwise hands it back.
+    fn try_send_publications(
+        &self,
+        batch: Publications,
+    ) -> Result<(), mpsc::error::TrySendError<Publications>> {
+        let Some(batch) = self.inner.shared.publish_now(batch) else {
+            return Ok(());
+        };
+        let on_its_way = self.inner.shared.in_channel();
+        self.inner.pubs.try_send(batch)?;
+        on_its_way.sent();
+        Ok(())
     }
 
     /// [`publish`](Self::publish) for async code (any runtime): waits without blocking a thread.
@@ -682,7 +717,7 @@ impl Endpoint {
         data: impl Into<Data>,
     ) -> Result<(), Error> {
         let batch = vec![(topic(topic_name)?, Arc::new(data.into()))];
-        self.inner.pubs.send(batch).await.map_err(|_| closed())
+        self.send_publications_async(batch).await
     }
 
     /// [`publish_batch`](Self::publish_batch) for async code (any runtime).
@@ -696,7 +731,7 @@ impl Endpoint {
             .into_iter()
             .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
             .collect::<Result<Vec<_>, Error>>()?;
-        self.inner.pubs.send(batch).await.map_err(|_| closed())
+        self.send_publications_async(batch).await
     }
 
     /// Publishes `data` on `topic` to every subscriber, here and at peers. Blocks while the
@@ -720,7 +755,7 @@ impl Endpoint {
         &self,
         batch: Publications,
     ) -> Result<(), TryPublishError<Publications>> {
-        match self.inner.pubs.try_send(batch) {
+        match self.try_send_publications(batch) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(b)) => Err(TryPublishError::Full(b)),
             Err(mpsc::error::TrySendError::Closed(b)) => Err(TryPublishError::Closed(b)),
@@ -934,9 +969,7 @@ impl Publisher {
     pub fn try_publish(&self, data: Data) -> Result<(), TryPublishError> {
         match self
             .endpoint
-            .inner
-            .pubs
-            .try_send(vec![(self.topic.clone(), Arc::new(data))])
+            .try_send_publications(vec![(self.topic.clone(), Arc::new(data))])
         {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(mut v)) => {

@@ -31,6 +31,9 @@ pub(crate) struct Activity {
     rounds: AtomicU64,
     /// Batches handed to the core by readers on this runtime (only compared, never counted).
     handed: AtomicU64,
+    /// The value of `handed` when the core last took its commands: work waits for the core
+    /// while the two differ.
+    taken: AtomicU64,
     spinning: AtomicBool,
     wake: Notify,
     /// A wake-up for the core is waiting.
@@ -53,6 +56,19 @@ impl Activity {
     pub(crate) fn hand_over(&self) {
         self.handed.fetch_add(1, Ordering::Relaxed);
         self.touch();
+    }
+
+    /// Records that the core took its commands: what readers had handed over is in its hands.
+    /// (A hand-over racing with this only costs the spinner a yield; the core's channel still
+    /// wakes the core.)
+    pub(crate) fn take(&self) {
+        self.taken
+            .store(self.handed.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Whether a reader handed the core a batch that it has not taken yet.
+    fn waiting(&self) -> bool {
+        self.handed.load(Ordering::Relaxed) != self.taken.load(Ordering::Relaxed)
     }
 
     /// Remembers the waker of the task that waits behind this doorbell.
@@ -120,7 +136,6 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
         activity.wake.notified().await;
         let spinning = Spinning::start(&activity);
         let mut seen = activity.rounds.load(Ordering::Relaxed);
-        let mut seen_handed = activity.handed.load(Ordering::Relaxed);
         let mut end = Instant::now() + budget;
         let metrics = tokio::runtime::Handle::current().metrics();
         loop {
@@ -128,17 +143,15 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             // blocking) and run whatever became ready.
             tokio::task::yield_now().await;
             let rounds = activity.rounds.load(Ordering::Relaxed);
-            let handed = activity.handed.load(Ordering::Relaxed);
             let now = Instant::now();
             if rounds != seen {
                 seen = rounds;
                 end = now + budget;
             }
             let rang = activity.answer();
-            if rang || handed != seen_handed || metrics.global_queue_depth() > 0 {
-                // Work waits for the core (a publication rang, a reader handed it a batch, a
-                // task was woken from another thread): keep the processor for it.
-                seen_handed = handed;
+            if rang || activity.waiting() || metrics.global_queue_depth() > 0 {
+                // Work waits for the core (a publication rang, a reader handed it a batch it
+                // has not taken, a task was woken from another thread): keep the processor.
                 continue;
             }
             if now >= end {
@@ -147,6 +160,9 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             // Nothing to do here: let other threads on this processor (a subscriber, the
             // peer process) run first.
             std::thread::yield_now();
+            // A publication that rang meanwhile goes to the core before the sockets are
+            // looked at again.
+            activity.answer();
         }
         drop(spinning);
     }

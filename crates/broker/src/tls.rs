@@ -6,7 +6,9 @@ use std::pin::Pin;
 
 use openssl::dh::Dh;
 use openssl::pkey::PKey;
-use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion};
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
@@ -60,6 +62,10 @@ impl Tls {
         // Read whatever the socket holds at once instead of a record's header and then its
         // body: one system call per read instead of two per record.
         b.set_read_ahead(true);
+        // No renegotiation, so that a write never has to read: publishers write from their own
+        // threads (see `connection::Outbox`), where a read would leave the socket's read
+        // readiness with a waker that wakes nobody instead of the connection's reader.
+        b.set_options(SslOptions::NO_RENEGOTIATION);
         let authenticated = config.ssl_certificate.is_some()
             || config.ssl_key.is_some()
             || config.ssl_cafile.is_some()
