@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use broker::{Configuration, Endpoint, ErrorCode, StatusCode, StatusEvent};
 use broker_data::Data;
-use broker_wire::{encode_frame, EndpointId, FrameDecoder, Handshake, MAGIC};
+use broker_wire::{encode_frame, EndpointId, Envelope, FrameDecoder, Handshake, Payload, MAGIC};
 use bytes::BytesMut;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -156,6 +156,99 @@ fn order_holds_across_direct_and_queued_publications_over_tls() {
 #[test]
 fn order_holds_across_direct_and_queued_publications_over_tcp() {
     order_holds_across_direct_and_queued_publications(true);
+}
+
+/// A subscriber waiting in `get` reads its endpoint's sockets itself while the runtime's
+/// reader tasks read them too: two peers send pings one at a time (read mostly by the waiting
+/// thread), streams (mostly by the readers) and values bigger than one straight read; every
+/// sender's messages arrive complete and in order.
+fn a_waiting_subscriber_reads_sockets_itself_and_order_holds(disable_ssl: bool) {
+    let config = || Configuration {
+        disable_ssl,
+        ..Configuration::default()
+    };
+    let b = Endpoint::new(config()).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sb = b.make_subscriber(&["/w"], Some(1_000_000)).unwrap();
+    let senders: Vec<Endpoint> = (0..2).map(|_| Endpoint::new(config()).unwrap()).collect();
+    for s in &senders {
+        s.peer("127.0.0.1", port, None).unwrap();
+        b.await_peer(s.node_id(), WAIT).unwrap();
+    }
+    // Pings until the waiting thread has read some itself (it races the runtime's thread).
+    let end = Instant::now() + WAIT;
+    let mut i = 0u64;
+    while b.metrics().unwrap().read_while_waiting == 0 {
+        assert!(
+            Instant::now() < end,
+            "the waiting thread never read a socket"
+        );
+        senders[0].publish("/w/warm", Data::Count(i)).unwrap();
+        let m = sb.get_timeout(WAIT).expect("a warm-up ping arrives");
+        assert_eq!(*m.data, Data::Count(i));
+        i += 1;
+    }
+    let big = "y".repeat(200 << 10);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let n_senders = senders.len();
+    for (who, ep) in senders.into_iter().enumerate() {
+        let (big, done_tx) = (big.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let mut next = 0u64;
+            let mut send = |big_one: bool| {
+                let mut v = vec![Data::Count(who as u64), Data::Count(next)];
+                if big_one {
+                    v.push(Data::from(big.as_str()));
+                }
+                ep.publish("/w/x", Data::Vector(v)).unwrap();
+                next += 1;
+            };
+            for round in 0..300u64 {
+                // Alone, after a pause shorter than a subscriber's spin...
+                std::thread::sleep(Duration::from_micros(20 + 10 * (round % 5)));
+                send(round % 40 == 3);
+                // ...and now and then a stream.
+                for _ in 0..(round % 11) * 3 {
+                    send(false);
+                }
+            }
+            // The endpoint lives on with the test until everything is read.
+            done_tx.send((next, ep)).unwrap();
+        });
+    }
+    let mut seen = vec![0u64; n_senders];
+    let mut finished = Vec::new();
+    let sent = |f: &Vec<(u64, Endpoint)>| f.iter().map(|(n, _)| n).sum::<u64>();
+    while finished.len() < n_senders || seen.iter().sum::<u64>() < sent(&finished) {
+        let m = sb
+            .get_timeout(WAIT)
+            .unwrap_or_else(|| panic!("per sender only {seen:?} arrived"));
+        let Data::Vector(v) = &*m.data else {
+            panic!("unexpected {:?}", m.data)
+        };
+        let (Data::Count(who), Data::Count(n)) = (&v[0], &v[1]) else {
+            panic!("unexpected {v:?}")
+        };
+        assert_eq!(*n, seen[*who as usize], "sender {who} out of order");
+        seen[*who as usize] += 1;
+        finished.extend(done.try_iter());
+    }
+    assert_eq!(seen.iter().sum::<u64>(), sent(&finished));
+    assert!(sb.get_timeout(Duration::from_millis(100)).is_none());
+    eprintln!(
+        "read while waiting: {}",
+        b.metrics().unwrap().read_while_waiting
+    );
+}
+
+#[test]
+fn a_waiting_subscriber_reads_sockets_itself_and_order_holds_over_tls() {
+    a_waiting_subscriber_reads_sockets_itself_and_order_holds(false);
+}
+
+#[test]
+fn a_waiting_subscriber_reads_sockets_itself_and_order_holds_over_tcp() {
+    a_waiting_subscriber_reads_sockets_itself_and_order_holds(true);
 }
 
 #[test]
@@ -365,6 +458,53 @@ fn wrong_magic_and_garbage_are_refused_and_others_still_served() {
     // The endpoint still peers with well-behaved endpoints.
     let a = plain_endpoint();
     a.peer("127.0.0.1", port, None).unwrap();
+}
+
+/// A peer that sends garbage after a good message, to an endpoint whose subscriber waits in
+/// `get` (so either its thread or the runtime's reader finds the bad frame): the good message
+/// arrives, the error is reported once, the peer is dropped, and the endpoint goes on.
+#[test]
+fn garbage_after_the_handshake_is_reported_once_whoever_reads_it() {
+    let b = plain_endpoint();
+    let sb = b.make_status_subscriber(true).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let data = b.make_subscriber(&["/g"], None).unwrap();
+    for round in 0..20u64 {
+        let (mut raw, me) = Raw::stuck_subscriber(port, "/nothing");
+        let good = Envelope {
+            sender: me,
+            receiver: EndpointId::NIL,
+            ttl: 16,
+            topic: broker::Topic::new("/g/x").unwrap(),
+            payload: Payload::Data(Data::Count(round)),
+        };
+        let mut out = BytesMut::new();
+        encode_frame(&mut out, |b| good.encode(b)).unwrap();
+        raw.send_raw(&out);
+        let m = data.get_timeout(WAIT).expect("the good message arrives");
+        assert_eq!(*m.data, Data::Count(round));
+        // The subscriber waits again (spinning) when the garbage comes.
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| data.get_timeout(Duration::from_millis(20)));
+            // (Within its spin: it is looking at the socket.)
+            std::thread::sleep(Duration::from_micros(30));
+            raw.send_raw(b"\x00\x00\x00\x08not good");
+            assert!(waiting.join().unwrap().is_none());
+        });
+        expect_error(&sb, ErrorCode::InvalidMessage);
+        expect_status(&sb, StatusCode::PeerLost);
+        // Exactly once.
+        let end = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < end {
+            if let Some(ev) = sb.get_timeout(Duration::from_millis(10)) {
+                assert!(
+                    !matches!(ev, StatusEvent::Error { .. }),
+                    "a second error: {ev:?}"
+                );
+            }
+        }
+    }
+    assert!(b.peers().is_empty());
 }
 
 #[test]

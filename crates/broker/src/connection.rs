@@ -15,11 +15,12 @@ use broker_wire::{
     PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION,
 };
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Cmd, MAX_BATCH};
+use crate::inbox::{Inbox, Tcp};
 use crate::spin::Activity;
 use crate::tls::Tls;
 use crate::{Configuration, Error};
@@ -339,7 +340,7 @@ async fn responder<S: Stream>(
 }
 
 /// Turns a decoded envelope into a router message, or says why the peer misbehaved.
-fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
+pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
     let Envelope {
         sender,
         receiver,
@@ -466,8 +467,10 @@ pub(crate) async fn establish(
     live: Arc<Live>,
 ) {
     let _ = tcp.set_nodelay(true);
+    let tcp = Tcp::new(tcp);
+    let straight = tcp.straight();
     let Some(tls) = tls.as_ref() else {
-        return run(tcp, addr, side, me, config, core, peered, live).await;
+        return run(tcp, straight, addr, side, me, config, core, peered, live).await;
     };
     let handshake = async {
         match side {
@@ -476,7 +479,7 @@ pub(crate) async fn establish(
         }
     };
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => run(stream, addr, side, me, config, core, peered, live).await,
+        Ok(Ok(stream)) => run(stream, straight, addr, side, me, config, core, peered, live).await,
         outcome => {
             let e = match outcome {
                 Ok(Err(e)) => e,
@@ -509,6 +512,7 @@ fn handshake_failed(
 #[allow(clippy::too_many_arguments)]
 async fn run<S: Stream>(
     stream: S,
+    straight: Arc<AtomicBool>,
     addr: SocketAddr,
     side: Side,
     me: EndpointId,
@@ -581,12 +585,25 @@ async fn run<S: Stream>(
         pipe,
         writer_rx,
         core.clone(),
-        LiveWriter::new(live),
+        LiveWriter::new(live.clone()),
     ));
-    let reason = read_loop(
-        read, buf, frames, kind, &core, &activity, peer, conn, &config,
-    )
-    .await;
+    let limits = Limits {
+        max_frame_len: config.max_frame_len,
+        ..Limits::default()
+    };
+    let inbox = Inbox::new(
+        Box::pin(read),
+        buf,
+        frames,
+        straight,
+        peer,
+        conn,
+        kind,
+        limits,
+    );
+    live.inboxes().push(inbox.clone());
+    let reason = inbox.read_loop(&core, &activity).await;
+    live.inboxes().retain(|i| !Arc::ptr_eq(i, &inbox));
     writer.abort();
     let _ = core.send(Cmd::Closed {
         peer,
@@ -603,6 +620,35 @@ async fn run<S: Stream>(
 pub(crate) struct Live {
     pub(crate) writers: AtomicUsize,
     pub(crate) activity: Arc<Activity>,
+    /// The connections' incoming sides, for subscribers' threads that read while they wait.
+    inboxes: Mutex<Vec<Arc<Inbox>>>,
+    /// Which of them such a thread looks at next.
+    turn: AtomicUsize,
+}
+
+impl Live {
+    /// Where an endpoint's connections meet; `activity` is its runtime's (see `spin`).
+    pub(crate) fn new(activity: Arc<Activity>) -> Live {
+        Live {
+            activity,
+            ..Live::default()
+        }
+    }
+
+    fn inboxes(&self) -> MutexGuard<'_, Vec<Arc<Inbox>>> {
+        self.inboxes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The next connection for a waiting subscriber's thread to read, in turn (none while
+    /// there are none or a connection is coming or going).
+    pub(crate) fn next_inbox(&self) -> Option<Arc<Inbox>> {
+        let inboxes = self.inboxes.try_lock().ok()?;
+        if inboxes.is_empty() {
+            return None;
+        }
+        let i = self.turn.fetch_add(1, Ordering::Relaxed) % inboxes.len();
+        Some(inboxes[i].clone())
+    }
 }
 
 /// Counts a connection's writer among the endpoint's live writers while it runs.
@@ -747,59 +793,9 @@ async fn write_loop(
     .await;
 }
 
-/// Reads until the connection ends; returns why, when it was not a clean close.
-#[allow(clippy::too_many_arguments)]
-async fn read_loop<S: Stream>(
-    mut r: ReadHalf<S>,
-    mut buf: BytesMut,
-    mut frames: FrameDecoder,
-    kind: PeerKind,
-    core: &mpsc::UnboundedSender<Cmd>,
-    activity: &Activity,
-    peer: EndpointId,
-    conn: u64,
-    config: &Configuration,
-) -> Option<String> {
-    let limits = Limits {
-        max_frame_len: config.max_frame_len,
-        ..Limits::default()
-    };
-    loop {
-        let mut msgs = Vec::new();
-        loop {
-            match frames.decode(&mut buf) {
-                Ok(Some(frame)) => match Envelope::decode(&frame, &limits)
-                    .map_err(|e| e.to_string())
-                    .and_then(|env| to_message(env, kind))
-                {
-                    Ok(m) => msgs.push(m),
-                    Err(e) => return Some(protocol_error(core, peer, msgs, conn, e)),
-                },
-                Ok(None) => break,
-                Err(e) => return Some(protocol_error(core, peer, msgs, conn, e.to_string())),
-            }
-        }
-        if !msgs.is_empty() {
-            let _ = core.send(Cmd::Incoming {
-                peer,
-                conn,
-                msgs: coalesce(msgs),
-                ack: None,
-            });
-            activity.hand_over();
-        }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
-        }
-        match r.read_buf(&mut buf).await {
-            Ok(0) => return None,
-            Ok(_) => {}
-            Err(e) => return Some(e.to_string()),
-        }
-    }
-}
-
-fn protocol_error(
+/// Hands the core what was decoded before a bad frame, reports the error to status
+/// subscribers and returns the reason the connection closes.
+pub(crate) fn protocol_error(
     core: &mpsc::UnboundedSender<Cmd>,
     peer: EndpointId,
     msgs: Vec<Message>,
@@ -812,6 +808,7 @@ fn protocol_error(
             conn,
             msgs,
             ack: None,
+            inbox: None,
         });
     }
     let message = format!("disconnecting a peer that sent an invalid message: {e}");

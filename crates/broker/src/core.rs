@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::Outbox;
+use crate::inbox::Inbox;
 use crate::queue::Queue;
 use crate::spin::Activity;
 use crate::store::StoreInbound;
@@ -93,6 +94,8 @@ pub(crate) enum Cmd {
         msgs: Vec<Message>,
         /// For an in-process peer: how to tell its core that these are processed.
         ack: Option<LocalAck>,
+        /// For a socket's reader task: its inbox, told when these are handled (see `inbox`).
+        inbox: Option<Arc<Inbox>>,
     },
     /// An in-process peering: messages go to `core` as they are, no serialization.
     LocalHandshaken {
@@ -234,6 +237,8 @@ pub(crate) struct Core {
     pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
     /// A shutdown has begun: no new publications.
     closing: bool,
+    /// Batches that waiting subscribers' threads read from sockets and routed themselves.
+    read_while_waiting: u64,
 }
 
 /// Publications closer together than this count as a stream: they go through the core's
@@ -308,6 +313,25 @@ impl Shared {
         None
     }
 
+    /// From a subscriber's thread that waits for messages: reads what `inbox`'s socket holds
+    /// and routes it at once, if the core is not busy (see `inbox`). Returns whether it found
+    /// messages.
+    pub(crate) fn read_now(&self, inbox: &Inbox) -> bool {
+        let Ok(mut core) = self.core.try_lock() else {
+            return false;
+        };
+        if core.closing || !core.pending.is_empty() {
+            return false;
+        }
+        if !inbox.read_now(&mut core) {
+            return false;
+        }
+        core.read_while_waiting += 1;
+        core.flush();
+        core.activity.touch();
+        true
+    }
+
     /// Counts a batch on its way through the channel until the guard is told it arrived or,
     /// dropped first, that it was never sent.
     pub(crate) fn in_channel(&self) -> InChannel<'_> {
@@ -353,6 +377,7 @@ impl Core {
             activity: Arc::default(),
             pending: std::collections::VecDeque::new(),
             closing: false,
+            read_while_waiting: 0,
         }
     }
 
@@ -613,7 +638,12 @@ impl Core {
         self.flush();
     }
 
-    fn handle(&mut self, cmd: Cmd) {
+    /// Where commands to this core go (none once it is gone).
+    pub(crate) fn sender(&self) -> Option<mpsc::UnboundedSender<Cmd>> {
+        self.me.as_ref().and_then(|me| me.upgrade())
+    }
+
+    pub(crate) fn handle(&mut self, cmd: Cmd) {
         let now = Instant::now();
         match cmd {
             Cmd::Subscribe { id, topics, queue } => {
@@ -717,7 +747,11 @@ impl Core {
                 conn,
                 msgs,
                 ack,
+                inbox,
             } => {
+                if let Some(inbox) = inbox {
+                    inbox.handled();
+                }
                 if let Some(LocalAck { core, in_flight }) = ack {
                     in_flight.fetch_sub(msgs.iter().map(Message::count).sum(), Ordering::AcqRel);
                     if let Some(tx) = core.upgrade() {
@@ -832,6 +866,7 @@ impl Core {
                     router: self.router.stats().clone(),
                     peers,
                     subscribers,
+                    read_while_waiting: self.read_while_waiting,
                 });
             }
             Cmd::Shutdown(_) => {}
@@ -1009,6 +1044,7 @@ impl Core {
                             conn: remote_conn,
                             msgs,
                             ack,
+                            inbox: None,
                         })
                         .is_err()
                     {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,6 +54,16 @@ struct Inner {
     /// Connection writers still running (a shutdown lets them finish) and the spinner's
     /// activity.
     live: Arc<Live>,
+}
+
+impl Inner {
+    /// For a subscriber's thread that waits: reads one connection's socket, in turn, and
+    /// routes what it holds (see `inbox`). Returns whether it found messages.
+    fn read_now(&self) -> bool {
+        self.live
+            .next_inbox()
+            .is_some_and(|inbox| self.shared.read_now(&inbox))
+    }
 }
 
 impl Drop for Inner {
@@ -174,10 +184,7 @@ impl Endpoint {
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         let core = Core::new(router).with_sender(&tx);
         let store_events = core.store_events_flag();
-        let live = Arc::new(Live {
-            writers: AtomicUsize::new(0),
-            activity: core.activity(),
-        });
+        let live = Arc::new(Live::new(core.activity()));
         handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
         let shared = Shared::new(core);
@@ -1009,17 +1016,24 @@ pub struct Subscriber {
 impl Subscriber {
     /// Waits for the next message (`None` once the endpoint shuts down).
     pub fn get(&self) -> Option<DataMessage> {
-        self.queue.take(1, None).pop()
+        self.queue
+            .take_reading(1, None, &|| self.endpoint.inner.read_now())
+            .pop()
     }
 
     /// Waits up to `timeout` for the next message.
     pub fn get_timeout(&self, timeout: Duration) -> Option<DataMessage> {
-        self.queue.take(1, deadline(Some(timeout))).pop()
+        self.queue
+            .take_reading(1, deadline(Some(timeout)), &|| {
+                self.endpoint.inner.read_now()
+            })
+            .pop()
     }
 
     /// Waits (up to `timeout`, if given) until a message is there, then takes up to `n`.
     pub fn get_n(&self, n: usize, timeout: Option<Duration>) -> Vec<DataMessage> {
-        self.queue.take(n, deadline(timeout))
+        self.queue
+            .take_reading(n, deadline(timeout), &|| self.endpoint.inner.read_now())
     }
 
     /// Everything pending, without waiting.

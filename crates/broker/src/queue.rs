@@ -132,8 +132,9 @@ impl<T> Queue<T> {
     /// Spins (yielding the processor between looks) until items are pending, the queue
     /// closes, the spin time is over or the deadline passes. A reader that spins briefly
     /// instead of sleeping at once answers in microseconds: waking a sleeping thread costs
-    /// tens of microseconds on virtual machines.
-    fn spin_for_items(&self, deadline: Option<Instant>) {
+    /// tens of microseconds on virtual machines. Between looks it calls `read`, which may
+    /// fetch items itself (see `inbox`); it yields the processor only when that found nothing.
+    fn spin_for_items(&self, deadline: Option<Instant>, read: &dyn Fn() -> bool) {
         if self.spin.is_zero() || self.wake.load(Ordering::Acquire) {
             return;
         }
@@ -146,14 +147,27 @@ impl<T> Queue<T> {
             if Instant::now() >= end {
                 return;
             }
-            std::thread::yield_now();
+            if !read() {
+                std::thread::yield_now();
+            }
         }
     }
 
     /// Takes up to `max` items, waiting until at least one is there, the deadline passes or
     /// the queue closes.
     pub(crate) fn take(&self, max: usize, deadline: Option<Instant>) -> Vec<T> {
-        self.spin_for_items(deadline);
+        self.take_reading(max, deadline, &|| false)
+    }
+
+    /// [`take`](Self::take), calling `read` between looks while it spins (see
+    /// [`spin_for_items`](Self::spin_for_items)).
+    pub(crate) fn take_reading(
+        &self,
+        max: usize,
+        deadline: Option<Instant>,
+        read: &dyn Fn() -> bool,
+    ) -> Vec<T> {
+        self.spin_for_items(deadline, read);
         let mut s = self.lock();
         loop {
             if !s.items.is_empty() || s.closed {

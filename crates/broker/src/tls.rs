@@ -9,7 +9,7 @@ use openssl::pkey::PKey;
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
 };
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_openssl::SslStream;
 
 use crate::{Configuration, Error, ErrorCode};
@@ -126,7 +126,11 @@ impl Tls {
         Ok(Some(Tls { context: b.build() }))
     }
 
-    async fn handshake(&self, tcp: TcpStream, accept: bool) -> Result<SslStream<TcpStream>, Error> {
+    async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        tcp: S,
+        accept: bool,
+    ) -> Result<SslStream<S>, Error> {
         let ssl = Ssl::new(&self.context).map_err(|e| tls_error("session", e))?;
         let mut stream = SslStream::new(ssl, tcp).map_err(|e| tls_error("stream", e))?;
         let result = if accept {
@@ -149,12 +153,18 @@ impl Tls {
     }
 
     /// Runs the server side of the TLS handshake.
-    pub(crate) async fn accept(&self, tcp: TcpStream) -> Result<SslStream<TcpStream>, Error> {
+    pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        tcp: S,
+    ) -> Result<SslStream<S>, Error> {
         self.handshake(tcp, true).await
     }
 
     /// Runs the client side of the TLS handshake.
-    pub(crate) async fn connect(&self, tcp: TcpStream) -> Result<SslStream<TcpStream>, Error> {
+    pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        tcp: S,
+    ) -> Result<SslStream<S>, Error> {
         self.handshake(tcp, false).await
     }
 }
@@ -162,7 +172,7 @@ impl Tls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A TLS context set up the way a default-configured Zeek (C++ Broker) sets up its own:
     /// anonymous ECDH with AES-256-CBC and SHA-1 only.

@@ -105,6 +105,9 @@ pub struct Metrics {
     pub peers: Vec<PeerMetrics>,
     /// Per local subscriber: (messages pending, messages dropped).
     pub subscribers: Vec<(usize, u64)>,
+    /// Batches of incoming messages that subscribers' threads, while waiting in `get`, read
+    /// from a socket and routed themselves instead of waiting for the endpoint's runtime.
+    pub read_while_waiting: u64,
 }
 
 impl Metrics {
@@ -144,6 +147,11 @@ impl Metrics {
                 "broker_overflow_dropped_total",
                 "Publications dropped by overflow policies.",
                 r.overflow_dropped,
+            ),
+            (
+                "broker_read_while_waiting_total",
+                "Batches of incoming messages read and routed by subscribers' threads while they waited.",
+                self.read_while_waiting,
             ),
         ] {
             let _ = writeln!(

@@ -1,0 +1,368 @@
+//! A connection's incoming side, shared by its reader task and by subscribers' threads that
+//! wait for messages.
+//!
+//! A subscriber that spins in `get` (see `Configuration::spin_wait`) reads the sockets of its
+//! endpoint itself, one connection per turn, and routes what it finds under the core's lock,
+//! as a publisher after a pause publishes straight out (see `core::Shared::publish_now`): a
+//! message then goes from the socket to the subscriber on one thread, without waiting for the
+//! runtime's thread to notice it and hand it over, which on a busy machine costs the
+//! processor's next turn. The reader task still does everything else (waits for data, takes
+//! bulk traffic, finds errors and the end of the stream).
+//!
+//! Order: both read the same buffer under the inbox's lock, and a subscriber's thread reads
+//! only while none of what the reader task handed the core is still in the core's channel.
+
+use std::future::Future;
+use std::io::{ErrorKind, Read};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use broker_routing::{Message, PeerKind};
+use broker_wire::{EndpointId, Envelope, FrameDecoder, Limits};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::connection::{coalesce, protocol_error, to_message};
+use crate::core::{Cmd, Core};
+use crate::spin::Activity;
+
+/// How much a subscriber's thread reads from one connection in one turn; a stream larger
+/// than that is the reader task's.
+const DIRECT_READ_MAX: usize = 64 * 1024;
+
+/// A TCP stream whose reads wait through tokio's readiness (the reader task) or, while its
+/// inbox reads straight, go to the socket at once (a subscriber's thread, which learns of
+/// data by looking, not by being woken).
+pub(crate) struct Tcp {
+    io: TcpStream,
+    straight: Arc<AtomicBool>,
+}
+
+impl Tcp {
+    /// Wraps `io`; reads go straight while `straight` is set.
+    pub(crate) fn new(io: TcpStream) -> Tcp {
+        Tcp {
+            io,
+            straight: Arc::default(),
+        }
+    }
+
+    /// The flag that sends reads straight to the socket (see [`Inbox::new`]).
+    pub(crate) fn straight(&self) -> Arc<AtomicBool> {
+        self.straight.clone()
+    }
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.straight.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        // A system call whatever tokio believes about the socket's readiness: its cached
+        // readiness only changes when the runtime's thread polls. Tokio finds out at its next
+        // read (nothing there: it waits for the next edge). The buffers read into here are
+        // initialized (see `Inbox::read_now`), so this zeroes nothing.
+        let sock = socket2::SockRef::from(&this.io);
+        match (&*sock).read(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// What the reader task and a subscriber's thread share (under the inbox's lock).
+struct State {
+    read: Pin<Box<dyn AsyncRead + Send>>,
+    buf: BytesMut,
+    frames: FrameDecoder,
+    /// The reader task's waker: woken when a subscriber's thread met the end of the stream or
+    /// an error, or left data behind.
+    waker: Option<Waker>,
+    /// How the connection ended, when a subscriber's thread found out: the reader task
+    /// returns it.
+    ended: Option<Option<String>>,
+    /// The reader task returned: nobody reads any more.
+    done: bool,
+}
+
+/// A connection's incoming side (see the module's documentation).
+pub(crate) struct Inbox {
+    state: Mutex<State>,
+    /// Batches the reader task sent the core that it has not handled yet.
+    in_channel: AtomicUsize,
+    straight: Arc<AtomicBool>,
+    peer: EndpointId,
+    conn: u64,
+    kind: PeerKind,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("peer", &self.peer)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one look at the buffer and the stream found.
+enum Turn {
+    /// Read until the socket had nothing more.
+    Drained,
+    /// Stopped with data possibly left (a subscriber's thread reads a bounded amount).
+    Stopped,
+    /// The stream ended (cleanly: `None`) or failed.
+    Ended(Option<String>),
+}
+
+impl Inbox {
+    /// The incoming side of connection `conn` to `peer`, reading from `read` after what
+    /// `buf` already holds; `straight` is the flag of the connection's [`Tcp`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        read: Pin<Box<dyn AsyncRead + Send>>,
+        buf: BytesMut,
+        frames: FrameDecoder,
+        straight: Arc<AtomicBool>,
+        peer: EndpointId,
+        conn: u64,
+        kind: PeerKind,
+        limits: Limits,
+    ) -> Arc<Inbox> {
+        Arc::new(Inbox {
+            state: Mutex::new(State {
+                read,
+                buf,
+                frames,
+                waker: None,
+                ended: None,
+                done: false,
+            }),
+            in_channel: AtomicUsize::new(0),
+            straight,
+            peer,
+            conn,
+            kind,
+            limits,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update under the lock leaves the buffer consistent (frames are taken whole).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The core handled a batch the reader task sent it.
+    pub(crate) fn handled(&self) {
+        self.in_channel.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Takes every complete frame out of the buffer.
+    fn decode(&self, st: &mut State, msgs: &mut Vec<Message>) -> Result<(), String> {
+        loop {
+            match st.frames.decode(&mut st.buf) {
+                Ok(Some(frame)) => {
+                    let env = Envelope::decode(&frame, &self.limits).map_err(|e| e.to_string())?;
+                    msgs.push(to_message(env, self.kind)?);
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// The reader task: reads and hands the core what arrives until the connection ends;
+    /// returns why, when it was not a clean close.
+    pub(crate) async fn read_loop(
+        self: &Arc<Self>,
+        core: &mpsc::UnboundedSender<Cmd>,
+        activity: &Activity,
+    ) -> Option<String> {
+        std::future::poll_fn(|cx| self.poll_reader(cx, core, activity)).await
+    }
+
+    fn poll_reader(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        core: &mpsc::UnboundedSender<Cmd>,
+        activity: &Activity,
+    ) -> Poll<Option<String>> {
+        let mut st = self.lock();
+        let end = self.poll_locked(&mut st, cx, core, activity);
+        if end.is_ready() {
+            // What is left in the buffer (after a bad frame) is nobody's to read.
+            st.done = true;
+        }
+        end
+    }
+
+    fn poll_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        cx: &mut Context<'_>,
+        core: &mpsc::UnboundedSender<Cmd>,
+        activity: &Activity,
+    ) -> Poll<Option<String>> {
+        if let Some(end) = st.ended.take() {
+            return Poll::Ready(end);
+        }
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        loop {
+            let mut msgs = Vec::new();
+            if let Err(e) = self.decode(st, &mut msgs) {
+                return Poll::Ready(Some(protocol_error(core, self.peer, msgs, self.conn, e)));
+            }
+            if !msgs.is_empty() {
+                // Counted before it is sent, under the lock: a subscriber's thread that finds
+                // the count at zero knows the core has everything read before.
+                self.in_channel.fetch_add(1, Ordering::SeqCst);
+                if core
+                    .send(Cmd::Incoming {
+                        peer: self.peer,
+                        conn: self.conn,
+                        msgs: coalesce(msgs),
+                        ack: None,
+                        inbox: Some(self.clone()),
+                    })
+                    .is_err()
+                {
+                    self.in_channel.fetch_sub(1, Ordering::SeqCst);
+                }
+                activity.hand_over();
+            }
+            if st.buf.capacity() - st.buf.len() < 4096 {
+                st.buf.reserve(64 * 1024);
+            }
+            // A read future holds nothing between polls: one made per poll loses nothing.
+            match pin!(st.read.read_buf(&mut st.buf)).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(e.to_string())),
+            }
+        }
+    }
+
+    /// From a subscriber's thread, with the core locked: reads what the socket holds (up to
+    /// [`DIRECT_READ_MAX`]) and has the core handle it. Returns whether it found messages.
+    /// Does nothing while the reader task holds the inbox or the core has yet to handle what
+    /// it sent.
+    pub(crate) fn read_now(&self, core: &mut Core) -> bool {
+        let Ok(mut guard) = self.state.try_lock() else {
+            return false;
+        };
+        let st = &mut *guard;
+        if st.done || st.ended.is_some() || self.in_channel.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let turn = self.read_straight(st);
+        let mut msgs = Vec::new();
+        let decoded = self.decode(st, &mut msgs);
+        let found = !msgs.is_empty();
+        match decoded {
+            Ok(()) => {
+                if found {
+                    core.handle(Cmd::Incoming {
+                        peer: self.peer,
+                        conn: self.conn,
+                        msgs: coalesce(msgs),
+                        ack: None,
+                        inbox: None,
+                    });
+                }
+                match turn {
+                    Turn::Drained => return found,
+                    Turn::Stopped => {}
+                    Turn::Ended(end) => st.ended = Some(end),
+                }
+            }
+            Err(e) => {
+                // The reader task reports it, as it reports its own (the messages before the
+                // bad frame still go to the core first, through its channel).
+                let sender = core.sender();
+                st.ended = Some(Some(match sender {
+                    Some(tx) => protocol_error(&tx, self.peer, msgs, self.conn, e),
+                    None => e,
+                }));
+            }
+        }
+        // Something for the reader task: the end of the stream, or data left behind.
+        if let Some(w) = &st.waker {
+            w.wake_by_ref();
+        }
+        found
+    }
+
+    /// Reads straight from the socket into the buffer.
+    fn read_straight(&self, st: &mut State) -> Turn {
+        let mut scratch = [0u8; 8192];
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut total = 0;
+        self.straight.store(true, Ordering::Relaxed);
+        let turn = loop {
+            if total >= DIRECT_READ_MAX {
+                break Turn::Stopped;
+            }
+            let mut rb = ReadBuf::new(&mut scratch);
+            match st.read.as_mut().poll_read(&mut cx, &mut rb) {
+                Poll::Pending => break Turn::Drained,
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => break Turn::Ended(None),
+                Poll::Ready(Ok(())) => {
+                    total += rb.filled().len();
+                    st.buf.extend_from_slice(rb.filled());
+                }
+                Poll::Ready(Err(e)) => break Turn::Ended(Some(e.to_string())),
+            }
+        };
+        self.straight.store(false, Ordering::Relaxed);
+        turn
+    }
+}
