@@ -325,8 +325,9 @@ impl Inbox {
                 }
             }
             Err(e) => {
-                // The reader task reports it, as it reports its own (the messages before the
-                // bad frame still go to the core first, through its channel).
+                // Reported as the reader task reports its own (the messages before the bad
+                // frame first, through the core's channel, then the error); the reader task
+                // then closes the connection with this reason.
                 let sender = core.sender();
                 st.ended = Some(Some(match sender {
                     Some(tx) => protocol_error(&tx, self.peer, msgs, self.conn, e),
@@ -334,7 +335,8 @@ impl Inbox {
                 }));
             }
         }
-        // Something for the reader task: the end of the stream, or data left behind.
+        // Something for the reader task: the end of the stream, or data left behind (the
+        // socket's readiness wakes it too, but a wake costs little and depends on nothing).
         if let Some(w) = &st.waker {
             w.wake_by_ref();
         }
