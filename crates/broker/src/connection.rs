@@ -601,9 +601,9 @@ async fn run<S: Stream>(
         kind,
         limits,
     );
-    live.inboxes().push(inbox.clone());
+    let listed = live.list(inbox.clone());
     let reason = inbox.read_loop(&core, &activity).await;
-    live.inboxes().retain(|i| !Arc::ptr_eq(i, &inbox));
+    drop(listed);
     writer.abort();
     let _ = core.send(Cmd::Closed {
         peer,
@@ -639,6 +639,13 @@ impl Live {
         self.inboxes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lists `inbox` for waiting subscribers until the guard drops (with its connection's
+    /// task, however that ends: an inbox left listed would keep its socket open).
+    fn list(&self, inbox: Arc<Inbox>) -> Listed<'_> {
+        self.inboxes().push(inbox.clone());
+        Listed { live: self, inbox }
+    }
+
     /// The next connection for a waiting subscriber's thread to read, in turn (none while
     /// there are none or a connection is coming or going).
     pub(crate) fn next_inbox(&self) -> Option<Arc<Inbox>> {
@@ -648,6 +655,18 @@ impl Live {
         }
         let i = self.turn.fetch_add(1, Ordering::Relaxed) % inboxes.len();
         Some(inboxes[i].clone())
+    }
+}
+
+/// See [`Live::list`].
+struct Listed<'a> {
+    live: &'a Live,
+    inbox: Arc<Inbox>,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.live.inboxes().retain(|i| !Arc::ptr_eq(i, &self.inbox));
     }
 }
 
