@@ -294,7 +294,7 @@ fn statuses_of_peering_unpeering_and_loss() {
     expect_status(&sb, StatusCode::PeerRemoved);
     expect_status(&sb, StatusCode::EndpointUnreachable);
 
-    // A loss is peer_lost.
+    // A shutdown says goodbye (BYE, as Broker's does): peer_removed.
     let c = endpoint();
     let sc = c.make_status_subscriber(true).unwrap();
     let pc = c.listen("127.0.0.1", 0).unwrap();
@@ -302,6 +302,16 @@ fn statuses_of_peering_unpeering_and_loss() {
     expect_status(&sc, StatusCode::PeerAdded);
     drop(sc);
     c.shutdown();
+    expect_status(&sa, StatusCode::PeerRemoved);
+
+    // A loss (the endpoint vanishes without a word, as a killed process does) is peer_lost.
+    let d = endpoint();
+    let sd = d.make_status_subscriber(true).unwrap();
+    let pd = d.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", pd, None).unwrap();
+    expect_status(&sd, StatusCode::PeerAdded);
+    drop(sd);
+    drop(d);
     expect_status(&sa, StatusCode::PeerLost);
 }
 
@@ -316,7 +326,8 @@ fn a_lost_peer_is_redialed() {
     expect_status(&sa, StatusCode::PeerAdded);
     b.shutdown();
     drop(b);
-    expect_status(&sa, StatusCode::PeerLost);
+    // A goodbye ends the peering, not the dialing: the address is dialed again.
+    expect_status(&sa, StatusCode::PeerRemoved);
     // A new endpoint on the same port: A finds it on its own.
     let b2 = endpoint();
     let end = Instant::now() + WAIT;
@@ -448,7 +459,13 @@ fn wrong_magic_and_garbage_are_refused_and_others_still_served() {
     let mut garbage = Raw::connect(port);
     garbage.recv();
     garbage.send_raw(b"\x00\x00\x00\x05hello, this is not broker");
-    expect_error(&sb, ErrorCode::InvalidHandshakeState);
+    // Broker's answer to a message it cannot read: invalid_message, with its text.
+    assert!(matches!(
+        garbage.recv(),
+        Some(Handshake::DropConn { code, description, .. })
+            if code == ErrorCode::InvalidMessage as u8 && &description[..] == b"invalid message type tag"
+    ));
+    expect_error(&sb, ErrorCode::InvalidMessage);
 
     let mut oversized = Raw::connect(port);
     oversized.recv();

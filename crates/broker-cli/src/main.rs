@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! broker node [--address 127.0.0.1] [--port 9999] [--peer HOST:PORT]... [--no-forward] [--ttl N]
+//!             [--subscribe TOPIC]... [--master-store NAME]... [--clone-store NAME]...
 //! broker publish TOPIC [VALUE...] --peer HOST:PORT     (values in broker-data's literal syntax;
 //!                                                       one per line from stdin when none given)
 //! broker subscribe TOPIC... --peer HOST:PORT           (prints `topic: value` lines)
@@ -21,7 +22,10 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use broker::{Configuration, Endpoint, StatusCode, StatusEvent};
+use broker::{
+    BackendOptions, BackendType, CloneOptions, Configuration, Endpoint, StatusCode, StatusEvent,
+    Subscriber,
+};
 use broker_data::Data;
 use clap::{Args, Parser, Subcommand};
 
@@ -112,6 +116,16 @@ enum Command {
         /// Serve Prometheus metrics on 127.0.0.1 at this port.
         #[arg(long)]
         metrics_port: Option<u16>,
+        /// Subscribe to these topic prefixes and print `topic: value` for every message that
+        /// arrives (repeatable), as `broker-node -t` subscribes.
+        #[arg(long = "subscribe", value_name = "TOPIC")]
+        subscribe: Vec<String>,
+        /// Attach an in-memory master for this store (repeatable).
+        #[arg(long = "master-store", value_name = "NAME")]
+        master_stores: Vec<String>,
+        /// Attach a clone of this store (repeatable).
+        #[arg(long = "clone-store", value_name = "NAME")]
+        clone_stores: Vec<String>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -119,8 +133,8 @@ enum Command {
     Publish {
         /// The topic.
         topic: String,
-        /// Values in the literal syntax (`42`, `+42`, `"text"`, `(1, 2)`, `10.0.0.0/8`, ...);
-        /// read one per line from stdin when none are given.
+        /// Values in the literal syntax (`42`, `+42`, `-42`, `"text"`, `(1, 2)`, `10.0.0.0/8`,
+        /// ...); read one per line from stdin when none are given.
         values: Vec<String>,
         /// The endpoint to publish through, HOST:PORT.
         #[arg(long)]
@@ -207,6 +221,9 @@ struct NodeOptions {
     no_forward: bool,
     ttl: Option<u16>,
     metrics_port: Option<u16>,
+    subscribe: Vec<String>,
+    master_stores: Vec<String>,
+    clone_stores: Vec<String>,
     connection: Connection,
 }
 
@@ -249,6 +266,25 @@ fn node(o: NodeOptions) -> Result<()> {
     let listen_retry = config.listen_retry;
     let ep = Endpoint::new(config)?;
     let statuses = ep.make_status_subscriber(true)?;
+    let mut stores = Vec::new();
+    for name in &o.master_stores {
+        stores.push(
+            ep.attach_master(name, BackendType::Memory, BackendOptions::default())
+                .with_context(|| format!("cannot attach a master for {name:?}"))?,
+        );
+    }
+    for name in &o.clone_stores {
+        stores.push(
+            ep.attach_clone(name, CloneOptions::default())
+                .with_context(|| format!("cannot attach a clone of {name:?}"))?,
+        );
+    }
+    let messages = if o.subscribe.is_empty() {
+        None
+    } else {
+        let topics: Vec<&str> = o.subscribe.iter().map(String::as_str).collect();
+        Some(ep.make_subscriber(&topics, Some(100_000))?)
+    };
     // A node keeps trying to listen (every listen_retry) until it can.
     let bound = ep.listen_with_retry(&address, port, listen_retry, Duration::MAX)?;
     println!("node {} listening on {address}:{bound}", ep.node_id());
@@ -263,6 +299,7 @@ fn node(o: NodeOptions) -> Result<()> {
             let _ = std::io::stdout().flush();
         }
     });
+    let receiver = messages.map(|sub| std::thread::spawn(move || print_messages(&sub)));
     signals.block_on(async {
         tokio::select! {
             _ = interrupt.recv() => {}
@@ -270,8 +307,29 @@ fn node(o: NodeOptions) -> Result<()> {
         }
     });
     println!("shutting down");
+    drop(stores);
     ep.shutdown();
     let _ = printer.join();
+    if let Some(r) = receiver {
+        let _ = r.join();
+    }
+    Ok(())
+}
+
+/// Prints `topic: value` (Broker's text format, strings as their raw bytes) for every message
+/// until the subscriber closes.
+fn print_messages(sub: &Subscriber) -> Result<()> {
+    while let Some(first) = sub.get() {
+        // Locked per batch, never while waiting: other threads print too.
+        let mut out = std::io::stdout().lock();
+        for m in std::iter::once(first).chain(sub.poll()) {
+            out.write_all(m.topic.as_bytes())?;
+            out.write_all(b": ")?;
+            out.write_all(&m.data.to_broker_text())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
     Ok(())
 }
 
@@ -292,6 +350,7 @@ fn publish(topic: String, values: Vec<String>, peer: String, connection: Connect
     } else {
         values
             .iter()
+            .map(|v| unmark(v))
             .map(|v| {
                 v.parse::<Data>()
                     .with_context(|| format!("bad value {v:?}"))
@@ -327,14 +386,39 @@ fn subscribe(topics: Vec<String>, peer: String, connection: Connection) -> Resul
     let sub = ep.make_subscriber(&refs, Some(100_000))?;
     ep.peer(&host, port, Some(Duration::from_secs(1)))
         .with_context(|| format!("cannot peer with {peer}"))?;
-    let mut out = std::io::stdout().lock();
-    while let Some(first) = sub.get() {
-        for m in std::iter::once(first).chain(sub.poll()) {
-            writeln!(out, "{}: {}", m.topic, m.data)?;
+    print_messages(&sub)
+}
+
+/// Marks an argument of `broker publish` that is a negative literal (`-5`, `-1.5`, `-1ns`,
+/// `-inf`), which clap would take for an option, so that it reaches the values as it is: no
+/// option of ours starts with a digit, a dot or `inf`/`nan`.
+const LITERAL_MARK: char = '\u{1}';
+
+fn protect_negative_literals(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut publishing = false;
+    args.map(|a| {
+        let Some(text) = a.to_str() else { return a };
+        if text == "publish" {
+            publishing = true;
         }
-        out.flush()?;
-    }
-    Ok(())
+        let rest = text.strip_prefix('-').unwrap_or("");
+        let literal = rest.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+            || rest.starts_with("inf")
+            || rest.starts_with("nan");
+        if publishing && literal {
+            format!("{LITERAL_MARK}{text}").into()
+        } else {
+            a
+        }
+    })
+    .collect()
+}
+
+/// A value argument as the user wrote it (see [`protect_negative_literals`]).
+fn unmark(v: &str) -> &str {
+    v.strip_prefix(LITERAL_MARK).unwrap_or(v)
 }
 
 fn main() -> Result<()> {
@@ -342,7 +426,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .init();
-    match Cli::parse().command {
+    match Cli::parse_from(protect_negative_literals(std::env::args_os())).command {
         Command::Node {
             address,
             port,
@@ -350,6 +434,9 @@ fn main() -> Result<()> {
             no_forward,
             ttl,
             metrics_port,
+            subscribe,
+            master_stores,
+            clone_stores,
             connection,
         } => node(NodeOptions {
             address,
@@ -358,6 +445,9 @@ fn main() -> Result<()> {
             no_forward,
             ttl,
             metrics_port,
+            subscribe,
+            master_stores,
+            clone_stores,
             connection,
         }),
         Command::Publish {

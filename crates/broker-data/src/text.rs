@@ -61,3 +61,53 @@ impl fmt::Display for Data {
         }
     }
 }
+
+impl Data {
+    /// Broker's text format as bytes, exactly as C++ Broker prints a value: like `Display`,
+    /// but strings and enum names are written as their raw bytes, whatever they hold
+    /// (`Display`, which must produce text, replaces bytes that are not UTF-8 with U+FFFD).
+    ///
+    /// ```
+    /// use broker_data::{ByteString, Data};
+    /// let v = Data::from(vec![Data::String(ByteString::from(&b"a\xffb"[..])), Data::Count(1)]);
+    /// assert_eq!(v.to_broker_text(), b"(a\xffb, 1)");
+    /// assert_eq!(v.to_string(), "(a\u{fffd}b, 1)");
+    /// ```
+    pub fn to_broker_text(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_broker_text(&mut out);
+        out
+    }
+
+    fn write_broker_text(&self, out: &mut Vec<u8>) {
+        fn seq<'a>(out: &mut Vec<u8>, open: u8, close: u8, items: impl Iterator<Item = &'a Data>) {
+            out.push(open);
+            for (i, x) in items.enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                x.write_broker_text(out);
+            }
+            out.push(close);
+        }
+        match self {
+            Data::String(s) => out.extend_from_slice(s.as_bytes()),
+            Data::EnumValue(e) => out.extend_from_slice(e.as_bytes()),
+            Data::Set(s) => seq(out, b'{', b'}', s.iter()),
+            Data::Vector(v) => seq(out, b'(', b')', v.iter()),
+            Data::Table(t) => {
+                out.push(b'{');
+                for (i, (k, v)) in t.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    k.write_broker_text(out);
+                    out.extend_from_slice(b" -> ");
+                    v.write_broker_text(out);
+                }
+                out.push(b'}');
+            }
+            scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        }
+    }
+}

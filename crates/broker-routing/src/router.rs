@@ -135,6 +135,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Publications from a plain Broker peer that came from inside our routed domain.
     pub reflected: u64,
+    /// Publications from a plain Broker peer heard through another of our endpoints (its
+    /// designated attachment) and so not injected here.
+    pub redundant: u64,
     /// Unicast publications for an endpoint we cannot reach.
     pub unroutable: u64,
     /// Publications dropped by overflow policies.
@@ -323,7 +326,18 @@ impl Router {
     /// The filter to announce to a plain Broker peer, in the handshake and routing updates:
     /// our subscriptions and forward topics, plus (when forwarding) every subscription we can
     /// reach through others.
+    ///
+    /// A Broker peer that another of our endpoints is the designated attachment of (it peers
+    /// with several) is announced nothing: it sends its messages there, and hears ours from
+    /// there, once.
     pub fn announced_filter(&self, peer: EndpointId) -> Vec<Topic> {
+        if self
+            .topology
+            .attachment(peer)
+            .is_some_and(|at| at != self.id)
+        {
+            return Vec::new();
+        }
         let mut topics: BTreeSet<Topic> = self.own_filter().into_iter().collect();
         topics.extend(self.forward_topics.iter().cloned());
         if self.config.forwarding {
@@ -449,6 +463,19 @@ impl Router {
         }
         self.refresh();
         self.schedule_refresh(now);
+    }
+
+    /// Tells the router which filter a plain Broker peer was sent in the handshake (computed
+    /// before [`add_peer`](Self::add_peer), so possibly older than what it would announce
+    /// now): if it differs, a routing update follows at once. Without this call the router
+    /// assumes the peer was told what it would announce at `add_peer`.
+    pub fn announced_in_handshake(&mut self, peer: EndpointId, filter: Vec<Topic>) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.kind == PeerKind::Broker {
+                p.announced = filter;
+                self.refresh();
+            }
+        }
     }
 
     /// A peering ended.
@@ -670,8 +697,24 @@ impl Router {
             self.stats.reflected += n;
             return;
         }
+        // A Broker peer attached to several of our endpoints is heard through one of them, its
+        // designated attachment; the others announce it nothing, so this is only what was on
+        // its way while the attachment changed. (Unicast to us comes straight from the peer
+        // whatever it was announced, and is always ours.)
+        if p.receiver.is_nil()
+            && self
+                .topology
+                .attachment(from)
+                .is_some_and(|at| at != self.id)
+        {
+            self.stats.redundant += n;
+            return;
+        }
+        // Injected as published here: our sequence numbers and a fresh hop limit (Broker
+        // resets it on every hop too).
         p.origin = self.id;
         p.seq = self.next_seq + 1;
+        p.ttl = self.config.ttl;
         self.next_seq += n;
         self.route(p, Some(from));
     }
@@ -1079,7 +1122,7 @@ impl Router {
         }
         if self.topology_dirty {
             self.topology_dirty = false;
-            self.topology = Topology::build(&self.lsdb);
+            self.topology = Topology::build(&self.lsdb, self.id);
             self.me = self.topology.index.get(&self.id).copied();
             self.branches.clear();
             self.decisions.clear();

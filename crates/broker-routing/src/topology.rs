@@ -21,6 +21,8 @@ pub(crate) struct Topology {
     transit: Vec<bool>,
     /// Filter prefix → nodes subscribed to it.
     pub(crate) filters: PrefixMap<Bitset>,
+    /// Each stub's designated attachment.
+    designated: FxHashMap<EndpointId, EndpointId>,
 }
 
 /// What one node needs of the shortest-path tree rooted at some origin: its children there,
@@ -31,9 +33,14 @@ pub(crate) struct Branches {
 }
 
 impl Topology {
-    /// Builds the graph. An edge between two routed endpoints exists only when both list each
-    /// other; a stub (plain Broker peer) hangs off every endpoint that lists it.
-    pub(crate) fn build(lsdb: &BTreeMap<EndpointId, LinkState>) -> Topology {
+    /// Builds the graph as `me` sees it. An edge between two routed endpoints exists only when
+    /// both list each other. A stub (plain Broker peer) hangs off one endpoint only, its
+    /// *designated attachment*: of the endpoints that list it and that `me` can reach, the
+    /// smallest id among those that forward (or, if none does, the smallest id). Every
+    /// endpoint of a connected part of the network picks the same one, so a C++ Broker node
+    /// peered with several broker-rs endpoints gets each message once and has each of its own
+    /// injected once (see `docs/routing.md`).
+    pub(crate) fn build(lsdb: &BTreeMap<EndpointId, LinkState>, me: EndpointId) -> Topology {
         let mut ids: Vec<EndpointId> = lsdb.keys().copied().collect();
         for ls in lsdb.values() {
             ids.extend(ls.stubs.iter().map(|(id, _)| *id));
@@ -65,14 +72,47 @@ impl Topology {
                     adj[a].push(index[nb]);
                 }
             }
+        }
+        // Which routed endpoints `me` reaches (stubs aside, through forwarding endpoints only,
+        // as messages travel), to pick attachments among them.
+        let mut reached = vec![false; n];
+        if let Some(&m) = index.get(&me) {
+            let mut queue = VecDeque::from([m]);
+            reached[m] = true;
+            while let Some(u) = queue.pop_front() {
+                if u != m && !transit[u] {
+                    continue;
+                }
+                for &v in &adj[u] {
+                    if !reached[v] {
+                        reached[v] = true;
+                        queue.push_back(v);
+                    }
+                }
+            }
+        }
+        let mut designated: FxHashMap<EndpointId, EndpointId> = FxHashMap::default();
+        for (origin, ls) in lsdb {
             for (stub, filter) in &ls.stubs {
                 let s = index[stub];
-                if !lsdb.contains_key(stub) {
-                    adj[a].push(s);
-                    adj[s].push(a);
-                }
                 add_filter(&mut filters, filter, s);
+                if lsdb.contains_key(stub) || !reached[index[origin]] {
+                    continue;
+                }
+                let better = |current: &EndpointId| {
+                    let key = |id: &EndpointId| (!transit[index[id]], *id);
+                    key(origin) < key(current)
+                };
+                let slot = designated.entry(*stub).or_insert(*origin);
+                if better(slot) {
+                    *slot = *origin;
+                }
             }
+        }
+        for (stub, at) in &designated {
+            let (s, a) = (index[stub], index[at]);
+            adj[a].push(s);
+            adj[s].push(a);
         }
         for list in &mut adj {
             list.sort_unstable();
@@ -84,7 +124,13 @@ impl Topology {
             adj,
             transit,
             filters,
+            designated,
         }
+    }
+
+    /// The designated attachment of stub `stub` (see [`build`](Self::build)), if it has one.
+    pub(crate) fn attachment(&self, stub: EndpointId) -> Option<EndpointId> {
+        self.designated.get(&stub).copied()
     }
 
     /// Breadth-first parents from `root`, expanding only the root and transit nodes, visiting

@@ -226,8 +226,14 @@ fn messages_from_plain_broker_peers_are_delivered_and_forwarded() {
     let fwd: Vec<Message> = std::iter::from_fn(|| r.poll_transmit_for(id(3))).collect();
     match &fwd[..] {
         [Message::Publication(p)] => {
+            // The router keeps the publisher; on the wire to a Broker peer the facade writes
+            // itself as the last hop (and Broker's TTL).
             assert_eq!(p.sender, id(2), "the original sender is kept");
-            assert_eq!(p.ttl, 4, "one hop less");
+            assert_eq!(
+                p.ttl,
+                Config::default().ttl - 1,
+                "injected with a fresh hop limit, as Broker does, then one hop less"
+            );
         }
         other => panic!("expected one forwarded publication, got {other:?}"),
     }
@@ -494,4 +500,171 @@ fn a_batch_from_a_plain_broker_peer_gets_consecutive_sequence_numbers() {
     assert_eq!(queued(&mut r, id(3)), [0, 1, 2]);
     assert!(queued(&mut r, id(2)).is_empty(), "not sent back");
     assert_eq!(r.stats().received, 3);
+}
+
+/// Routers 1 and 2, peered with each other (routed) and both with plain Broker peer 5, with
+/// link states exchanged until quiet. Router 2 subscribes to `/t`; peer 5 to `/t` too.
+fn multi_homed() -> (Router, Router, Vec<Message>, Vec<Message>) {
+    let now = Instant::now();
+    let (mut r1, mut r2) = (
+        Router::new(id(1), 1, Config::default()),
+        Router::new(id(2), 1, Config::default()),
+    );
+    r2.subscribe(9, topic("/t"));
+    r1.add_peer(now, id(2), PeerKind::Routed, vec![]);
+    r2.add_peer(now, id(1), PeerKind::Routed, vec![]);
+    r1.add_peer(now, id(5), PeerKind::Broker, vec![topic("/t")]);
+    r2.add_peer(now, id(5), PeerKind::Broker, vec![topic("/t")]);
+    let (mut to5_from1, mut to5_from2) = (Vec::new(), Vec::new());
+    loop {
+        let mut moved = false;
+        while let Some((to, m)) = r1.poll_transmit() {
+            moved = true;
+            match to.as_bytes()[0] {
+                2 => r2.handle_message(now, id(1), m),
+                _ => to5_from1.push(m),
+            }
+        }
+        while let Some((to, m)) = r2.poll_transmit() {
+            moved = true;
+            match to.as_bytes()[0] {
+                1 => r1.handle_message(now, id(2), m),
+                _ => to5_from2.push(m),
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    events(&mut r1);
+    events(&mut r2);
+    (r1, r2, to5_from1, to5_from2)
+}
+
+fn last_update(msgs: &[Message]) -> Option<Vec<Topic>> {
+    msgs.iter().rev().find_map(|m| match m {
+        Message::RoutingUpdate(f) => Some(f.to_vec()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_broker_peer_of_several_endpoints_is_heard_and_served_through_one() {
+    let now = Instant::now();
+    let (mut r1, mut r2, to5_from1, to5_from2) = multi_homed();
+    // Endpoint 1 (the smaller id) is the designated attachment: it announces what is
+    // reachable through it; endpoint 2 ends up announcing nothing.
+    assert!(last_update(&to5_from1).is_some_and(|f| f.contains(&topic("/t"))));
+    assert_eq!(last_update(&to5_from2), Some(vec![]));
+    assert!(r1.announced_filter(id(5)).contains(&topic("/t")));
+    assert!(r2.announced_filter(id(5)).is_empty());
+
+    // A publication of 5's heard at 2 anyway (on its way while things changed) is dropped and
+    // counted; heard at 1 it is injected and reaches 2's subscriber once.
+    let from5 = |n| {
+        Message::Publication(broker_routing::Publication {
+            sender: id(5),
+            receiver: EndpointId::NIL,
+            origin: EndpointId::NIL,
+            seq: 0,
+            ttl: 16,
+            topic: topic("/t/x"),
+            content: data(n),
+        })
+    };
+    r2.handle_message(now, id(5), from5(1));
+    assert!(!events(&mut r2)
+        .iter()
+        .any(|e| matches!(e, Event::Deliver { .. })));
+    assert_eq!(r2.stats().redundant, 1);
+    r1.handle_message(now, id(5), from5(2));
+    let (to, m) = r1.poll_transmit().expect("routed on to 2");
+    assert_eq!(to, id(2));
+    assert!(
+        r1.poll_transmit().is_none(),
+        "and nowhere else, not back to 5"
+    );
+    r2.handle_message(now, id(1), m);
+    let delivered: Vec<u64> = events(&mut r2)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Deliver { publication, .. } => Some(counts(&publication.content)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(delivered, [2]);
+    assert!(r2.poll_transmit().is_none(), "2 sends nothing to 5");
+
+    // What 2 publishes reaches 5 once, through 1.
+    r2.publish(now, topic("/t/y"), data(3));
+    let mut to5 = Vec::new();
+    while let Some((to, m)) = r2.poll_transmit() {
+        assert_eq!(to, id(1), "2 leaves 5 to 1");
+        r1.handle_message(now, id(2), m);
+    }
+    while let Some((to, m)) = r1.poll_transmit() {
+        assert_eq!(to, id(5));
+        to5.push(m);
+    }
+    assert_eq!(to5.len(), 1);
+
+    // Unicast to 2 comes straight from 5 (Broker sends it to the receiver itself): delivered.
+    r2.handle_message(
+        now,
+        id(5),
+        Message::Publication(broker_routing::Publication {
+            receiver: id(2),
+            ..match from5(4) {
+                Message::Publication(p) => p,
+                _ => unreachable!(),
+            }
+        }),
+    );
+    assert!(events(&mut r2)
+        .iter()
+        .any(|e| matches!(e, Event::Deliver { .. })));
+
+    // When 1 loses 5, 2 takes over: it announces again and hears 5 itself.
+    r1.remove_peer(now, id(5), PeerLoss::Lost("cut".into()));
+    while let Some((to, m)) = r1.poll_transmit() {
+        if to == id(2) {
+            r2.handle_message(now, id(1), m);
+        }
+    }
+    let mut to5 = Vec::new();
+    while let Some((to, m)) = r2.poll_transmit() {
+        if to == id(5) {
+            to5.push(m);
+        }
+    }
+    assert!(last_update(&to5).is_some_and(|f| f.contains(&topic("/t"))));
+    events(&mut r2);
+    r2.handle_message(now, id(5), from5(5));
+    assert!(events(&mut r2)
+        .iter()
+        .any(|e| matches!(e, Event::Deliver { .. })));
+}
+
+#[test]
+fn a_filter_older_than_the_peering_is_brought_up_to_date_at_once() {
+    // The handshake sent the peer an empty filter; by the time the peer is added we subscribe
+    // to /t: an update follows at once, and only then.
+    let now = Instant::now();
+    let mut r = Router::new(id(1), 1, Config::default());
+    r.subscribe(9, topic("/t"));
+    r.add_peer(now, id(2), PeerKind::Broker, vec![]);
+    assert!(
+        r.poll_transmit_for(id(2)).is_none(),
+        "nothing while nothing changed"
+    );
+    r.announced_in_handshake(id(2), vec![]);
+    match r.poll_transmit_for(id(2)) {
+        Some(Message::RoutingUpdate(f)) => assert_eq!(f[..], [topic("/t")]),
+        other => panic!("expected a routing update, got {other:?}"),
+    }
+    // A handshake that already carried the current filter needs none.
+    r.add_peer(now, id(3), PeerKind::Broker, vec![]);
+    r.announced_in_handshake(id(3), vec![topic("/t")]);
+    assert!(r.poll_transmit_for(id(3)).is_none());
 }

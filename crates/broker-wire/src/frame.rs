@@ -25,6 +25,9 @@ pub fn encode_frame(out: &mut BytesMut, body: impl FnOnce(&mut BytesMut)) -> Res
     Ok(())
 }
 
+/// The most a decoder reserves ahead of the bytes that have arrived.
+const MAX_RESERVE: usize = 64 * 1024;
+
 /// Splits length-prefixed frames off a growing buffer, refusing frames over a size limit
 /// before buffering them.
 #[derive(Debug, Clone)]
@@ -65,7 +68,9 @@ impl FrameDecoder {
             });
         }
         if buf.len() < 4 + len {
-            buf.reserve(4 + len - buf.len());
+            // Room for what is missing, but never more than a read's worth at a time: a
+            // declared length is only a claim, and memory grows with the bytes that arrive.
+            buf.reserve((4 + len - buf.len()).min(MAX_RESERVE));
             return Ok(None);
         }
         buf.advance(4);
@@ -76,5 +81,36 @@ impl FrameDecoder {
 impl Default for FrameDecoder {
     fn default() -> Self {
         FrameDecoder::new(crate::Limits::default().max_frame_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declared_length_reserves_no_more_than_a_read_ahead() {
+        let mut dec = FrameDecoder::new(16 << 20);
+        // A header announcing 16 MiB, and a little of the body.
+        let mut buf = BytesMut::new();
+        buf.put_u32(16 << 20);
+        buf.put_slice(&[7; 1000]);
+        assert_eq!(dec.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() <= 4 + 1000 + MAX_RESERVE,
+            "reserved {} bytes for 1,004 that arrived",
+            buf.capacity()
+        );
+        // The frame still arrives whole as its bytes come in.
+        let mut rest = vec![7u8; (16 << 20) - 1000];
+        while !rest.is_empty() {
+            let n = rest.len().min(100_000);
+            buf.put_slice(&rest[..n]);
+            rest.drain(..n);
+            if !rest.is_empty() {
+                assert_eq!(dec.decode(&mut buf).unwrap(), None);
+            }
+        }
+        assert_eq!(dec.decode(&mut buf).unwrap().unwrap().len(), 16 << 20);
     }
 }

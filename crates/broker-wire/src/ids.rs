@@ -37,6 +37,54 @@ impl EndpointId {
     pub fn is_nil(&self) -> bool {
         self.0 == [0; 16]
     }
+
+    /// A broker-rs endpoint's id made from 16 random bytes: a version-4 UUID whose last six
+    /// bytes check the first ten. Broker's ids are version-5 UUIDs (CAF's `uuid::random`), so
+    /// none is ever taken for ours; a random version-4 id from some other tool passes the
+    /// 48-bit check once in 2^48. The id is how a broker-rs endpoint proves in Broker's own
+    /// handshake, whose messages stay byte for byte Broker's, that it speaks the routing
+    /// extension (see `docs/protocol.md`, "Version 2"). It stays a UUID that Broker's parser
+    /// accepts (versions 1 to 5), since C++ Broker prints ids into statuses and reads them
+    /// back.
+    ///
+    /// ```
+    /// use broker_wire::EndpointId;
+    /// let id = EndpointId::broker_rs([0x5a; 16]);
+    /// assert!(id.is_broker_rs());
+    /// assert_eq!(id.as_bytes()[6] >> 4, 4, "a version-4 UUID");
+    /// // Other bytes, or the same id with one bit changed, are not one.
+    /// assert!(!EndpointId::from_bytes([0x5a; 16]).is_broker_rs());
+    /// let mut bytes = *id.as_bytes();
+    /// bytes[0] ^= 1;
+    /// assert!(!EndpointId::from_bytes(bytes).is_broker_rs());
+    /// ```
+    pub fn broker_rs(random: [u8; 16]) -> Self {
+        let mut b = random;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let check = broker_rs_check(&b);
+        b[10..].copy_from_slice(&check);
+        EndpointId(b)
+    }
+
+    /// Whether this id was made by [`broker_rs`](Self::broker_rs): the mark of an endpoint
+    /// that speaks the routing extension.
+    pub fn is_broker_rs(&self) -> bool {
+        let b = &self.0;
+        b[6] >> 4 == 4 && b[8] >> 6 == 0b10 && b[10..] == broker_rs_check(b)
+    }
+}
+
+/// The check of a broker-rs id: 48 bits of FNV-1a (64-bit) over its first ten bytes, keyed
+/// with "broker-rs".
+fn broker_rs_check(b: &[u8; 16]) -> [u8; 6] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b[..10].iter().chain(b"broker-rs") {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let bytes = h.to_be_bytes();
+    [bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]
 }
 
 /// The UUID text form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, as Broker prints ids.

@@ -10,16 +10,14 @@ use std::task::{Context, Poll, Waker};
 
 use broker_data::Data;
 use broker_routing::{Content, Message, PeerKind, Publication};
-use broker_wire::{
-    EndpointId, Envelope, ErrorCode, FrameDecoder, Handshake, Limits, Payload, Topic, MAGIC,
-    PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION,
-};
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use broker_wire::{EndpointId, Envelope, ErrorCode, FrameDecoder, Limits, Payload, Topic};
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Cmd, MAX_BATCH};
+use crate::handshake::{self, Announce, Claims, Framed, Peered, Refused, Side, Stream};
 use crate::inbox::{Inbox, Tcp};
 use crate::spin::Activity;
 use crate::tls::Tls;
@@ -35,308 +33,13 @@ pub(crate) fn next_conn_id() -> u64 {
 /// Chunks a connection's writer holds before the core keeps messages in the router's buffer.
 const WRITER_CHUNKS: usize = 8;
 
-/// Which side of the TCP connection we are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    /// We accepted it (we send the probe).
-    Acceptor,
-    /// We dialed it.
-    Connector,
-}
-
-/// What a connection runs over: TCP or TLS over TCP.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
-
-struct Framed<S> {
-    stream: S,
-    buf: BytesMut,
-    frames: FrameDecoder,
-}
-
-impl<S: Stream> Framed<S> {
-    async fn send(&mut self, h: &Handshake) -> Result<(), Error> {
-        let mut out = BytesMut::new();
-        let _ = broker_wire::encode_frame(&mut out, |b| h.encode(b));
-        self.stream
-            .write_all(&out)
-            .await
-            .map_err(|e| io_error(ErrorCode::PeerUnavailable, e))
+/// The handshake asks the core for the filter to announce.
+impl Announce for mpsc::UnboundedSender<Cmd> {
+    fn filter_for(&self, peer: EndpointId) -> impl std::future::Future<Output = Vec<Topic>> + Send {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.send(Cmd::AnnouncedFilter { peer, reply: tx });
+        async move { rx.await.unwrap_or_default() }
     }
-
-    async fn recv(&mut self) -> Result<Handshake, Error> {
-        loop {
-            match self.frames.decode(&mut self.buf) {
-                Ok(Some(frame)) => {
-                    return Handshake::decode(&frame).map_err(|e| {
-                        Error::new(
-                            ErrorCode::InvalidHandshakeState,
-                            format!("bad handshake message: {e}"),
-                        )
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorCode::InvalidMessage,
-                        format!("bad frame: {e}"),
-                    ))
-                }
-            }
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| io_error(ErrorCode::PeerDisconnectDuringHandshake, e))?;
-            if n == 0 {
-                return Err(Error::new(
-                    ErrorCode::PeerDisconnectDuringHandshake,
-                    "peer closed the connection during the handshake",
-                ));
-            }
-        }
-    }
-
-    /// The next handshake message, if `pick` accepts it (it hands any other back). The peer's
-    /// drop_conn becomes its error; any other message is `unexpected_handshake_message`.
-    async fn expect<T>(
-        &mut self,
-        what: &str,
-        pick: impl FnOnce(Handshake) -> Result<T, Handshake>,
-    ) -> Result<T, Error> {
-        match pick(self.recv().await?) {
-            Ok(t) => Ok(t),
-            Err(Handshake::DropConn {
-                code, description, ..
-            }) => Err(drop_conn_error(code, &description)),
-            Err(other) => Err(Error::new(
-                ErrorCode::UnexpectedHandshakeMessage,
-                format!("expected {what}, got {:?}", other.message_type()),
-            )),
-        }
-    }
-
-    async fn refuse(&mut self, me: EndpointId, err: Error) -> Error {
-        let _ = self
-            .send(&Handshake::DropConn {
-                magic: MAGIC,
-                sender: me,
-                code: err.code as u8,
-                description: Bytes::from(err.message.clone()),
-            })
-            .await;
-        err
-    }
-}
-
-fn io_error(code: ErrorCode, e: std::io::Error) -> Error {
-    Error::new(code, e.to_string())
-}
-
-fn drop_conn_error(code: u8, description: &[u8]) -> Error {
-    let code = ErrorCode::from_u8(code).unwrap_or(ErrorCode::Unspecified);
-    Error::new(
-        code,
-        format!("peer refused: {}", String::from_utf8_lossy(description)),
-    )
-}
-
-/// Picks the version from the peer's range: 2 when both speak it, else 1.
-fn select_version(min: u8, max: u8) -> Option<u8> {
-    [ROUTED_PROTOCOL_VERSION, PROTOCOL_VERSION]
-        .into_iter()
-        .find(|v| (min..=max).contains(v))
-}
-
-fn kind_of(version: u8) -> PeerKind {
-    if version >= ROUTED_PROTOCOL_VERSION {
-        PeerKind::Routed
-    } else {
-        PeerKind::Broker
-    }
-}
-
-fn check_magic(magic: u32) -> Result<(), Error> {
-    if magic == MAGIC {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorCode::WrongMagicNumber,
-            format!("wrong magic number {magic:#x}"),
-        ))
-    }
-}
-
-async fn filter_for(core: &mpsc::UnboundedSender<Cmd>, peer: EndpointId) -> Vec<Topic> {
-    let (tx, rx) = oneshot::channel();
-    let _ = core.send(Cmd::AnnouncedFilter { peer, reply: tx });
-    rx.await.unwrap_or_default()
-}
-
-/// Runs Broker's handshake. Returns the peer's id, the agreed version and the peer's filter.
-async fn handshake<S: Stream>(
-    f: &mut Framed<S>,
-    me: EndpointId,
-    side: Side,
-    core: &mpsc::UnboundedSender<Cmd>,
-) -> Result<(EndpointId, u8, Vec<Topic>), Error> {
-    let ours = Handshake::hello(me, PROTOCOL_VERSION, ROUTED_PROTOCOL_VERSION);
-    // Who is the originator: the side with the smaller id.
-    let (peer, peer_range) = match side {
-        Side::Acceptor => {
-            f.send(&Handshake::probe()).await?;
-            let hello = f
-                .expect("hello", |h| match h {
-                    Handshake::Hello {
-                        magic,
-                        sender,
-                        min_version,
-                        max_version,
-                    } => Ok((magic, sender, min_version, max_version)),
-                    other => Err(other),
-                })
-                .await;
-            let (magic, sender, min_version, max_version) = match hello {
-                Ok(h) => h,
-                Err(e) if e.code == ErrorCode::UnexpectedHandshakeMessage => {
-                    return Err(f.refuse(me, e).await)
-                }
-                Err(e) => return Err(e),
-            };
-            if let Err(e) = check_magic(magic) {
-                return Err(f.refuse(me, e).await);
-            }
-            if sender > me {
-                // We are the originator; the connector waits for our version_select.
-                (sender, Some((min_version, max_version)))
-            } else {
-                f.send(&ours).await?;
-                (sender, None)
-            }
-        }
-        Side::Connector => {
-            let magic = f
-                .expect("probe", |h| match h {
-                    Handshake::Probe { magic } => Ok(magic),
-                    other => Err(other),
-                })
-                .await?;
-            check_magic(magic)?;
-            f.send(&ours).await?;
-            // The acceptor answers with its hello (we originate) or, when its id is smaller,
-            // with its version_select (it originates).
-            let answer = f
-                .expect("hello or version_select", |h| match h {
-                    Handshake::Hello { .. } | Handshake::VersionSelect { .. } => Ok(h),
-                    other => Err(other),
-                })
-                .await?;
-            match answer {
-                Handshake::Hello {
-                    magic,
-                    sender,
-                    min_version,
-                    max_version,
-                } => {
-                    check_magic(magic)?;
-                    (sender, Some((min_version, max_version)))
-                }
-                Handshake::VersionSelect {
-                    magic,
-                    sender,
-                    version,
-                } => {
-                    check_magic(magic)?;
-                    return responder(f, me, sender, version, core).await;
-                }
-                _ => unreachable!("expect() only lets hello and version_select through"),
-            }
-        }
-    };
-    if peer == me {
-        return Err(f
-            .refuse(
-                me,
-                Error::new(
-                    ErrorCode::InvalidPeeringRequest,
-                    "refusing to peer with myself",
-                ),
-            )
-            .await);
-    }
-    match peer_range {
-        // We originate: choose the version, send our filter, await theirs, acknowledge.
-        Some((min, max)) => {
-            let Some(version) = select_version(min, max) else {
-                let e = Error::new(
-                    ErrorCode::PeerIncompatible,
-                    format!("peer speaks versions {min}..={max}, we speak 1..=2"),
-                );
-                return Err(f.refuse(me, e).await);
-            };
-            f.send(&Handshake::VersionSelect {
-                magic: MAGIC,
-                sender: me,
-                version,
-            })
-            .await?;
-            let filter = filter_for(core, peer).await;
-            f.send(&Handshake::OriginatorSyn { filter }).await?;
-            let theirs = f
-                .expect("responder_syn_ack", |h| match h {
-                    Handshake::ResponderSynAck { filter } => Ok(filter),
-                    other => Err(other),
-                })
-                .await?;
-            f.send(&Handshake::OriginatorAck).await?;
-            Ok((peer, version, theirs))
-        }
-        // The peer originates: wait for its version_select.
-        None => {
-            let (magic, sender, version) = f
-                .expect("version_select", |h| match h {
-                    Handshake::VersionSelect {
-                        magic,
-                        sender,
-                        version,
-                    } => Ok((magic, sender, version)),
-                    other => Err(other),
-                })
-                .await?;
-            check_magic(magic)?;
-            responder(f, me, sender, version, core).await
-        }
-    }
-}
-
-async fn responder<S: Stream>(
-    f: &mut Framed<S>,
-    me: EndpointId,
-    peer: EndpointId,
-    version: u8,
-    core: &mpsc::UnboundedSender<Cmd>,
-) -> Result<(EndpointId, u8, Vec<Topic>), Error> {
-    if !(PROTOCOL_VERSION..=ROUTED_PROTOCOL_VERSION).contains(&version) {
-        let e = Error::new(
-            ErrorCode::PeerIncompatible,
-            format!("peer selected unsupported version {version}"),
-        );
-        return Err(f.refuse(me, e).await);
-    }
-    let theirs = f
-        .expect("originator_syn", |h| match h {
-            Handshake::OriginatorSyn { filter } => Ok(filter),
-            other => Err(other),
-        })
-        .await?;
-    let filter = filter_for(core, peer).await;
-    f.send(&Handshake::ResponderSynAck { filter }).await?;
-    f.expect("originator_ack", |h| match h {
-        Handshake::OriginatorAck => Ok(()),
-        other => Err(other),
-    })
-    .await?;
-    Ok((peer, version, theirs))
 }
 
 /// Turns a decoded envelope into a router message, or says why the peer misbehaved.
@@ -463,7 +166,7 @@ pub(crate) async fn establish(
     config: Arc<Configuration>,
     core: mpsc::UnboundedSender<Cmd>,
     tls: Arc<Option<Tls>>,
-    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
     live: Arc<Live>,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -494,7 +197,7 @@ pub(crate) async fn establish(
 fn handshake_failed(
     core: &mpsc::UnboundedSender<Cmd>,
     addr: SocketAddr,
-    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
     e: Error,
 ) {
     let _ = core.send(Cmd::ConnectionError {
@@ -504,7 +207,7 @@ fn handshake_failed(
         message: e.message.clone(),
     });
     if let Some(tx) = peered {
-        let _ = tx.send(Err(e));
+        let _ = tx.send(Err(Refused::Failed(e)));
     }
 }
 
@@ -518,29 +221,44 @@ async fn run<S: Stream>(
     me: EndpointId,
     config: Arc<Configuration>,
     core: mpsc::UnboundedSender<Cmd>,
-    peered: Option<oneshot::Sender<Result<EndpointId, Error>>>,
+    peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
     live: Arc<Live>,
 ) {
-    let mut f = Framed {
-        stream,
-        buf: BytesMut::with_capacity(64 * 1024),
-        frames: FrameDecoder::new(config.max_frame_len),
+    let mut f = Framed::new(stream);
+    let conn = next_conn_id();
+    let cx = handshake::Context {
+        me,
+        side,
+        conn,
+        claims: &live.claims,
+        announce: &core,
     };
-    let outcome =
-        tokio::time::timeout(config.handshake_timeout, handshake(&mut f, me, side, &core)).await;
-    let result = match outcome {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(ErrorCode::PeerTimeout, "handshake timed out")),
-    };
-    let (peer, version, filter) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            handshake_failed(&core, addr, peered, e);
+    let outcome = tokio::time::timeout(config.handshake_timeout, handshake::handshake(&mut f, &cx))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Refused::Failed(Error::new(
+                ErrorCode::PeerTimeout,
+                "handshake timed out",
+            )))
+        });
+    let Peered {
+        peer,
+        kind,
+        filter,
+        announced,
+        claim,
+    } = match outcome {
+        Ok(p) => p,
+        Err(Refused::Failed(e)) => return handshake_failed(&core, addr, peered, e),
+        Err(Refused::Redundant(peer)) => {
+            // Another connection carries this peering: not an error (Broker reports none).
+            tracing::debug!(%peer, %addr, "dropped a redundant connection");
+            if let Some(tx) = peered {
+                let _ = tx.send(Err(Refused::Redundant(peer)));
+            }
             return;
         }
     };
-    let kind = kind_of(version);
-    let conn = next_conn_id();
     let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
     let (reply_tx, reply_rx) = oneshot::channel();
     // The stream splits only once the core took the peer: a refusal still goes out on it.
@@ -549,6 +267,7 @@ async fn run<S: Stream>(
         peer,
         kind,
         filter,
+        announced,
         addr,
         outbound: side == Side::Connector,
         conn,
@@ -561,10 +280,10 @@ async fn run<S: Stream>(
     match reply_rx.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            // Refused by the core (e.g. a redundant connection): tell the peer why.
-            let e = f.refuse(me, e).await;
+            // Refused by the core (e.g. shutting down): the connection ends.
+            tracing::debug!(%peer, error = %e, "the core refused a peer");
             if let Some(tx) = peered {
-                let _ = tx.send(Err(e));
+                let _ = tx.send(Err(Refused::Failed(e)));
             }
             return;
         }
@@ -576,7 +295,7 @@ async fn run<S: Stream>(
     let Framed {
         stream,
         buf,
-        frames,
+        frames: _,
     } = f;
     let (read, write) = tokio::io::split(stream);
     *pipe.sink() = Some(Box::pin(write));
@@ -594,7 +313,7 @@ async fn run<S: Stream>(
     let inbox = Inbox::new(
         Box::pin(read),
         buf,
-        frames,
+        FrameDecoder::new(config.max_frame_len),
         straight,
         peer,
         conn,
@@ -611,6 +330,8 @@ async fn run<S: Stream>(
         reason,
         graceful: false,
     });
+    // Only now may another connection to this peer be accepted.
+    drop(claim);
 }
 
 /// What an endpoint's connections share: how many writers still run (a shutdown waits for
@@ -624,6 +345,8 @@ pub(crate) struct Live {
     inboxes: Mutex<Vec<Arc<Inbox>>>,
     /// Which of them such a thread looks at next.
     turn: AtomicUsize,
+    /// Which connection holds each peer (see `handshake::Claims`).
+    pub(crate) claims: Arc<Claims>,
 }
 
 impl Live {
@@ -843,6 +566,7 @@ pub(crate) fn protocol_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     fn publication(sender: u8, topic: &str, seq: u64, value: u64) -> Message {
         Message::Publication(Publication {

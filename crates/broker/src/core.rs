@@ -45,6 +45,9 @@ const SLOW_PEER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a shutdown lets the peers take what was published before it.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a shutdown waits for its peers to answer BYE (Broker's `unpeer_timeout`).
+const UNPEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Publications the core holds while the peers catch up, before publishers block.
 const MAX_PENDING: usize = 65_536;
 
@@ -82,6 +85,8 @@ pub(crate) enum Cmd {
         peer: EndpointId,
         kind: PeerKind,
         filter: Vec<Topic>,
+        /// The filter we sent the peer in the handshake.
+        announced: Vec<Topic>,
         addr: SocketAddr,
         outbound: bool,
         conn: u64,
@@ -129,6 +134,12 @@ pub(crate) enum Cmd {
     Unpeer {
         addr: SocketAddr,
         reply: oneshot::Sender<bool>,
+    },
+    /// A connection to `addr` was dropped as redundant: the peering with `peer` over another
+    /// connection stands for it (unpeering `addr` ends that one).
+    Alias {
+        peer: EndpointId,
+        addr: SocketAddr,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     /// The topics other endpoints subscribe to.
@@ -237,8 +248,12 @@ pub(crate) struct Core {
     pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
     /// A shutdown has begun: no new publications.
     closing: bool,
+    /// The shutdown sent its peers BYE and waits for their pongs.
+    saying_goodbye: bool,
     /// Batches that waiting subscribers' threads read from sockets and routed themselves.
     read_while_waiting: u64,
+    /// Addresses we dialed whose connection was redundant, with the peer it reached.
+    aliases: HashMap<SocketAddr, EndpointId>,
 }
 
 /// Publications closer together than this count as a stream: they go through the core's
@@ -377,7 +392,9 @@ impl Core {
             activity: Arc::default(),
             pending: std::collections::VecDeque::new(),
             closing: false,
+            saying_goodbye: false,
             read_while_waiting: 0,
+            aliases: HashMap::new(),
         }
     }
 
@@ -398,7 +415,8 @@ impl Core {
         }
     }
 
-    /// Adds a peer whose handshake completed, unless it is ourselves or already a peer.
+    /// Adds a peer whose handshake completed, unless it is ourselves or already a peer;
+    /// returns whether it did.
     fn admit(
         &mut self,
         now: Instant,
@@ -406,18 +424,19 @@ impl Core {
         filter: Vec<Topic>,
         conn: Conn,
         reply: oneshot::Sender<Result<(), Error>>,
-    ) {
+    ) -> bool {
         if self.conns.contains_key(&peer) || peer == self.id {
             let _ = reply.send(Err(Error::new(
                 ErrorCode::RedundantConnection,
                 format!("already peered with {peer}"),
             )));
-            return;
+            return false;
         }
         let kind = conn.kind;
         self.conns.insert(peer, conn);
         self.router.add_peer(now, peer, kind, filter);
         let _ = reply.send(Ok(()));
+        true
     }
 
     /// Lets the core hand its own channel to in-process peers.
@@ -538,7 +557,8 @@ impl Core {
             }
             pending_len = core.pending.len();
             core.activity.touch();
-            if let Some((_, until)) = &shutdown {
+            if let Some((_, until)) = &mut shutdown {
+                let now = Instant::now();
                 let sent = !pubs_open
                     && core.pending.is_empty()
                     && store_waiting.is_none()
@@ -547,7 +567,16 @@ impl Core {
                             .peer_stats(*p)
                             .is_none_or(|stats| stats.queued == 0)
                     });
-                if sent || Instant::now() >= *until {
+                // Then, as Broker does, a BYE to every peer over a socket, behind whatever is
+                // still queued for it; the peers answer and we close, each when its pong
+                // arrives (or all after Broker's unpeer timeout).
+                if !core.saying_goodbye && (sent || now >= *until) {
+                    core.say_goodbye();
+                    core.flush();
+                    *until = now + UNPEER_TIMEOUT;
+                }
+                let gone = core.saying_goodbye && !core.has_socket_peers();
+                if gone || now >= *until {
                     core.shutdown();
                     if let Some((waiting, _)) = shutdown.take() {
                         for done in waiting {
@@ -611,6 +640,31 @@ impl Core {
             }
         }
         budget
+    }
+
+    /// Sends a BYE ping to every peer over a socket (see the shutdown sequence in `run`).
+    fn say_goodbye(&mut self) {
+        self.saying_goodbye = true;
+        let peers: Vec<EndpointId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.link, Link::Socket(_)) && c.bye.is_none())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in peers {
+            let token = bye_token(self.next_bye);
+            self.next_bye += 1;
+            if let Some(c) = self.conns.get_mut(&p) {
+                c.bye = Some(token.clone());
+            }
+            self.router.send_ping(p, token);
+        }
+    }
+
+    fn has_socket_peers(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| matches!(c.link, Link::Socket(_)))
     }
 
     fn shutdown(&mut self) {
@@ -683,6 +737,7 @@ impl Core {
                 peer,
                 kind,
                 filter,
+                announced,
                 addr,
                 outbound,
                 conn,
@@ -690,7 +745,10 @@ impl Core {
                 reply,
             } => {
                 let c = Conn::new(conn, kind, Some(addr), outbound, Link::Socket(outbox));
-                self.admit(now, peer, filter, c, reply);
+                if self.admit(now, peer, filter, c, reply) {
+                    // What changed since the handshake's filter was computed follows now.
+                    self.router.announced_in_handshake(peer, announced);
+                }
             }
             Cmd::LocalHandshaken {
                 peer,
@@ -784,6 +842,7 @@ impl Core {
                         PeerLoss::Lost(reason.unwrap_or_else(|| "connection closed".into()))
                     };
                     self.conns.remove(&peer);
+                    self.aliases.retain(|_, p| *p != peer);
                     self.router.remove_peer(now, peer, loss);
                 }
             }
@@ -806,12 +865,20 @@ impl Core {
                 });
             }
             Cmd::Writable => {}
+            Cmd::Alias { peer, addr } => {
+                self.aliases.insert(addr, peer);
+            }
             Cmd::Unpeer { addr, reply } => {
                 let peer = self
                     .conns
                     .iter()
                     .find(|(_, c)| c.addr == Some(addr))
-                    .map(|(p, _)| *p);
+                    .map(|(p, _)| *p)
+                    .or_else(|| {
+                        self.aliases
+                            .remove(&addr)
+                            .filter(|p| self.conns.contains_key(p))
+                    });
                 match peer {
                     Some(p) => {
                         // Graceful: a BYE ping; the connection closes when its pong arrives.
@@ -1188,6 +1255,10 @@ impl Core {
     }
 }
 
+/// The TTL C++ Broker writes on every message it sends (`defaults::ttl`; it never decrements
+/// or checks it).
+const BROKER_TTL: u16 = 16;
+
 /// Appends the frames for `msg` to `out` (one, or one per value of a batch), in the peer's
 /// protocol version.
 pub(crate) fn encode_message(
@@ -1214,7 +1285,15 @@ pub(crate) fn encode_message(
                     data: d,
                 },
             };
-            let (sender, receiver, ttl, topic) = (p.sender, p.receiver, p.ttl, &p.topic);
+            // Towards a plain Broker peer we are a Broker relay: `sender` is the last hop (C++
+            // Broker only uses it to avoid sending a message back where it came from, and
+            // forwards anything whose sender is not the peer it would go to), and the TTL is
+            // the one Broker writes on every message it sends.
+            let (sender, ttl) = match kind {
+                PeerKind::Broker => (me, BROKER_TTL),
+                PeerKind::Routed => (p.sender, p.ttl),
+            };
+            let (receiver, topic) = (p.receiver, &p.topic);
             match &p.content {
                 Content::Data(d) => frame(data(0, d), sender, receiver, ttl, topic),
                 Content::Batch(values) => {
@@ -1235,18 +1314,19 @@ pub(crate) fn encode_message(
                 }
             }
         }
+        // Addressed to the peer, as Broker addresses its routing updates.
         Message::RoutingUpdate(f) => frame(
             PayloadRef::RoutingUpdate(f),
             me,
-            EndpointId::NIL,
-            1,
+            peer,
+            BROKER_TTL,
             &reserved,
         ),
         Message::LinkState(ls) => {
             frame(PayloadRef::LinkState(ls), me, EndpointId::NIL, 1, &reserved)
         }
-        Message::Ping(x) => frame(PayloadRef::Ping(x), me, peer, 1, &reserved),
-        Message::Pong(x) => frame(PayloadRef::Pong(x), me, peer, 1, &reserved),
+        Message::Ping(x) => frame(PayloadRef::Ping(x), me, peer, BROKER_TTL, &reserved),
+        Message::Pong(x) => frame(PayloadRef::Pong(x), me, peer, BROKER_TTL, &reserved),
     }
 }
 

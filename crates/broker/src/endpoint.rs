@@ -14,8 +14,9 @@ use broker_wire::{EndpointId, ErrorCode, Topic};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{self, Live, Side};
+use crate::connection::{self, Live};
 use crate::core::{Cmd, Core, Publications, Shared, StoreOutput};
+use crate::handshake::{Refused, Side};
 use crate::queue::{deadline, Queue};
 use crate::runtime::Runtime;
 use crate::tls::Tls;
@@ -107,8 +108,8 @@ pub struct Endpoint {
 }
 
 fn random_id() -> EndpointId {
-    // Version-4 UUID from the clock, the process id and a counter, hashed: ids only need to be
-    // unique, not secret.
+    // From the clock, the process id and a counter, hashed: ids only need to be unique, not
+    // secret.
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
@@ -125,9 +126,34 @@ fn random_id() -> EndpointId {
         h.write_usize(i);
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    EndpointId::from_bytes(bytes)
+    // Marked as broker-rs's (a version-8 UUID with a check): how a peer tells us from Broker.
+    EndpointId::broker_rs(bytes)
+}
+
+/// Waits until the core lists `peer`, while some connection holds it (see
+/// `handshake::Claims`), for at most `timeout`.
+async fn await_peered(
+    core: &mpsc::UnboundedSender<Cmd>,
+    live: &Live,
+    peer: EndpointId,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let (tx, rx) = oneshot::channel();
+        core.send(Cmd::Peers(tx)).map_err(|_| closed())?;
+        let peers = rx.await.map_err(|_| closed())?;
+        if peers.iter().any(|p| p.id == Some(peer)) {
+            return Ok(());
+        }
+        if !live.claims.is_held(peer) || tokio::time::Instant::now() >= end {
+            return Err(Error::new(
+                ErrorCode::PeerUnavailable,
+                format!("the peering with {peer} over another connection did not complete"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
@@ -430,20 +456,43 @@ impl Endpoint {
                             live.clone(),
                         ));
                         let result = rx.await.unwrap_or_else(|_| {
-                            Err(Error::new(
+                            Err(Refused::Failed(Error::new(
                                 ErrorCode::PeerUnavailable,
                                 "connection task ended",
-                            ))
+                            )))
                         });
-                        let ok = result.is_ok();
-                        if ok {
-                            set_state(PeerState::Peered);
-                        }
-                        if let Some(f) = first.take() {
-                            let _ = f.send(result);
-                        }
-                        if ok {
-                            let _ = conn.await;
+                        match result {
+                            Ok(peer) => {
+                                set_state(PeerState::Peered);
+                                if let Some(f) = first.take() {
+                                    let _ = f.send(Ok(peer));
+                                }
+                                let _ = conn.await;
+                            }
+                            Err(Refused::Redundant(peer)) => {
+                                // Another connection carries (or is about to carry) this
+                                // peering: as in Broker, the peering is ours too, and
+                                // unpeering this address ends it.
+                                let _ = core.send(Cmd::Alias { peer, addr });
+                                let outcome =
+                                    await_peered(&core, &live, peer, config.handshake_timeout)
+                                        .await;
+                                let ok = outcome.is_ok();
+                                if ok {
+                                    set_state(PeerState::Peered);
+                                }
+                                if let Some(f) = first.take() {
+                                    let _ = f.send(outcome.map(|()| peer));
+                                }
+                                if ok {
+                                    live.claims.released(peer).await;
+                                }
+                            }
+                            Err(Refused::Failed(e)) => {
+                                if let Some(f) = first.take() {
+                                    let _ = f.send(Err(e));
+                                }
+                            }
                         }
                     }
                     Err(e) => {

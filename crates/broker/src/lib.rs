@@ -19,6 +19,7 @@ mod connection;
 mod core;
 mod endpoint;
 mod error;
+mod handshake;
 mod inbox;
 mod queue;
 mod runtime;
