@@ -32,7 +32,7 @@ def cpp_available():
 
 
 def broker_bin():
-    return os.environ.get("BROKER_BIN") or os.path.join(HERE, "..", "..", "target", "debug", "broker")
+    return os.environ.get("RS_BROKER_BIN") or os.path.join(HERE, "..", "..", "target", "debug", "broker")
 
 
 class Proc:
@@ -78,7 +78,7 @@ class Proc:
                 if left <= 0 or self.proc.poll() is not None and not self._more():
                     raise AssertionError(
                         "%s: no %s within %.0fs; got %r; stderr %r"
-                        % (self.name, what, timeout, self.lines[-20:], self.stderr[-10:])
+                        % (self.name, what, timeout, self.lines[-20:], self.stderr[:6] + ["..."] + self.stderr[-6:])
                     )
                 self.cond.wait(min(left, 0.2))
 

@@ -17,7 +17,7 @@ import pytest
 from harness import RsNode, broker_bin
 
 BTESTS = os.environ.get(
-    "BROKER_BTESTS_DIR",
+    "RS_BROKER_BTESTS_DIR",
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "broker-btests"),
 )
 NAMES = ["originator", "responder", "redundant-connection", "version-mismatch"]

@@ -109,6 +109,23 @@ def test_chain_through_any_middle_delivers_exactly_once(net, middle):
 
 
 @pytest.mark.parametrize("middle", ["rs-node", "rs-py"])
+def test_subscriptions_made_after_peering_travel_and_nothing_storms(net, middle):
+    """Issue 16's storm: with both subscriptions made after the peerings, the relay tells each
+    side about the other's (routing updates). A broker-rs relay that kept the publisher as
+    `sender` made C reflect the message back, and A reflect that: ~14,000 copies in 5 s."""
+    a = net.node("A", "cpp")
+    c = net.node("C", "cpp")
+    net.node("M", middle, peers=[a, c])
+    connected((a, 1), (c, 1))
+    a.sub("/t")
+    c.sub("/t")
+    time.sleep(1.0)
+    publish_and_settle(a, [c])
+    assert counts(c, "/t/x") == N
+    assert counts(a) == 0
+
+
+@pytest.mark.parametrize("middle", ["rs-node", "rs-py"])
 def test_a_broker_rs_relay_carries_what_it_does_not_subscribe(net, middle):
     """Beyond Broker: a broker-rs node in the middle announces what is reachable through it,
     so it relays topics it does not subscribe to itself."""

@@ -793,3 +793,38 @@ fn shutdown_sends_what_was_published_and_releases_the_port() {
         broker::ErrorCode::ShuttingDown
     );
 }
+
+/// Two endpoints that dial each other at the same moment end up with one peering, and both
+/// `peer` calls succeed (the second connection is dropped as redundant, as Broker drops it,
+/// and stands for the same peering).
+#[test]
+fn endpoints_dialing_each_other_at_once_share_one_peering() {
+    for round in 0..10 {
+        let (a, b) = (plain_endpoint(), plain_endpoint());
+        let (pa, pb) = (
+            a.listen("127.0.0.1", 0).unwrap(),
+            b.listen("127.0.0.1", 0).unwrap(),
+        );
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| a.peer("127.0.0.1", pb, None));
+            let tb = s.spawn(|| b.peer("127.0.0.1", pa, None));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        assert_eq!(ra.unwrap(), b.node_id(), "round {round}");
+        assert_eq!(rb.unwrap(), a.node_id(), "round {round}");
+        let peered = |e: &Endpoint| {
+            e.peers()
+                .iter()
+                .filter(|p| p.state == broker::PeerState::Peered && p.id.is_some())
+                .count()
+        };
+        assert_eq!((peered(&a), peered(&b)), (1, 1), "round {round}");
+        // Either address ends the one peering.
+        assert!(a.unpeer("127.0.0.1", pb).unwrap());
+        let end = Instant::now() + WAIT;
+        while peered(&b) > 0 {
+            assert!(Instant::now() < end, "round {round}: b still peered");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

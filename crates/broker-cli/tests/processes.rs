@@ -277,3 +277,60 @@ fn configuration_file_and_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `broker node --subscribe` prints what arrives, as `broker-node -t` would receive it;
+/// `broker publish` takes negative literals as values; a string that is not UTF-8 prints as
+/// its raw bytes, as C++ Broker prints it.
+#[test]
+fn a_node_prints_what_it_subscribes_negative_literals_and_raw_strings() {
+    use std::io::Read;
+    let mut child = Command::new(BROKER)
+        .args(["node", "--port", "0", "--subscribe", "/n"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<u8> = Vec::new();
+    let mut wait_for = |needle: &[u8]| {
+        let end = std::time::Instant::now() + WAIT;
+        while !seen.windows(needle.len()).any(|w| w == needle) {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => panic!(
+                    "no {:?} in {:?}",
+                    String::from_utf8_lossy(needle),
+                    String::from_utf8_lossy(&seen)
+                ),
+            }
+        }
+        seen.clone()
+    };
+    let first = wait_for(b"listening on");
+    let text = String::from_utf8_lossy(&first);
+    let line = text.lines().find(|l| l.contains("listening on")).unwrap();
+    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    publish(
+        &addr,
+        &["/n/x", "-5", "-1.5", "-1ns", "-inf", r#""a\xffb""#],
+    );
+    let all = wait_for(b"/n/x: a\xffb\n");
+    let text = String::from_utf8_lossy(&all);
+    let values: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("/n/x: "))
+        .collect();
+    assert_eq!(values, ["-5", "-1.500000", "-1ns", "-inf", "a\u{fffd}b"]);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -125,6 +125,17 @@ pub const OPTIONS: &[&str] = &[
     "spin_wait",
 ];
 
+/// Other names Broker and Zeek use for some of [`OPTIONS`].
+const ALIASES: &[&str] = &[
+    "forward_messages",
+    "max_threads",
+    "ssl_keyfile",
+    "default_listen_address",
+    "default_port",
+    "default_listen_retry",
+    "default_connect_retry",
+];
+
 fn bad(key: &str, value: &str, expected: &str) -> Error {
     Error::new(
         ErrorCode::InvalidData,
@@ -253,8 +264,16 @@ impl Configuration {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), Error> {
         for (name, value) in vars {
-            if let Some(key) = name.strip_prefix("BROKER_") {
-                self.set(&key.to_ascii_lowercase(), &value)?;
+            let Some(key) = name.strip_prefix("BROKER_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            if OPTIONS.contains(&key.as_str()) || ALIASES.contains(&key.as_str()) {
+                self.set(&key, &value)?;
+            } else {
+                // Like Broker, which reads the variables it knows: others of that prefix belong
+                // to somebody else (Broker's test scripts set BROKER_PORT, for one).
+                tracing::warn!(variable = %name, "ignoring an environment variable that names no option");
             }
         }
         Ok(())
@@ -350,9 +369,27 @@ mod tests {
             let err = c.apply_toml(text).unwrap_err();
             assert!(err.message.contains(needle), "{text}: {err}");
         }
+        // A bad value of a known option is an error; a variable that names no option is
+        // somebody else's (Broker's test scripts set BROKER_PORT) and is left alone.
         assert!(c
-            .apply_env([("BROKER_NOPE".to_owned(), "1".to_owned())])
+            .apply_env([("BROKER_TTL".to_owned(), "many".to_owned())])
             .is_err());
+        let before = c.clone();
+        c.apply_env([
+            ("BROKER_NOPE".to_owned(), "1".to_owned()),
+            ("BROKER_BIN".to_owned(), "/usr/bin/broker".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!(c, before);
+        // Every alias is an option.
+        for alias in ALIASES {
+            assert!(
+                c.clone()
+                    .set(alias, "1")
+                    .map_or_else(|e| !e.message.contains("unknown"), |_| true),
+                "{alias}"
+            );
+        }
         assert!(
             Configuration::load(Some(std::path::Path::new("/nonexistent/broker.toml"))).is_err()
         );
