@@ -300,6 +300,9 @@ def test_unpeer_and_shutdown_statuses_match_cpp(net, impl):
     assert a.ask({"op": "unpeer", "port": c.port}, "unpeered")["ok"]
     settle_until(lambda: statuses_of(a).count("endpoint_unreachable") == 2, what="second endpoint_unreachable")
     assert statuses_of(a)[3:] == ["peer_added", "peer_removed", "endpoint_unreachable"]
+    # And the side that was unpeered reports what a C++ endpoint reports: peer_lost.
+    settle_until(lambda: "endpoint_unreachable" in statuses_of(c), what="endpoint_unreachable at C")
+    assert statuses_of(c) == ["peer_added", "peer_lost", "endpoint_unreachable"]
 
 
 @pytest.mark.parametrize("master_impl,clone_impl", [("cpp", "rs-py"), ("rs-py", "cpp")])
@@ -329,3 +332,26 @@ def test_a_cpp_clone_of_a_broker_rs_master_two_hops_away(net):
     c.ask({"op": "clone", "name": "s"}, "attached")
     c.ask({"op": "put", "name": "s", "key": "k", "value": 7}, "put")
     settle_until(lambda: c.ask({"op": "get", "name": "s", "key": "k"}, "got", timeout=30)["value"] == "int:7", timeout=40, what="the clone's write back at the clone")
+
+
+def test_a_mesh_with_a_cpp_link_is_no_worse_than_all_cpp(net):
+    """Two C++ nodes X and Y (forwarding off, as Zeek runs them) peered with each other and
+    with R1 and R2, which peer with each other too. A message of X reaches Y directly and once
+    more through its designated attachment (we cannot know X and Y are peered); with C++ nodes
+    for R1 and R2 everybody gets more copies. Compared node by node in the same run."""
+
+    def run(impl):
+        x = net.node("X" + impl, "cpp", subscribe=["/t"], forward=False)
+        y = net.node("Y" + impl, "cpp", subscribe=["/t"], forward=False, peers=[x])
+        r1 = net.node("R1" + impl, impl, subscribe=["/t"], peers=[x, y])
+        r2 = net.node("R2" + impl, impl, subscribe=["/t"], peers=[x, y, r1])
+        connected((x, 3), (y, 3))
+        time.sleep(1.0)
+        publish_and_settle(x, [y, r1, r2])
+        return [counts(n, "/t/x") for n in (x, y, r1, r2)]
+
+    ours = run("rs-node")
+    theirs = run("cpp")
+    assert ours[0] == 0 and ours[2:] == [N, N], ours
+    assert all(o <= t for o, t in zip(ours, theirs)), (ours, theirs)
+    assert ours[1] <= 2 * N, ours

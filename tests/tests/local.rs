@@ -94,8 +94,9 @@ fn statuses_and_floods() {
         }
     }
     assert!(a.unpeer_local(&b).unwrap());
+    // As over sockets (Broker's rule): the side that ends it peer_removed, the other peer_lost.
     expect_status(&sa, StatusCode::PeerRemoved);
-    expect_status(&sb, StatusCode::PeerRemoved);
+    expect_status(&sb, StatusCode::PeerLost);
     assert!(!a.unpeer_local(&b).unwrap());
     // A peer that shuts down is lost.
     a.peer_local(&b).unwrap();

@@ -289,20 +289,24 @@ fn statuses_of_peering_unpeering_and_loss() {
         "the peer's address is in the context"
     );
     expect_status(&sb, StatusCode::PeerAdded);
+    // Broker's rule: the side that ends a peering reports peer_removed, the other peer_lost
+    // (even though it was told goodbye).
     assert!(a.unpeer("127.0.0.1", port).unwrap());
     expect_status(&sa, StatusCode::PeerRemoved);
-    expect_status(&sb, StatusCode::PeerRemoved);
+    expect_status(&sb, StatusCode::PeerLost);
     expect_status(&sb, StatusCode::EndpointUnreachable);
 
-    // A shutdown says goodbye (BYE, as Broker's does): peer_removed.
+    // A shutdown says goodbye (BYE, as Broker's does) and reports peer_removed itself; the
+    // peer reports peer_lost, as Broker's endpoints do.
     let c = endpoint();
     let sc = c.make_status_subscriber(true).unwrap();
     let pc = c.listen("127.0.0.1", 0).unwrap();
     a.peer("127.0.0.1", pc, None).unwrap();
     expect_status(&sc, StatusCode::PeerAdded);
-    drop(sc);
     c.shutdown();
-    expect_status(&sa, StatusCode::PeerRemoved);
+    expect_status(&sc, StatusCode::PeerRemoved);
+    drop(sc);
+    expect_status(&sa, StatusCode::PeerLost);
 
     // A loss (the endpoint vanishes without a word, as a killed process does) is peer_lost.
     let d = endpoint();
@@ -326,8 +330,7 @@ fn a_lost_peer_is_redialed() {
     expect_status(&sa, StatusCode::PeerAdded);
     b.shutdown();
     drop(b);
-    // A goodbye ends the peering, not the dialing: the address is dialed again.
-    expect_status(&sa, StatusCode::PeerRemoved);
+    expect_status(&sa, StatusCode::PeerLost);
     // A new endpoint on the same port: A finds it on its own.
     let b2 = endpoint();
     let end = Instant::now() + WAIT;

@@ -324,12 +324,7 @@ async fn run<S: Stream>(
     let reason = inbox.read_loop(&core, &activity).await;
     drop(listed);
     writer.abort();
-    let _ = core.send(Cmd::Closed {
-        peer,
-        conn,
-        reason,
-        graceful: false,
-    });
+    let _ = core.send(Cmd::Closed { peer, conn, reason });
     // Only now may another connection to this peer be accepted.
     drop(claim);
 }

@@ -117,12 +117,12 @@ pub(crate) enum Cmd {
         peer: EndpointId,
         reply: oneshot::Sender<bool>,
     },
+    /// A connection (or in-process peering) ended without this endpoint ending it: as in
+    /// Broker, `peer_lost`, whether or not the peer said BYE first.
     Closed {
         peer: EndpointId,
         conn: u64,
         reason: Option<String>,
-        /// An orderly unpeering (`peer_removed`) rather than a loss.
-        graceful: bool,
     },
     ConnectionError {
         code: ErrorCode,
@@ -201,7 +201,7 @@ struct Conn {
     link: Link,
     /// The BYE token we sent when unpeering, awaiting its pong.
     bye: Option<Bytes>,
-    /// The peer said BYE: its closing is an unpeering, not a loss.
+    /// The peer said BYE (the reason its closing gives).
     leaving: bool,
     /// Since when its buffer has been over half full.
     high_since: Option<Instant>,
@@ -683,7 +683,6 @@ impl Core {
                     peer: self.id,
                     conn: remote_conn,
                     reason,
-                    graceful: false,
                 });
             }
             self.router
@@ -792,8 +791,7 @@ impl Core {
                         let _ = core.send(Cmd::Closed {
                             peer: self.id,
                             conn: remote_conn,
-                            reason: None,
-                            graceful: true,
+                            reason: Some("the peer ended the peering".to_owned()),
                         });
                     }
                     self.router.remove_peer(now, peer, PeerLoss::Removed);
@@ -829,15 +827,14 @@ impl Core {
                     }
                 }
             }
-            Cmd::Closed {
-                peer,
-                conn,
-                reason,
-                graceful,
-            } => {
+            Cmd::Closed { peer, conn, reason } => {
                 if let Some(c) = self.conns.get(&peer).filter(|c| c.id == conn) {
-                    let loss = if graceful || c.leaving || c.bye.is_some() {
+                    // Broker's rule: the side that ends a peering (our BYE) reports
+                    // peer_removed, the other side peer_lost, even after the peer's BYE.
+                    let loss = if c.bye.is_some() {
                         PeerLoss::Removed
+                    } else if c.leaving {
+                        PeerLoss::Lost("the peer ended the peering".into())
                     } else {
                         PeerLoss::Lost(reason.unwrap_or_else(|| "connection closed".into()))
                     };

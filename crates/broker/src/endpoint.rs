@@ -615,7 +615,8 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Ends an in-process peering (both sides see `peer_removed`). Returns whether it existed.
+    /// Ends an in-process peering (`peer_removed` here, `peer_lost` at the peer, as Broker
+    /// reports an ending). Returns whether it existed.
     pub fn unpeer_local(&self, other: &Endpoint) -> Result<bool, Error> {
         self.ask(|reply| Cmd::LocalUnpeer {
             peer: other.node_id(),
