@@ -831,3 +831,40 @@ fn endpoints_dialing_each_other_at_once_share_one_peering() {
         }
     }
 }
+
+/// The router's timer is driven: link states of an endpoint that is gone are forgotten after
+/// two refresh periods (here 100 ms), everywhere in the network.
+#[test]
+fn link_states_of_departed_endpoints_are_forgotten() {
+    let fast = || {
+        let mut c = Configuration {
+            disable_ssl: true,
+            ..Configuration::default()
+        };
+        c.set("link_state_refresh", "100ms").unwrap();
+        Endpoint::new(c).unwrap()
+    };
+    let (a, b, c) = (fast(), fast(), fast());
+    let pb = b.listen("127.0.0.1", 0).unwrap();
+    let pc = c.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", pb, None).unwrap();
+    b.peer("127.0.0.1", pc, None).unwrap();
+    let link_states = |e: &Endpoint| e.metrics().unwrap().link_states;
+    let end = Instant::now() + WAIT;
+    while link_states(&a) < 3 {
+        assert!(Instant::now() < end, "A never learned of C");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // C vanishes (a crash: no goodbye).
+    drop(c);
+    let end = Instant::now() + WAIT;
+    while link_states(&a) > 2 || link_states(&b) > 2 {
+        assert!(
+            Instant::now() < end,
+            "C's link state outlived it: A holds {}, B {}",
+            link_states(&a),
+            link_states(&b)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -495,3 +495,88 @@ fn bad_backend_files_give_backend_failure() {
     assert!(err.message.contains("path"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The master process killed by `a_new_master_takes_over_after_the_old_one_is_killed` (runs
+/// only when started by it).
+#[test]
+fn failover_child() {
+    if std::env::var("E2E_FAILOVER_CHILD").is_err() {
+        return;
+    }
+    let ep = endpoint();
+    let master = memory_master(&ep, "fo");
+    master.put("from-a", 1u64, None);
+    assert!(master.await_idle(WAIT));
+    let port = ep.listen("127.0.0.1", 0).unwrap();
+    println!("READY {port}");
+    // Never outlive a parent that failed before killing us.
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Master on A (another process), clone on B, C peered with B. While A lives, a master on C
+/// is refused; once A is killed with SIGKILL, a master for the same store on C is accepted,
+/// B's clone follows it, and writes through B reach C.
+#[test]
+fn a_new_master_takes_over_after_the_old_one_is_killed() {
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "failover_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("E2E_FAILOVER_CHILD", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = KillOnDrop(child);
+    let port: u16 = loop {
+        let line = lines.next().expect("the child reports READY").unwrap();
+        if let Some((_, p)) = line.split_once("READY ") {
+            break p.trim().parse().unwrap();
+        }
+    };
+    let (b, c) = (endpoint(), endpoint());
+    b.peer("127.0.0.1", port, None).unwrap();
+    let pb = b.listen("127.0.0.1", 0).unwrap();
+    c.peer("127.0.0.1", pb, None).unwrap();
+    let options = CloneOptions {
+        resync_interval: Duration::from_millis(200),
+        ..CloneOptions::default()
+    };
+    let clone = b.attach_clone("fo", options).unwrap();
+    eventually("the snapshot from A", || {
+        clone.get("from-a").ok() == Some(Data::Count(1))
+    });
+    eventually("C to learn of A's master", || {
+        c.attach_master("fo", BackendType::Memory, BackendOptions::new())
+            .is_err_and(|e| e.code == ErrorCode::MasterExists)
+    });
+
+    child.0.kill().unwrap(); // SIGKILL: A vanishes without a word.
+    child.0.wait().unwrap();
+    let mut master = None;
+    eventually("a new master on C once A is gone", || {
+        master = c
+            .attach_master("fo", BackendType::Memory, BackendOptions::new())
+            .ok();
+        master.is_some()
+    });
+    let master = master.unwrap();
+    master.put("from-c", 2u64, None);
+    eventually("B's clone to follow the new master", || {
+        clone.get("from-c").ok() == Some(Data::Count(2))
+    });
+    clone.put("via-b", 3u64, None);
+    eventually("a write through B at C", || {
+        master.get("via-b").ok() == Some(Data::Count(3))
+    });
+}

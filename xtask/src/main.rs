@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's chores, above all `cargo xtask ci`, the one command CI runs.
 //!
-//! `ci` runs, in order and stopping at the first failure: formatting, clippy, all tests (with
+//! `ci` runs, in order and stopping at the first failure: formatting, clippy, a check that the
+//! fuzz targets build, all tests (with
 //! nextest when it is installed), the Python bindings' wheel and pytest suite (in a fresh
 //! virtualenv), the interoperability suite against a real C++ Broker (tests/interop; built in
 //! the background from ../shared/cpp-broker when not yet cached, skipped with one line when
@@ -181,6 +182,21 @@ fn ci() -> Result {
             "-D",
             "warnings",
         ]);
+        run(c)
+    })?;
+    step("fuzz targets build (cargo check fuzz/)", || {
+        // Not a workspace member (libFuzzer needs nightly to run), so checked on its own,
+        // sharing the workspace's target directory, that the targets never rot.
+        let mut c = cargo();
+        c.args([
+            "check",
+            "--quiet",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+        ])
+        .arg("--target-dir")
+        .arg(root().join("target"));
         run(c)
     })?;
     let mut totals = (0u64, 0u64);

@@ -406,7 +406,10 @@ impl<'a> Parser<'a> {
     }
 
     fn classify_other(&self, w: &str, at: usize) -> Result<Data, ParseError> {
-        let first = w.as_bytes()[0];
+        // An empty word: the value starts with something that ends a word at once (`->`).
+        let Some(&first) = w.as_bytes().first() else {
+            return Err(self.err(at, "a value"));
+        };
         if all_digits(w) {
             return w
                 .parse::<u64>()

@@ -10,14 +10,39 @@ use broker_data::arbitrary::{data, scalar};
 use broker_data::{Address, Data, EnumValue, Port, Protocol, Subnet, Timespan, Timestamp};
 use proptest::prelude::*;
 
+#[test]
+fn an_arrow_where_a_value_belongs_is_an_error() {
+    for text in ["->", "(1, ->)", "{1 -> ->}", "-", "+", "-> 1"] {
+        assert!(text.parse::<Data>().is_err(), "{text}");
+    }
+}
+
 fn hash_of(d: &Data) -> u64 {
     let mut h = DefaultHasher::new();
     d.hash(&mut h);
     h.finish()
 }
 
+/// Text that looks like literals: their characters in any order, so the parser's branches
+/// are reached (an arbitrary string rarely gets past the first byte).
+fn literalish() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "(", ")", "{", "}", "[", "]", ",", " ", "->", "-", "+", "@", "\"", "\\", "x", "1", "0",
+        ".", ":", "/", "e", "ns", "s", "tcp", "?", "nil", "T", "inf", "enum", "::", "%", "é",
+    ]);
+    prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Parsing any text returns (a value or an error): it never panics, whatever a command line
+    /// or a file holds.
+    #[test]
+    fn parsing_any_text_returns(s in any::<String>(), t in literalish()) {
+        let _ = s.parse::<Data>();
+        let _ = t.parse::<Data>();
+    }
 
     #[test]
     fn literal_round_trips(d in data()) {

@@ -228,8 +228,9 @@ pub struct Router {
     subscriptions: HashMap<SubscriberId, BTreeSet<Topic>>,
     forward_topics: BTreeSet<Topic>,
     lsdb: BTreeMap<EndpointId, LinkState>,
-    /// Newest (incarnation, version) seen per origin, kept after its link state is dropped.
-    tombstones: HashMap<EndpointId, (u64, u64)>,
+    /// The last (incarnation, version) of each forgotten link state, so an older copy cannot
+    /// come back, and until when it is kept (`TOMBSTONE_PERIODS` refreshes).
+    tombstones: HashMap<EndpointId, ((u64, u64), Instant)>,
     /// Highest sequence number seen per origin.
     seen: FxHashMap<EndpointId, u64>,
     next_seq: u64,
@@ -447,8 +448,9 @@ impl Router {
             );
             self.topology_dirty = true;
         }
-        if kind == PeerKind::Routed {
+        if kind == PeerKind::Routed && self.config.forwarding {
             // A new routed peer learns everything we know; our own state follows in refresh().
+            // (Not from an endpoint that does not forward: see `on_link_state`.)
             let states: Vec<Arc<LinkState>> = self
                 .lsdb
                 .values()
@@ -624,6 +626,9 @@ impl Router {
 
     /// The other reachable endpoints whose subscriptions include exactly `topic` (not merely a
     /// prefix of it): how a store learns that a master of its name exists elsewhere.
+    ///
+    /// Only endpoints this one can reach count: a link state that lingers from an endpoint that
+    /// is gone (until it is purged) names no subscriber.
     pub fn subscribed_exactly(&self, topic: &Topic) -> Vec<EndpointId> {
         let Some(nodes) = self.topology.filters.get(topic.as_bytes()) else {
             return Vec::new();
@@ -632,9 +637,21 @@ impl Router {
             .ids
             .iter()
             .enumerate()
-            .filter(|(i, id)| nodes.contains(*i) && **id != self.id)
+            .filter(|(i, id)| {
+                nodes.contains(*i) && **id != self.id && self.discovered.contains(*id)
+            })
             .map(|(_, id)| *id)
             .collect()
+    }
+
+    /// The endpoints whose link states this router holds (itself included), in id order.
+    pub fn known_endpoints(&self) -> Vec<EndpointId> {
+        self.lsdb.keys().copied().collect()
+    }
+
+    /// How many forgotten endpoints' tombstones this router keeps.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones.len()
     }
 
     /// Queues a ping for `peer` behind everything already queued for it (a graceful unpeer's
@@ -764,19 +781,20 @@ impl Router {
             // Not held (purged when it became unreachable): take it back unless it is older than
             // what we saw. An equal copy is how a healed partition re-learns the other side; it
             // cannot resurrect a departed endpoint, which no neighbour lists any more.
-            (None, Some(t)) => (ls.incarnation, ls.version) >= *t,
+            (None, Some((t, _))) => (ls.incarnation, ls.version) >= *t,
             (None, None) => true,
         };
         if !newer {
             return;
         }
-        self.tombstones
-            .insert(ls.origin, (ls.incarnation, ls.version));
+        self.tombstones.remove(&ls.origin);
         self.lsdb.insert(ls.origin, (*ls).clone());
+        // An endpoint that does not forward is nobody's transit: what lies behind it is
+        // unreachable from its other side, so it passes on no link state but its own.
         let targets: Vec<EndpointId> = self
             .peers
             .iter()
-            .filter(|(id, p)| p.kind == PeerKind::Routed && **id != from)
+            .filter(|(id, p)| self.config.forwarding && p.kind == PeerKind::Routed && **id != from)
             .map(|(id, _)| *id)
             .collect();
         for t in targets {
@@ -803,9 +821,16 @@ impl Router {
                 .filter(|id| !reachable.contains(id) && self.unreachable.contains(id))
                 .copied()
                 .collect();
+            let keep_until = now + self.config.link_state_refresh * TOMBSTONE_PERIODS;
             for id in &stale {
-                self.lsdb.remove(id);
+                if let Some(ls) = self.lsdb.remove(id) {
+                    self.tombstones
+                        .insert(*id, ((ls.incarnation, ls.version), keep_until));
+                }
             }
+            // A departed endpoint's id is forgotten for good after a while: by then no copy of
+            // its old link state is still travelling.
+            self.tombstones.retain(|_, (_, until)| *until > now);
             self.unreachable = self
                 .lsdb
                 .keys()
@@ -1175,6 +1200,9 @@ impl Router {
         }
     }
 }
+
+/// How many refresh periods a forgotten link state's tombstone is kept.
+const TOMBSTONE_PERIODS: u32 = 10;
 
 /// Most distinct topics whose routing decisions are cached before the cache starts over.
 const MAX_CACHED_DECISIONS: usize = 65_536;

@@ -668,3 +668,45 @@ fn a_filter_older_than_the_peering_is_brought_up_to_date_at_once() {
     r.announced_in_handshake(id(3), vec![topic("/t")]);
     assert!(r.poll_transmit_for(id(3)).is_none());
 }
+
+#[test]
+fn who_subscribes_counts_only_reachable_endpoints() {
+    // A subscribes to a store's master topic and peers with B; B loses A: A's link state
+    // lingers at B until purged, but names no subscriber any more.
+    let now = Instant::now();
+    let (mut a, mut b) = (
+        Router::new(id(1), 1, Config::default()),
+        Router::new(id(2), 1, Config::default()),
+    );
+    let master = topic("s/<$>/data/master");
+    a.subscribe(1, master.clone());
+    a.add_peer(now, id(2), PeerKind::Routed, vec![]);
+    b.add_peer(now, id(1), PeerKind::Routed, vec![]);
+    loop {
+        let mut moved = false;
+        while let Some((_, m)) = a.poll_transmit() {
+            b.handle_message(now, id(1), m);
+            moved = true;
+        }
+        while let Some((_, m)) = b.poll_transmit() {
+            a.handle_message(now, id(2), m);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(b.subscribed_exactly(&master), [id(1)]);
+    b.remove_peer(now, id(1), PeerLoss::Lost("gone".into()));
+    assert!(b.known_endpoints().contains(&id(1)), "not yet purged");
+    assert!(b.subscribed_exactly(&master).is_empty());
+    // Two refresh periods later it is purged, its tombstone kept for a while, then gone.
+    let period = Config::default().link_state_refresh;
+    let t = b.poll_timeout().unwrap();
+    b.handle_timeout(t);
+    b.handle_timeout(t + period);
+    assert_eq!(b.known_endpoints(), [id(2)]);
+    assert_eq!(b.tombstones(), 1);
+    b.handle_timeout(t + period * 12);
+    assert_eq!(b.tombstones(), 0);
+}

@@ -9,6 +9,8 @@
 
 mod sim;
 
+use std::time::Duration;
+
 use broker_routing::Config;
 use sim::{topic, Sim};
 
@@ -106,12 +108,19 @@ fn run(seed: u64) {
     // Churn: links fail, endpoints restart, subscriptions change; messages published meanwhile
     // need only arrive at most once and in order.
     for _ in 0..3 {
-        match rng.below(4) {
+        match rng.below(5) {
             0 => {
                 let (a, b) = links[rng.below(links.len().max(1))];
                 s.cut(a, b);
             }
-            1 => s.restart(rng.below(n)),
+            1 => {
+                let k = rng.below(n);
+                if !s.departed.contains(&k) {
+                    s.restart(k);
+                }
+            }
+            // An endpoint leaves for good (at most one, in networks of four or more).
+            4 if n >= 4 && s.departed.is_empty() => s.depart(rng.below(n)),
             2 => {
                 let a = rng.below(n);
                 let t = TOPICS[rng.below(TOPICS.len())];
@@ -133,20 +142,47 @@ fn run(seed: u64) {
         for _ in 0..rng.below(20) {
             s.step();
         }
+        // Sometimes a refresh period passes in the middle of the churn.
+        if rng.chance(30) {
+            s.advance(REFRESH + Duration::from_secs(10));
+        }
     }
     s.settle(seed);
     publish_some(&mut s, 10, true, seed);
     s.settle(seed);
 
-    // Heal: every failed link comes back.
+    // Heal: every failed link comes back (but a departed endpoint's).
     for &(a, b) in &links {
-        s.connect(a, b);
+        if !s.departed.contains(&a) && !s.departed.contains(&b) {
+            s.connect(a, b);
+        }
     }
     s.settle(seed);
     publish_some(&mut s, 10, true, seed);
     s.settle(seed);
     s.check(seed);
+
+    // Time passes: refreshes and purges run; every database holds only reachable endpoints,
+    // and the network still delivers exactly once.
+    s.advance(REFRESH * 3);
+    s.settle(seed);
+    s.check_link_state_databases(seed);
+    publish_some(&mut s, 5, true, seed);
+    s.settle(seed);
+    s.check(seed);
+    assert!(s.timeouts > 0, "seed {seed}: no router timeout ran");
+    // Long after, a departed endpoint's id is forgotten everywhere, tombstones included.
+    s.advance(REFRESH * 14);
+    s.settle(seed);
+    assert_eq!(
+        s.departed_ids_known(),
+        0,
+        "seed {seed}: link states or tombstones outlive their endpoints"
+    );
 }
+
+/// The routers' link-state refresh interval (the default).
+const REFRESH: Duration = Duration::from_secs(60);
 
 #[test]
 fn simulated_topologies() {

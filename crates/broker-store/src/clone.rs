@@ -1,7 +1,7 @@
 //! The clone frontend: a local copy of a store that follows its master and sends its own
 //! mutations to the master.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use broker_backend::ops;
@@ -54,13 +54,13 @@ pub struct Clone {
     input: Consumer<Command>,
     /// The channel carrying our mutations to the master.
     output: Option<Producer<Arc<InternalCommand>>>,
-    store: HashMap<Data, Data>,
+    store: BTreeMap<Data, Data>,
     /// Mutations waiting for a master, with when they were made.
     stalled: VecDeque<(Timestamp, Command)>,
     /// Reads waiting for the first synchronization, with their deadlines.
     pending: Vec<(RequestId, Query, Timestamp)>,
     /// `put_unique` requests waiting for the master's answer.
-    pending_unique: HashSet<RequestId>,
+    pending_unique: BTreeSet<RequestId>,
     synced: bool,
     lost_since: Option<Timestamp>,
     started: Timestamp,
@@ -84,10 +84,10 @@ impl Clone {
             master: None,
             input: Consumer::new(config.store.timing),
             output: None,
-            store: HashMap::new(),
+            store: BTreeMap::new(),
             stalled: VecDeque::new(),
             pending: Vec::new(),
-            pending_unique: HashSet::new(),
+            pending_unique: BTreeSet::new(),
             synced: false,
             lost_since: None,
             started: now,

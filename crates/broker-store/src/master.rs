@@ -1,7 +1,7 @@
 //! The master frontend: the authority over a store, applying every mutation to its backend and
 //! replicating the results to the clones.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use broker_backend::{ops, Backend, BackendError};
@@ -31,11 +31,11 @@ pub struct Master<B> {
     backend: B,
     config: StoreConfig,
     output: Producer<Arc<InternalCommand>>,
-    inputs: HashMap<EntityId, Input>,
+    inputs: BTreeMap<EntityId, Input>,
     /// Writers we asked to start over during this tick (one request per tick each).
-    asked_to_rejoin: HashSet<EntityId>,
+    asked_to_rejoin: BTreeSet<EntityId>,
     expirations: BTreeSet<(Timestamp, Data)>,
-    expiry_of: HashMap<Data, Timestamp>,
+    expiry_of: BTreeMap<Data, Timestamp>,
     next_tick: Timestamp,
     outputs: VecDeque<Output>,
     emit_events: bool,
@@ -55,7 +55,7 @@ impl<B: Backend> Master<B> {
         now: Timestamp,
     ) -> Result<Self, StoreError> {
         let mut expirations = BTreeSet::new();
-        let mut expiry_of = HashMap::new();
+        let mut expiry_of = BTreeMap::new();
         for (key, at) in backend.expiries()? {
             expirations.insert((at, key.clone()));
             expiry_of.insert(key, at);
@@ -67,8 +67,8 @@ impl<B: Backend> Master<B> {
             backend,
             output: Producer::new(config.timing),
             config,
-            inputs: HashMap::new(),
-            asked_to_rejoin: HashSet::new(),
+            inputs: BTreeMap::new(),
+            asked_to_rejoin: BTreeSet::new(),
             expirations,
             expiry_of,
             next_tick: now + config.tick_interval,

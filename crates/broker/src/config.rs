@@ -65,6 +65,9 @@ pub struct Configuration {
     /// microseconds, more on virtual machines; spinning briefly after each burst of traffic
     /// keeps round trips in the tens of microseconds at the price of that much processor time.
     pub spin_wait: Duration,
+    /// How often the endpoint re-advertises its link state to other broker-rs endpoints;
+    /// link states of endpoints unreachable for two such periods are forgotten (default 60 s).
+    pub link_state_refresh: Duration,
 }
 
 impl Default for Configuration {
@@ -90,6 +93,7 @@ impl Default for Configuration {
             connect_retry: Duration::from_secs(30),
             metrics_port: None,
             spin_wait: Duration::from_micros(100),
+            link_state_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -101,7 +105,7 @@ impl Default for Configuration {
 /// (`ssl_keyfile`), `ssl_passphrase`, `ssl_cafile`, `ssl_capath`, `listen_address`
 /// (`default_listen_address`), `port` (`default_port`), `listen_retry`
 /// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
-/// `handshake_timeout`, `max_frame_len`, `spin_wait`. Durations are timespans like `30s` or `250ms`.
+/// `handshake_timeout`, `max_frame_len`, `spin_wait`, `link_state_refresh`. Durations are timespans like `30s` or `250ms`.
 pub const OPTIONS: &[&str] = &[
     "disable_ssl",
     "forward",
@@ -123,6 +127,7 @@ pub const OPTIONS: &[&str] = &[
     "handshake_timeout",
     "max_frame_len",
     "spin_wait",
+    "link_state_refresh",
 ];
 
 /// Other names Broker and Zeek use for some of [`OPTIONS`].
@@ -211,6 +216,13 @@ impl Configuration {
             "handshake_timeout" => self.handshake_timeout = parse_duration(key, value)?,
             "max_frame_len" => self.max_frame_len = parse_num(key, value)?,
             "spin_wait" => self.spin_wait = parse_duration(key, value)?,
+            "link_state_refresh" => {
+                let d = parse_duration(key, value)?;
+                if d.is_zero() {
+                    return Err(bad(key, value, "a timespan above zero"));
+                }
+                self.link_state_refresh = d
+            }
             _ => {
                 return Err(Error::new(
                     ErrorCode::InvalidData,

@@ -468,6 +468,8 @@ impl Core {
         // was published before it.
         let mut shutdown: Option<(Vec<oneshot::Sender<()>>, Instant)> = None;
         let mut pending_len = 0;
+        // When the router wants its `handle_timeout` (link-state refresh and purge).
+        let mut router_timer: Option<Instant> = None;
         loop {
             let take_more = pubs_open && pending_len < MAX_PENDING;
             let waiting = pending_len > 0 || store_waiting.is_some();
@@ -500,10 +502,20 @@ impl Core {
                 _ = async { tokio::time::sleep(SLOW_PEER_AFTER / 4).await }, if waiting => {}
                 // While shutting down, look often whether everything went out.
                 _ = async { tokio::time::sleep(std::time::Duration::from_millis(2)).await }, if shutdown.is_some() => {}
+                // The router's own timer (the sans-IO contract: `poll_timeout` is always armed).
+                _ = async {
+                    if let Some(t) = router_timer {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
+                    }
+                }, if router_timer.is_some() => {}
             }
             let mut guard = shared.lock();
             let core = &mut *guard;
             core.activity.take();
+            let now = Instant::now();
+            if core.router.poll_timeout().is_some_and(|t| t <= now) {
+                core.router.handle_timeout(now);
+            }
             if !pub_batch.is_empty() {
                 let n = pub_batch.len();
                 core.pending.extend(pub_batch.drain(..).flatten());
@@ -556,6 +568,7 @@ impl Core {
                 core.flush();
             }
             pending_len = core.pending.len();
+            router_timer = core.router.poll_timeout();
             core.activity.touch();
             if let Some((_, until)) = &mut shutdown {
                 let now = Instant::now();
@@ -931,6 +944,7 @@ impl Core {
                     peers,
                     subscribers,
                     read_while_waiting: self.read_while_waiting,
+                    link_states: self.router.known_endpoints().len(),
                 });
             }
             Cmd::Shutdown(_) => {}

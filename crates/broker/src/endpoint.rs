@@ -203,7 +203,7 @@ impl Endpoint {
                 forwarding: config.forward,
                 peer_buffer_size: config.peer_buffer_size,
                 overflow_policy: config.peer_overflow_policy,
-                ..RouterConfig::default()
+                link_state_refresh: config.link_state_refresh,
             },
         );
         let (tx, rx) = mpsc::unbounded_channel();

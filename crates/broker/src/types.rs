@@ -108,6 +108,8 @@ pub struct Metrics {
     /// Batches of incoming messages that subscribers' threads, while waiting in `get`, read
     /// from a socket and routed themselves instead of waiting for the endpoint's runtime.
     pub read_while_waiting: u64,
+    /// Link states held (broker-rs endpoints known, this one included).
+    pub link_states: usize,
 }
 
 impl Metrics {
@@ -163,6 +165,11 @@ impl Metrics {
             out,
             "# HELP broker_peers Connected peers.\n# TYPE broker_peers gauge\nbroker_peers {}",
             self.peers.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP broker_link_states Link states held (broker-rs endpoints known).\n# TYPE broker_link_states gauge\nbroker_link_states {}",
+            self.link_states
         );
         for (name, help, kind) in [
             (

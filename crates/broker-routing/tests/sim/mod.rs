@@ -101,6 +101,10 @@ pub struct Sim {
     pub max_latency_ms: u64,
     index: HashMap<EndpointId, usize>,
     pub steps: u64,
+    /// Router timeouts run so far.
+    pub timeouts: u64,
+    /// Nodes that left for good (all their links cut, never healed).
+    pub departed: BTreeSet<usize>,
 }
 
 impl Sim {
@@ -144,6 +148,8 @@ impl Sim {
             max_latency_ms: 10,
             index: (0..n).map(|i| (id_of(i), i)).collect(),
             steps: 0,
+            timeouts: 0,
+            departed: BTreeSet::new(),
         }
     }
 
@@ -222,6 +228,60 @@ impl Sim {
                 }
             })
             .collect()
+    }
+
+    /// Node `a` leaves for good: its links are cut and never come back.
+    pub fn depart(&mut self, a: usize) {
+        for b in self.neighbors(a) {
+            self.cut(a, b);
+        }
+        self.departed.insert(a);
+    }
+
+    /// After churn has settled and time has passed (`advance`): every live router holds link
+    /// states only of endpoints it can reach (its own included) and of no departed endpoint,
+    /// and keeps at most one tombstone per endpoint that is gone.
+    pub fn check_link_state_databases(&self, seed: u64) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if self.departed.contains(&i) {
+                continue;
+            }
+            let mut allowed = self.reachable(i);
+            allowed.insert(id_of(i));
+            for id in node.router.known_endpoints() {
+                assert!(
+                    allowed.contains(&id),
+                    "seed {seed}: node {i} still holds the link state of {id}, which it cannot reach \
+                     (departed: {:?}; its links: {:?})",
+                    self.departed,
+                    self.index.get(&id).map(|&k| self.neighbors(k))
+                );
+            }
+            assert!(
+                node.router.tombstones() <= self.nodes.len(),
+                "seed {seed}: node {i} keeps {} tombstones",
+                node.router.tombstones()
+            );
+        }
+    }
+
+    /// Whether any live router still knows an id of a departed node (link state or tombstone
+    /// aside: the tombstone count is checked separately).
+    pub fn departed_ids_known(&self) -> usize {
+        let gone: BTreeSet<EndpointId> = self.departed.iter().map(|&d| id_of(d)).collect();
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.departed.contains(i))
+            .map(|(_, n)| {
+                n.router
+                    .known_endpoints()
+                    .iter()
+                    .filter(|id| gone.contains(id))
+                    .count()
+                    + n.router.tombstones()
+            })
+            .sum()
     }
 
     /// Restarts endpoint `a` with the same id: its links drop and come back, its subscribers
@@ -418,10 +478,57 @@ impl Sim {
         }
     }
 
-    /// Delivers the next message in flight; false when nothing is left.
-    pub fn step(&mut self) -> bool {
-        let next = self
-            .links
+    /// The earliest time some router wants its `handle_timeout`, and which routers then.
+    fn next_timeout(&self) -> Option<(Instant, Vec<usize>)> {
+        let t = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.departed.contains(i))
+            .filter_map(|(_, n)| n.router.poll_timeout())
+            .min()?;
+        let due = (0..self.nodes.len())
+            .filter(|i| !self.departed.contains(i))
+            .filter(|&i| self.nodes[i].router.poll_timeout() == Some(t))
+            .collect();
+        Some((t, due))
+    }
+
+    /// Runs the routers whose timeout comes at `t`.
+    fn fire(&mut self, t: Instant, due: Vec<usize>) {
+        self.now = self.now.max(t);
+        let now = self.now;
+        for i in due {
+            self.nodes[i].router.handle_timeout(now);
+            self.timeouts += 1;
+            self.pump(i);
+        }
+    }
+
+    /// Runs virtual time forward by `d`: messages and timeouts in their order, even while no
+    /// message is in flight (so refreshes and purges happen).
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let delivery = self.next_delivery().map(|(t, _, _)| t);
+            let timeout = self.next_timeout();
+            match (delivery, timeout) {
+                (Some(dt), Some((tt, _))) if tt < dt && tt <= end => {
+                    let (t, due) = self.next_timeout().unwrap();
+                    self.fire(t, due);
+                }
+                (Some(dt), _) if dt <= end => {
+                    self.step();
+                }
+                (None, Some((tt, due))) if tt <= end => self.fire(tt, due),
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn next_delivery(&self) -> Option<(Instant, usize, usize)> {
+        self.links
             .iter()
             .flat_map(|(&(lo, hi), l)| {
                 l.queues[0]
@@ -430,8 +537,19 @@ impl Sim {
                     .into_iter()
                     .chain(l.queues[1].front().map(|(t, _)| (*t, hi, lo)))
             })
-            .min();
-        let Some((at, from, to)) = next else {
+            .min()
+    }
+
+    /// Delivers the next message in flight (running any router timeout that comes first, as
+    /// virtual time passes it); false when no message is left.
+    pub fn step(&mut self) -> bool {
+        if let (Some((dt, _, _)), Some((tt, due))) = (self.next_delivery(), self.next_timeout()) {
+            if tt < dt {
+                self.fire(tt, due);
+                return true;
+            }
+        }
+        let Some((at, from, to)) = self.next_delivery() else {
             return false;
         };
         let link = self.links.get_mut(&Self::key(from, to)).unwrap();
