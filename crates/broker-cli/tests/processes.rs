@@ -334,3 +334,84 @@ fn a_node_prints_what_it_subscribes_negative_literals_and_raw_strings() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Opens 1,000 connections that announce a frame as large as a handshake may be and send
+/// 1,000 bytes of it, then never finish their handshakes.
+fn unfinished_handshakes(addr: &str) -> Vec<std::net::TcpStream> {
+    let mut frame = (60_000u32).to_be_bytes().to_vec();
+    frame.extend(std::iter::repeat_n(7u8, 1000));
+    (0..1000)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).ok()?;
+            let _ = s.write_all(&frame);
+            Some(s)
+        })
+        .collect()
+}
+
+/// 1,000 unfinished handshakes keep the node's memory bounded (at most `max_handshakes` are
+/// held, evicted oldest first), the node still peers and delivers for a well-behaved endpoint
+/// meanwhile, and its memory does not grow with a second flood after the first closed (what
+/// was freed is used again: the allocator keeps freed pages for reuse rather than returning
+/// them at once).
+#[test]
+fn a_flood_of_unfinished_handshakes_keeps_memory_bounded_and_the_node_serving() {
+    let (node, addr) = node_with(&["--disable-ssl"]);
+    let pid = node.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(pid);
+    let flood = unfinished_handshakes(&addr);
+    std::thread::sleep(Duration::from_millis(500));
+    let peak = rss_kib(pid);
+    // Meanwhile a subscriber and a publisher get through and exchange a message.
+    let sub = Proc::spawn(&["subscribe", "/flood", "--peer", &addr, "--disable-ssl"]);
+    node.expect("peer_added");
+    let publish = |i: u64| {
+        let status = Command::new(BROKER)
+            .args([
+                "publish",
+                "/flood",
+                &i.to_string(),
+                "--peer",
+                &addr,
+                "--disable-ssl",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(sub.expect("/flood"), format!("/flood: {i}"));
+    };
+    publish(1);
+    drop(flood);
+    // Two more floods: memory comes back to use, it does not grow with each (no leak).
+    let mut peaks = vec![peak];
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(300));
+        let again = unfinished_handshakes(&addr);
+        std::thread::sleep(Duration::from_millis(500));
+        peaks.push(rss_kib(pid));
+        drop(again);
+    }
+    publish(2);
+    eprintln!("node RSS: {before} KiB before, with each of three floods of 1,000 unfinished handshakes {peaks:?} KiB");
+    assert!(
+        peak < before + 32 * 1024,
+        "1,000 unfinished handshakes grew the node from {before} to {peak} KiB"
+    );
+    assert!(
+        peaks[2] < peaks[0].max(peaks[1]) + 4 * 1024,
+        "each flood grew the node further: {peaks:?} KiB"
+    );
+}

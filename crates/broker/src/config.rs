@@ -68,6 +68,13 @@ pub struct Configuration {
     /// How often the endpoint re-advertises its link state to other broker-rs endpoints;
     /// link states of endpoints unreachable for two such periods are forgotten (default 60 s).
     pub link_state_refresh: Duration,
+    /// Most connections open at once (both directions, default 1,024): an incoming one beyond
+    /// is closed at once, counted and logged.
+    pub max_connections: usize,
+    /// Most incoming connections still in their handshakes (TLS and Broker's) at once (default
+    /// 64): a peer that has not proved it speaks Broker gets at most this much of the
+    /// endpoint, each with at most a 64 KiB frame buffered, for at most `handshake_timeout`.
+    pub max_handshakes: usize,
 }
 
 impl Default for Configuration {
@@ -94,6 +101,8 @@ impl Default for Configuration {
             metrics_port: None,
             spin_wait: Duration::from_micros(100),
             link_state_refresh: Duration::from_secs(60),
+            max_connections: 1024,
+            max_handshakes: 64,
         }
     }
 }
@@ -105,7 +114,7 @@ impl Default for Configuration {
 /// (`ssl_keyfile`), `ssl_passphrase`, `ssl_cafile`, `ssl_capath`, `listen_address`
 /// (`default_listen_address`), `port` (`default_port`), `listen_retry`
 /// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
-/// `handshake_timeout`, `max_frame_len`, `spin_wait`, `link_state_refresh`. Durations are timespans like `30s` or `250ms`.
+/// `handshake_timeout`, `max_frame_len`, `spin_wait`, `link_state_refresh`, `max_connections`, `max_handshakes`. Durations are timespans like `30s` or `250ms`.
 pub const OPTIONS: &[&str] = &[
     "disable_ssl",
     "forward",
@@ -128,6 +137,8 @@ pub const OPTIONS: &[&str] = &[
     "max_frame_len",
     "spin_wait",
     "link_state_refresh",
+    "max_connections",
+    "max_handshakes",
 ];
 
 /// Other names Broker and Zeek use for some of [`OPTIONS`].
@@ -216,6 +227,8 @@ impl Configuration {
             "handshake_timeout" => self.handshake_timeout = parse_duration(key, value)?,
             "max_frame_len" => self.max_frame_len = parse_num(key, value)?,
             "spin_wait" => self.spin_wait = parse_duration(key, value)?,
+            "max_connections" => self.max_connections = parse_num(key, value)?,
+            "max_handshakes" => self.max_handshakes = parse_num(key, value)?,
             "link_state_refresh" => {
                 let d = parse_duration(key, value)?;
                 if d.is_zero() {

@@ -168,12 +168,16 @@ pub(crate) async fn establish(
     tls: Arc<Option<Tls>>,
     peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
     live: Arc<Live>,
+    slot: Slot,
 ) {
     let _ = tcp.set_nodelay(true);
     let tcp = Tcp::new(tcp);
     let straight = tcp.straight();
     let Some(tls) = tls.as_ref() else {
-        return run(tcp, straight, addr, side, me, config, core, peered, live).await;
+        return run(
+            tcp, straight, addr, side, me, config, core, peered, live, slot,
+        )
+        .await;
     };
     let handshake = async {
         match side {
@@ -181,15 +185,21 @@ pub(crate) async fn establish(
             Side::Connector => tls.connect(tcp).await,
         }
     };
-    match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => run(stream, straight, addr, side, me, config, core, peered, live).await,
-        outcome => {
-            let e = match outcome {
-                Ok(Err(e)) => e,
-                _ => Error::new(ErrorCode::PeerTimeout, "TLS handshake timed out"),
-            };
-            handshake_failed(&core, addr, peered, e);
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(config.handshake_timeout, handshake) => {
+            r.unwrap_or_else(|_| Err(Error::new(ErrorCode::PeerTimeout, "TLS handshake timed out")))
         }
+        // Evicted (see `Live::admit`): counted and logged there, not reported per connection.
+        () = slot.evicted() => return,
+    };
+    match outcome {
+        Ok(stream) => {
+            run(
+                stream, straight, addr, side, me, config, core, peered, live, slot,
+            )
+            .await
+        }
+        Err(e) => handshake_failed(&core, addr, peered, e),
     }
 }
 
@@ -223,6 +233,7 @@ async fn run<S: Stream>(
     core: mpsc::UnboundedSender<Cmd>,
     peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
     live: Arc<Live>,
+    mut slot: Slot,
 ) {
     let mut f = Framed::new(stream);
     let conn = next_conn_id();
@@ -233,14 +244,19 @@ async fn run<S: Stream>(
         claims: &live.claims,
         announce: &core,
     };
-    let outcome = tokio::time::timeout(config.handshake_timeout, handshake::handshake(&mut f, &cx))
-        .await
-        .unwrap_or_else(|_| {
-            Err(Refused::Failed(Error::new(
-                ErrorCode::PeerTimeout,
-                "handshake timed out",
-            )))
-        });
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(config.handshake_timeout, handshake::handshake(&mut f, &cx)) => {
+            r.unwrap_or_else(|_| {
+                Err(Refused::Failed(Error::new(
+                    ErrorCode::PeerTimeout,
+                    "handshake timed out",
+                )))
+            })
+        }
+        // Evicted (see `Live::admit`): counted and logged there, not reported per connection.
+        () = slot.evicted() => return,
+    };
+    slot.handshaken();
     let Peered {
         peer,
         kind,
@@ -342,9 +358,138 @@ pub(crate) struct Live {
     turn: AtomicUsize,
     /// Which connection holds each peer (see `handshake::Claims`).
     pub(crate) claims: Arc<Claims>,
+    /// Connections open (either direction), and those still in their handshakes (TLS and
+    /// Broker's): what the limits `max_connections` and `max_handshakes` bound.
+    connections: AtomicUsize,
+    handshaking: AtomicUsize,
+    /// Incoming connections refused by those limits, in all and since the last log line.
+    refused: AtomicU64,
+    refused_unlogged: AtomicU64,
+    last_refusal_log: Mutex<Option<std::time::Instant>>,
+    /// Incoming connections in their handshakes, oldest first, each with the signal that
+    /// evicts it (see [`Live::admit`]).
+    pending: Mutex<std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>>,
+    next_slot: AtomicU64,
+}
+
+/// Holds a connection's place in the endpoint's counts (see [`Live::admit`]): its handshake's
+/// until [`handshaken`](Self::handshaken), its connection's until dropped.
+pub(crate) struct Slot {
+    live: Arc<Live>,
+    handshaking: bool,
+    id: u64,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+impl Slot {
+    /// The handshakes are over (done or failed): the connection leaves the handshake count.
+    fn handshaken(&mut self) {
+        if std::mem::take(&mut self.handshaking) {
+            self.live.handshaking.fetch_sub(1, Ordering::SeqCst);
+            let id = self.id;
+            self.live.pending().retain(|(p, _)| *p != id);
+        }
+    }
+
+    /// Completes when a newer incoming connection took this one's handshake place.
+    async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.handshaken();
+        self.live.connections.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Live {
+    /// A place for an incoming connection, refused when the endpoint has `max_connections`
+    /// connections or `max_handshakes` handshakes under way: counted, and logged at most once
+    /// a second with how many were refused meanwhile.
+    ///
+    /// When `max_handshakes` are under way the oldest of them is evicted instead: a peer that
+    /// opens connections and never finishes a handshake can hold places only until newer ones
+    /// come, so a well-behaved peer still gets through (and nothing is held longer than
+    /// `handshake_timeout` anyway).
+    pub(crate) fn admit(self: &Arc<Self>, config: &Configuration) -> Option<Slot> {
+        let (slot, connections, handshaking) = self.place(true);
+        if connections >= config.max_connections || handshaking >= config.max_handshakes * 2 {
+            drop(slot);
+            self.turned_away(config, connections, handshaking);
+            return None;
+        }
+        if handshaking >= config.max_handshakes {
+            let oldest = self.pending().pop_front();
+            if let Some((_, evict)) = oldest {
+                evict.notify_one();
+                self.turned_away(config, connections, handshaking);
+            }
+        }
+        Some(slot)
+    }
+
+    /// Counts a connection refused or evicted by the limits; logs at most once a second, with
+    /// how many since the last line.
+    fn turned_away(&self, config: &Configuration, connections: usize, handshaking: usize) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let unlogged = self.refused_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = std::time::Instant::now();
+        let mut last = self
+            .last_refusal_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1)) {
+            *last = Some(now);
+            self.refused_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+            tracing::warn!(
+                turned_away = unlogged,
+                connections,
+                handshaking,
+                max_connections = config.max_connections,
+                max_handshakes = config.max_handshakes,
+                "too many incoming connections: closing the newest (connection limit) or the \
+                 oldest unfinished handshakes"
+            );
+        }
+    }
+
+    /// A place for a connection we dial: always given.
+    pub(crate) fn slot(self: &Arc<Self>) -> Slot {
+        self.place(false).0
+    }
+
+    /// Counts a connection in (an incoming one, `evictable`, also among those a newer one may
+    /// evict); returns its slot and the counts before it.
+    fn place(self: &Arc<Self>, evictable: bool) -> (Slot, usize, usize) {
+        let connections = self.connections.fetch_add(1, Ordering::SeqCst);
+        let handshaking = self.handshaking.fetch_add(1, Ordering::SeqCst);
+        let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let evict = Arc::new(tokio::sync::Notify::new());
+        if evictable {
+            self.pending().push_back((id, evict.clone()));
+        }
+        let slot = Slot {
+            live: self.clone(),
+            handshaking: true,
+            id,
+            evict,
+        };
+        (slot, connections, handshaking)
+    }
+
+    fn pending(
+        &self,
+    ) -> MutexGuard<'_, std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Incoming connections refused by the limits so far.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Where an endpoint's connections meet; `activity` is its runtime's (see `spin`).
     pub(crate) fn new(activity: Arc<Activity>) -> Live {
         Live {

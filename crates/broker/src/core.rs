@@ -945,6 +945,7 @@ impl Core {
                     subscribers,
                     read_while_waiting: self.read_while_waiting,
                     link_states: self.router.known_endpoints().len(),
+                    refused_connections: 0,
                 });
             }
             Cmd::Shutdown(_) => {}

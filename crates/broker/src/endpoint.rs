@@ -380,6 +380,10 @@ impl Endpoint {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer_addr)) => {
+                        // Beyond the limits the socket closes at once (see `Live::admit`).
+                        let Some(slot) = live.admit(&config) else {
+                            continue;
+                        };
                         tokio::spawn(connection::establish(
                             stream,
                             peer_addr,
@@ -390,6 +394,7 @@ impl Endpoint {
                             tls.clone(),
                             None,
                             live.clone(),
+                            slot,
                         ));
                     }
                     Err(e) => {
@@ -444,6 +449,7 @@ impl Endpoint {
                     Ok(stream) => {
                         set_state(PeerState::Connected);
                         let (tx, rx) = oneshot::channel();
+                        let slot = live.slot();
                         let conn = tokio::spawn(connection::establish(
                             stream,
                             addr,
@@ -454,6 +460,7 @@ impl Endpoint {
                             tls.clone(),
                             Some(tx),
                             live.clone(),
+                            slot,
                         ));
                         let result = rx.await.unwrap_or_else(|_| {
                             Err(Refused::Failed(Error::new(
@@ -675,7 +682,9 @@ impl Endpoint {
     /// The endpoint's counters: routing totals, per-peer traffic and buffer fill, subscriber
     /// drops.
     pub fn metrics(&self) -> Result<Metrics, Error> {
-        self.ask(Cmd::Metrics)
+        let mut m = self.ask(Cmd::Metrics)?;
+        m.refused_connections = self.inner.live.refused();
+        Ok(m)
     }
 
     /// Serves [`metrics`](Self::metrics) in Prometheus' text format at
@@ -683,9 +692,11 @@ impl Endpoint {
     pub fn serve_metrics(&self, address: &str, port: u16) -> Result<u16, Error> {
         let (listener, bound) = self.bind(address, port, "serve metrics")?;
         let core = self.inner.core.clone();
+        let live = self.inner.live.clone();
         self.inner.handle.spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let core = core.clone();
+                let live = live.clone();
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut req = [0u8; 1024];
@@ -693,7 +704,12 @@ impl Endpoint {
                     let wants_metrics = req[..n].starts_with(b"GET /metrics ");
                     let (tx, rx) = oneshot::channel();
                     let body = if wants_metrics && core.send(Cmd::Metrics(tx)).is_ok() {
-                        rx.await.map(|m| m.to_prometheus()).ok()
+                        rx.await
+                            .map(|mut m| {
+                                m.refused_connections = live.refused();
+                                m.to_prometheus()
+                            })
+                            .ok()
                     } else {
                         None
                     };

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub read_while_waiting: u64,
     /// Link states held (broker-rs endpoints known, this one included).
     pub link_states: usize,
+    /// Incoming connections refused by `max_connections` or `max_handshakes`.
+    pub refused_connections: u64,
 }
 
 impl Metrics {
@@ -149,6 +151,11 @@ impl Metrics {
                 "broker_overflow_dropped_total",
                 "Publications dropped by overflow policies.",
                 r.overflow_dropped,
+            ),
+            (
+                "broker_refused_connections_total",
+                "Incoming connections refused by max_connections or max_handshakes.",
+                self.refused_connections,
             ),
             (
                 "broker_read_while_waiting_total",
