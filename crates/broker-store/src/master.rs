@@ -264,9 +264,6 @@ impl<B: Backend> Master<B> {
 
     fn tick(&mut self) {
         self.asked_to_rejoin.clear();
-        if let Err(e) = self.backend.flush() {
-            self.fail("flush", None, e);
-        }
         let mut pout = std::mem::take(&mut self.pout);
         self.output.tick(&mut pout);
         self.producer_outputs(&mut pout);
@@ -297,15 +294,14 @@ impl<B: Backend> Master<B> {
         self.cout = cout;
     }
 
-    /// Applies what a writer's channel delivered and sends its acknowledgements (after the
-    /// backend made the applied mutations durable).
+    /// Applies what a writer's channel delivered and sends its acknowledgements (the driver
+    /// makes the applied mutations durable before they leave).
     fn consumer_outputs(
         &mut self,
         now: Timestamp,
         writer: EntityId,
         cout: &mut Vec<ConsumerOut<Command>>,
     ) {
-        let mut flushed = false;
         for o in cout.drain(..) {
             match o {
                 ConsumerOut::Consume(cmd) => self.apply(now, cmd),
@@ -313,16 +309,9 @@ impl<B: Backend> Master<B> {
                     ErrorCode::Unspecified,
                     format!("{}: lost mutation {seq} from {writer:?}", self.name),
                 ))),
-                ConsumerOut::Ack(seq) => {
-                    if !flushed {
-                        flushed = true;
-                        if let Err(e) = self.backend.flush() {
-                            self.fail("flush", None, e);
-                            continue;
-                        }
-                    }
-                    self.send_to(writer, Command::CumulativeAck { seq });
-                }
+                // The driver makes what came before durable before the acknowledgement leaves
+                // (it owns flushing; the engine never flushes).
+                ConsumerOut::Ack(seq) => self.send_to(writer, Command::CumulativeAck { seq }),
                 ConsumerOut::Nack(seqs) => self.send_to(writer, Command::Nack { seqs }),
             }
         }

@@ -271,11 +271,6 @@ impl Endpoint {
         self.inner.core.clone()
     }
 
-    /// Runs a task on the endpoint's runtime.
-    pub(crate) fn spawn(&self, f: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.inner.handle.spawn(f);
-    }
-
     async fn ask_async<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx))?;

@@ -34,6 +34,12 @@ use crate::spin::Activity;
 /// than that is the reader task's.
 const DIRECT_READ_MAX: usize = 64 * 1024;
 
+/// Batches a reader task may have handed the core that it has not handled yet. Beyond that
+/// the reader stops reading until the core catches up, so the socket's buffers fill and TCP
+/// slows the sender down (whose own overflow policy then applies), instead of the core's
+/// channel growing without bound. A batch is what one read brought, at most about 64 KiB.
+pub(crate) const MAX_IN_CHANNEL: usize = 8;
+
 /// A TCP stream whose reads wait through tokio's readiness (the reader task) or, while its
 /// inbox reads straight, go to the socket at once (a subscriber's thread, which learns of
 /// data by looking, not by being woken).
@@ -135,6 +141,8 @@ pub(crate) struct Inbox {
     state: Mutex<State>,
     /// Batches the reader task sent the core that it has not handled yet.
     in_channel: AtomicUsize,
+    /// The reader task, while it waits for the core to catch up (see `MAX_IN_CHANNEL`).
+    resume: Mutex<Option<Waker>>,
     straight: Arc<AtomicBool>,
     peer: EndpointId,
     conn: u64,
@@ -185,6 +193,7 @@ impl Inbox {
                 done: false,
             }),
             in_channel: AtomicUsize::new(0),
+            resume: Mutex::new(None),
             straight,
             peer,
             conn,
@@ -198,9 +207,27 @@ impl Inbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The core handled a batch the reader task sent it.
+    /// The core handled a batch the reader task sent it; a reader that waited for room
+    /// reads again.
     pub(crate) fn handled(&self) {
-        self.in_channel.fetch_sub(1, Ordering::SeqCst);
+        let before = self.in_channel.fetch_sub(1, Ordering::SeqCst);
+        if before == MAX_IN_CHANNEL {
+            let waiting = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(w) = waiting {
+                w.wake();
+            }
+        }
+    }
+
+    /// Whether the reader must wait for the core before reading more; if so, it is woken by
+    /// [`handled`](Self::handled). (The waker is in place before the count is looked at again,
+    /// so no wake is lost between the two.)
+    fn core_is_behind(&self, cx: &Context<'_>) -> bool {
+        if self.in_channel.load(Ordering::SeqCst) < MAX_IN_CHANNEL {
+            return false;
+        }
+        *self.resume.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        self.in_channel.load(Ordering::SeqCst) >= MAX_IN_CHANNEL
     }
 
     /// Takes every complete frame out of the buffer.
@@ -277,6 +304,9 @@ impl Inbox {
                     self.in_channel.fetch_sub(1, Ordering::SeqCst);
                 }
                 activity.hand_over();
+            }
+            if self.core_is_behind(cx) {
+                return Poll::Pending;
             }
             if st.buf.capacity() - st.buf.len() < 4096 {
                 st.buf.reserve(64 * 1024);
@@ -366,5 +396,108 @@ impl Inbox {
         };
         self.straight.store(false, Ordering::Relaxed);
         turn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_data::Data;
+    use broker_wire::{encode_frame, Payload, Topic};
+    use tokio::io::AsyncWriteExt;
+
+    /// A reader whose core is behind stops reading after `MAX_IN_CHANNEL` batches, leaving
+    /// the rest in the socket (so TCP pushes back on the sender), and reads on when the core
+    /// catches up.
+    #[test]
+    fn a_reader_waits_for_the_core_instead_of_queueing_without_bound() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A small pipe: every read brings a few frames, and a writer that has more waits.
+            let (ours, mut theirs) = tokio::io::duplex(1024);
+            let mut bytes = bytes::BytesMut::new();
+            for i in 0..2000u64 {
+                let env = Envelope {
+                    sender: EndpointId::from_bytes([2; 16]),
+                    receiver: EndpointId::NIL,
+                    ttl: 16,
+                    topic: Topic::new("/flood").unwrap(),
+                    payload: Payload::Data(Data::Count(i)),
+                };
+                encode_frame(&mut bytes, |b| env.encode(b)).unwrap();
+            }
+            let total = bytes.len();
+            let written = Arc::new(AtomicUsize::new(0));
+            let w = written.clone();
+            tokio::spawn(async move {
+                for chunk in bytes.chunks(512) {
+                    if theirs.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    w.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+                // Keep the pipe open.
+                std::future::pending::<()>().await;
+            });
+            let (read, _write) = tokio::io::split(ours);
+            let inbox = Inbox::new(
+                Box::pin(read),
+                BytesMut::new(),
+                FrameDecoder::new(1 << 20),
+                Arc::default(),
+                EndpointId::from_bytes([2; 16]),
+                1,
+                PeerKind::Broker,
+                Limits::default(),
+            );
+            let (core, mut commands) = mpsc::unbounded_channel();
+            let reader = inbox.clone();
+            tokio::spawn(async move {
+                let activity = Activity::default();
+                reader.read_loop(&core, &activity).await;
+            });
+            let settle = || async {
+                for _ in 0..200 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            settle().await;
+            // The core (this test) handled nothing: the reader stopped at the bound.
+            assert_eq!(inbox.in_channel.load(Ordering::SeqCst), MAX_IN_CHANNEL);
+            let mut batches = Vec::new();
+            while let Ok(c) = commands.try_recv() {
+                batches.push(c);
+            }
+            assert_eq!(batches.len(), MAX_IN_CHANNEL);
+            assert!(
+                written.load(Ordering::SeqCst) < total,
+                "the sender was held back"
+            );
+            // The core catches up: the reader goes on, batch by batch, to the end.
+            let mut values = 0u64;
+            let count = |c: &Cmd| match c {
+                Cmd::Incoming { msgs, .. } => msgs.iter().map(Message::count).sum::<usize>() as u64,
+                _ => 0,
+            };
+            loop {
+                for c in batches.drain(..) {
+                    values += count(&c);
+                    inbox.handled();
+                }
+                settle().await;
+                while let Ok(c) = commands.try_recv() {
+                    batches.push(c);
+                }
+                if batches.is_empty() {
+                    break;
+                }
+                assert!(inbox.in_channel.load(Ordering::SeqCst) <= MAX_IN_CHANNEL);
+            }
+            assert_eq!(values, 2000);
+            assert_eq!(written.load(Ordering::SeqCst), total);
+        });
     }
 }

@@ -233,7 +233,25 @@ impl Endpoint {
             idle_waiters: Vec::new(),
             failures: Vec::new(),
         };
-        self.spawn(task.run(reqs, inbound));
+        // Its own thread: backend calls (SQLite, RocksDB, a clone's snapshot) never hold up the
+        // endpoint's network thread, and a slow disk slows only this store.
+        let thread = std::thread::Builder::new()
+            .name(format!("broker-store-{name}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(task.run(reqs, inbound)),
+                    Err(e) => tracing::error!(error = %e, "cannot start a store's runtime"),
+                }
+            });
+        if let Err(e) = thread {
+            return Err(Error::new(
+                ErrorCode::Unspecified,
+                format!("cannot start a thread for store {name:?}: {e}"),
+            ));
+        }
         Ok(Store {
             inner: Arc::new(Handle {
                 name: name.to_owned(),
@@ -879,6 +897,19 @@ impl StoreTask {
                     }
                 }
                 Output::Failure(e) => out.failures.push(error(e)),
+            }
+        }
+        // Durability: an acknowledgement of a clone's writes leaves only after they are on
+        // disk. This task is the one owner of flushing (here, and when its queues are empty).
+        let acks = |c: &(Topic, Option<EndpointId>, Arc<InternalCommand>)| {
+            matches!(c.2.content, Command::CumulativeAck { .. })
+        };
+        if matches!(self.fe, Frontend::Master(_)) && out.commands.iter().any(acks) {
+            self.flush();
+            if !self.failures.is_empty() {
+                // Not durable: no acknowledgement (the writer sends them again).
+                out.commands.retain(|c| !acks(c));
+                out.failures.append(&mut self.failures);
             }
         }
         if !(out.commands.is_empty() && out.events.is_empty() && out.failures.is_empty()) {
