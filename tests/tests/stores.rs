@@ -156,7 +156,10 @@ fn expiry_removes_entries_at_their_time() {
     assert!(s.exists("short").unwrap());
     eventually("the entry to expire", || !s.exists("short").unwrap());
     assert!(s.exists("long").unwrap());
-    std::thread::sleep(Duration::from_millis(300));
+    // A marker that expires after the time "moved" would have: once it is gone, that time has
+    // passed (expiries are handled in time order), and "moved" must still be there.
+    s.put("marker", 1u64, Some(Duration::from_millis(250)));
+    eventually("the marker to expire", || !s.exists("marker").unwrap());
     assert_eq!(s.get("moved").unwrap(), Data::Count(2));
 }
 
@@ -248,13 +251,22 @@ fn store_events_follow_every_change() {
     let c = endpoint();
     c.peer("127.0.0.1", port, None).unwrap();
     let all = c.make_subscriber(&[""], Some(64)).unwrap();
+    eventually("C's subscription to reach A", || {
+        a.peer_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().is_empty())
+    });
     master.put("x", 1u64, None);
     assert!(master.await_idle(WAIT));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(all
-        .poll()
-        .iter()
-        .all(|m| !m.topic.as_str().starts_with("<$>/local")));
+    // A sentinel published after the put: once it is at C, anything sent before it is too.
+    a.publish("/sentinel", Data::Count(1)).unwrap();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|t: &String| t == "/sentinel") {
+        let m = all.get_timeout(WAIT).expect("the sentinel arrives");
+        seen.push(m.topic.as_str().to_owned());
+    }
+    assert!(seen.iter().all(|t| !t.starts_with("<$>/local")), "{seen:?}");
 }
 
 #[test]

@@ -44,13 +44,28 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("deny") => deny(),
         Some("install") => install(),
+        Some("vectors") => run({
+            let mut c = cargo();
+            c.args([
+                "run",
+                "--quiet",
+                "-p",
+                "broker-wire",
+                "--example",
+                "print_vectors",
+            ]);
+            c
+        }),
         _ => {
-            eprintln!("usage: cargo xtask <ci|deny|install>");
+            eprintln!("usage: cargo xtask <ci|deny|install|vectors>");
             eprintln!(
                 "  ci       format check, clippy, tests, doc tests, cargo-deny (what CI runs)"
             );
             eprintln!("  deny     cargo deny check licenses bans sources");
             eprintln!("  install  install the tools and packages that `ci` needs");
+            eprintln!(
+                "  vectors  print docs/protocol.md's vector blocks as the implementation encodes them"
+            );
             return ExitCode::from(2);
         }
     };
@@ -203,16 +218,26 @@ fn ci() -> Result {
     step("tests", || {
         let mut c = cargo();
         if succeeds(cargo().args(["nextest", "--version"])) {
+            // Ignored tests too: those that compare with the installed C++ Broker 1.4.
             c.args([
                 "nextest",
                 "run",
                 "--workspace",
                 "--all-features",
                 "--no-fail-fast",
+                "--run-ignored",
+                "all",
             ]);
         } else {
             println!("    (cargo-nextest not installed: using cargo test)");
-            c.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+            c.args([
+                "test",
+                "--workspace",
+                "--all-features",
+                "--no-fail-fast",
+                "--",
+                "--include-ignored",
+            ]);
         }
         let (p, f) = run_counting(c)?;
         totals = (totals.0 + p, totals.1 + f);

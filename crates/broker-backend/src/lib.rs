@@ -35,6 +35,7 @@ pub mod ops;
 
 /// Why a backend operation failed. The variants map onto Broker's error codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// The key does not exist (`no_such_key`).
     #[error("no such key")]

@@ -55,6 +55,7 @@ pub type RequestId = u64;
 /// A failed store operation: Broker's error code and a reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
+#[non_exhaustive]
 pub struct StoreError {
     /// Broker's error code (`no_such_key`, `type_clash`, `stale_data`, `backend_failure`, …).
     pub code: ErrorCode,
@@ -78,7 +79,8 @@ impl From<BackendError> for StoreError {
             BackendError::NoSuchKey => ErrorCode::NoSuchKey,
             BackendError::TypeClash(_) => ErrorCode::TypeClash,
             BackendError::InvalidData(_) => ErrorCode::InvalidData,
-            BackendError::Failure(_) => ErrorCode::BackendFailure,
+            // (Any failure a later backend adds is the backend's.)
+            _ => ErrorCode::BackendFailure,
         };
         StoreError::new(code, e.to_string())
     }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Cmd, MAX_BATCH};
+use crate::error::ConnError;
 use crate::handshake::{self, Announce, Claims, Framed, Peered, Refused, Side, Stream};
 use crate::inbox::{Inbox, Tcp};
 use crate::spin::Activity;
@@ -43,7 +44,7 @@ impl Announce for mpsc::UnboundedSender<Cmd> {
 }
 
 /// Turns a decoded envelope into a router message, or says why the peer misbehaved.
-pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, String> {
+pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, ConnError> {
     let Envelope {
         sender,
         receiver,
@@ -89,10 +90,10 @@ pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, Strin
         (Payload::Ping(b), _) => Message::Ping(b),
         (Payload::Pong(b), _) => Message::Pong(b),
         (p, k) => {
-            return Err(format!(
+            return Err(ConnError::Misbehaved(format!(
                 "{:?} message on a {k:?} connection",
                 p.message_type()
-            ))
+            )))
         }
     })
 }
@@ -340,7 +341,11 @@ async fn run<S: Stream>(
     let reason = inbox.read_loop(&core, &activity).await;
     drop(listed);
     writer.abort();
-    let _ = core.send(Cmd::Closed { peer, conn, reason });
+    let _ = core.send(Cmd::Closed {
+        peer,
+        conn,
+        reason: reason.map(|e| e.to_string()),
+    });
     // Only now may another connection to this peer be accepted.
     drop(claim);
 }
@@ -682,8 +687,8 @@ pub(crate) fn protocol_error(
     peer: EndpointId,
     msgs: Vec<Message>,
     conn: u64,
-    e: String,
-) -> String {
+    e: ConnError,
+) -> ConnError {
     if !msgs.is_empty() {
         let _ = core.send(Cmd::Incoming {
             peer,
@@ -693,14 +698,13 @@ pub(crate) fn protocol_error(
             inbox: None,
         });
     }
-    let message = format!("disconnecting a peer that sent an invalid message: {e}");
     let _ = core.send(Cmd::ConnectionError {
-        code: ErrorCode::InvalidMessage,
+        code: e.code(),
         addr: None,
         peer: Some(peer),
-        message: message.clone(),
+        message: format!("disconnecting a peer that sent an invalid message: {e}"),
     });
-    message
+    e
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub(crate) enum Cmd {
     Closed {
         peer: EndpointId,
         conn: u64,
+        /// Why, when it was not a clean close.
         reason: Option<String>,
     },
     ConnectionError {

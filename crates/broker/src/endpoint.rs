@@ -501,7 +501,8 @@ impl Endpoint {
                         let err = Error::new(
                             ErrorCode::PeerUnavailable,
                             format!("cannot connect to {addr}: {e}"),
-                        );
+                        )
+                        .with_source(e);
                         let _ = core.send(Cmd::ConnectionError {
                             code: err.code,
                             addr: Some(addr),

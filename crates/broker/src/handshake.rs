@@ -64,7 +64,7 @@ impl<S: Stream> Framed<S> {
         self.stream
             .write_all(&out)
             .await
-            .map_err(|e| Error::new(ErrorCode::PeerUnavailable, e.to_string()))
+            .map_err(|e| Error::new(ErrorCode::PeerUnavailable, e.to_string()).with_source(e))
     }
 
     /// The next message, checked as Broker checks it (`wire_format::check`); a message Broker

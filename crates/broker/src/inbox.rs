@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::connection::{coalesce, protocol_error, to_message};
 use crate::core::{Cmd, Core};
+use crate::error::ConnError;
 use crate::spin::Activity;
 
 /// How much a subscriber's thread reads from one connection in one turn; a stream larger
@@ -131,7 +132,7 @@ struct State {
     waker: Option<Waker>,
     /// How the connection ended, when a subscriber's thread found out: the reader task
     /// returns it.
-    ended: Option<Option<String>>,
+    ended: Option<Option<ConnError>>,
     /// The reader task returned: nobody reads any more.
     done: bool,
 }
@@ -166,7 +167,7 @@ enum Turn {
     /// Stopped with data possibly left (a subscriber's thread reads a bounded amount).
     Stopped,
     /// The stream ended (cleanly: `None`) or failed.
-    Ended(Option<String>),
+    Ended(Option<ConnError>),
 }
 
 impl Inbox {
@@ -231,15 +232,15 @@ impl Inbox {
     }
 
     /// Takes every complete frame out of the buffer.
-    fn decode(&self, st: &mut State, msgs: &mut Vec<Message>) -> Result<(), String> {
+    fn decode(&self, st: &mut State, msgs: &mut Vec<Message>) -> Result<(), ConnError> {
         loop {
             match st.frames.decode(&mut st.buf) {
                 Ok(Some(frame)) => {
-                    let env = Envelope::decode(&frame, &self.limits).map_err(|e| e.to_string())?;
+                    let env = Envelope::decode(&frame, &self.limits).map_err(ConnError::Decode)?;
                     msgs.push(to_message(env, self.kind)?);
                 }
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(ConnError::Decode(e)),
             }
         }
     }
@@ -250,7 +251,7 @@ impl Inbox {
         self: &Arc<Self>,
         core: &mpsc::UnboundedSender<Cmd>,
         activity: &Activity,
-    ) -> Option<String> {
+    ) -> Option<ConnError> {
         std::future::poll_fn(|cx| self.poll_reader(cx, core, activity)).await
     }
 
@@ -259,7 +260,7 @@ impl Inbox {
         cx: &mut Context<'_>,
         core: &mpsc::UnboundedSender<Cmd>,
         activity: &Activity,
-    ) -> Poll<Option<String>> {
+    ) -> Poll<Option<ConnError>> {
         let mut st = self.lock();
         let end = self.poll_locked(&mut st, cx, core, activity);
         if end.is_ready() {
@@ -275,7 +276,7 @@ impl Inbox {
         cx: &mut Context<'_>,
         core: &mpsc::UnboundedSender<Cmd>,
         activity: &Activity,
-    ) -> Poll<Option<String>> {
+    ) -> Poll<Option<ConnError>> {
         if let Some(end) = st.ended.take() {
             return Poll::Ready(end);
         }
@@ -316,7 +317,7 @@ impl Inbox {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => return Poll::Ready(None),
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(e.to_string())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(ConnError::Io(e))),
             }
         }
     }
@@ -391,7 +392,7 @@ impl Inbox {
                     total += rb.filled().len();
                     st.buf.extend_from_slice(rb.filled());
                 }
-                Poll::Ready(Err(e)) => break Turn::Ended(Some(e.to_string())),
+                Poll::Ready(Err(e)) => break Turn::Ended(Some(ConnError::Io(e))),
             }
         };
         self.straight.store(false, Ordering::Relaxed);
