@@ -152,7 +152,7 @@ pub(crate) enum Cmd {
         id: u64,
         name: String,
         master: bool,
-        sink: mpsc::UnboundedSender<StoreInbound>,
+        sink: mpsc::Sender<StoreInbound>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// A store frontend ended.
@@ -238,7 +238,12 @@ pub(crate) struct Core {
     /// This core's own command channel, for in-process peers' acknowledgements.
     me: Option<mpsc::WeakUnboundedSender<Cmd>>,
     /// Store frontends by subscriber id.
-    stores: FxHashMap<u64, mpsc::UnboundedSender<StoreInbound>>,
+    stores: FxHashMap<u64, mpsc::Sender<StoreInbound>>,
+    /// What a store's full inbox could not take yet, in order. While anything waits here, the
+    /// core handles no further batches from peers (see [`Core::accept`]).
+    store_overflow: std::collections::VecDeque<(u64, StoreInbound)>,
+    /// Batches from peers that wait for the stores to catch up, in order.
+    deferred: std::collections::VecDeque<Cmd>,
     /// Local masters by store name.
     masters: HashMap<String, u64>,
     /// Whether any subscriber follows store events (stores skip building them otherwise).
@@ -336,7 +341,7 @@ impl Shared {
         let Ok(mut core) = self.core.try_lock() else {
             return false;
         };
-        if core.closing || !core.pending.is_empty() {
+        if core.closing || !core.pending.is_empty() || core.stores_behind() {
             return false;
         }
         if !inbox.read_now(&mut core) {
@@ -388,6 +393,8 @@ impl Core {
             peer_ids: Vec::new(),
             me: None,
             stores: FxHashMap::default(),
+            store_overflow: std::collections::VecDeque::new(),
+            deferred: std::collections::VecDeque::new(),
             masters: HashMap::new(),
             store_events_wanted: Arc::new(AtomicBool::new(false)),
             activity: Arc::default(),
@@ -471,6 +478,8 @@ impl Core {
         let mut pending_len = 0;
         // When the router wants its `handle_timeout` (link-state refresh and purge).
         let mut router_timer: Option<Instant> = None;
+        // Whether things wait for a store's full inbox (looked at again every millisecond).
+        let mut stores_behind = false;
         loop {
             let take_more = pubs_open && pending_len < MAX_PENDING;
             let waiting = pending_len > 0 || store_waiting.is_some();
@@ -503,6 +512,8 @@ impl Core {
                 _ = async { tokio::time::sleep(SLOW_PEER_AFTER / 4).await }, if waiting => {}
                 // While shutting down, look often whether everything went out.
                 _ = async { tokio::time::sleep(std::time::Duration::from_millis(2)).await }, if shutdown.is_some() => {}
+                // A store's inbox was full: look again soon.
+                _ = async { tokio::time::sleep(std::time::Duration::from_millis(1)).await }, if stores_behind => {}
                 // The router's own timer (the sans-IO contract: `poll_timeout` is always armed).
                 _ = async {
                     if let Some(t) = router_timer {
@@ -522,6 +533,7 @@ impl Core {
                 core.pending.extend(pub_batch.drain(..).flatten());
                 shared.in_channel.fetch_sub(n, Ordering::SeqCst);
             }
+            core.catch_up_with_stores();
             for cmd in batch.drain(..) {
                 if let Cmd::Shutdown(done) = cmd {
                     match &mut shutdown {
@@ -546,7 +558,7 @@ impl Core {
                     let run: Vec<_> = core.pending.drain(..).collect();
                     core.publish_runs(Instant::now(), run);
                 }
-                core.handle(cmd);
+                core.accept(cmd);
             }
             core.flush();
             if let Some(out) = store_waiting.take() {
@@ -570,6 +582,7 @@ impl Core {
             }
             pending_len = core.pending.len();
             router_timer = core.router.poll_timeout();
+            stores_behind = core.stores_behind();
             core.activity.touch();
             if let Some((_, until)) = &mut shutdown {
                 let now = Instant::now();
@@ -654,6 +667,86 @@ impl Core {
             }
         }
         budget
+    }
+
+    /// Hands `item` to store `id`, behind whatever waits for a store already.
+    fn give_store(&mut self, id: u64, item: StoreInbound) {
+        if self.store_overflow.is_empty() {
+            let Some(sink) = self.stores.get(&id) else {
+                return;
+            };
+            match sink.try_send(item) {
+                Ok(()) => return,
+                // The store is gone: nothing to deliver to.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    self.store_overflow.push_back((id, item));
+                    return;
+                }
+            }
+        }
+        self.store_overflow.push_back((id, item));
+    }
+
+    /// Moves what waits for the stores into their inboxes as far as they have room; returns
+    /// whether nothing waits any more.
+    fn drain_store_overflow(&mut self) -> bool {
+        while let Some((id, _)) = self.store_overflow.front() {
+            let id = *id;
+            let Some(sink) = self.stores.get(&id) else {
+                self.store_overflow.pop_front();
+                continue;
+            };
+            let Ok(permit) = sink.try_reserve() else {
+                if sink.is_closed() {
+                    self.store_overflow.pop_front();
+                    continue;
+                }
+                return false;
+            };
+            if let Some((_, item)) = self.store_overflow.pop_front() {
+                permit.send(item);
+            }
+        }
+        true
+    }
+
+    /// Whether some store's inbox is full and things wait for it.
+    pub(crate) fn stores_behind(&self) -> bool {
+        !self.store_overflow.is_empty() || !self.deferred.is_empty()
+    }
+
+    /// Takes a command from the channel: a batch from a peer (and a peering's start or end)
+    /// waits while the stores are behind (so its reader stops reading and TCP pushes back, as
+    /// for a busy core); anything else is handled at once.
+    pub(crate) fn accept(&mut self, cmd: Cmd) {
+        // A peer's batches and the ends and starts of peerings keep their order among
+        // themselves (a connection's last messages before its close, its close before a new
+        // one's admission).
+        let of_a_peer = matches!(
+            cmd,
+            Cmd::Incoming { .. }
+                | Cmd::Closed { .. }
+                | Cmd::Handshaken { .. }
+                | Cmd::LocalHandshaken { .. }
+        );
+        if of_a_peer && self.stores_behind() {
+            self.deferred.push_back(cmd);
+            return;
+        }
+        self.handle(cmd);
+    }
+
+    /// Hands the stores what waits for them and then handles the batches that waited, in
+    /// order, as far as the stores keep up.
+    pub(crate) fn catch_up_with_stores(&mut self) {
+        while self.drain_store_overflow() {
+            let Some(cmd) = self.deferred.pop_front() else {
+                return;
+            };
+            self.handle(cmd);
+            self.flush();
+        }
     }
 
     /// Sends a BYE ping to every peer over a socket (see the shutdown sequence in `run`).
@@ -1160,8 +1253,8 @@ impl Core {
                     }
                     Content::Command(c) => {
                         for s in subscribers.iter() {
-                            if let Some(sink) = self.stores.get(s) {
-                                let _ = sink.send(StoreInbound::Command(c.clone()));
+                            if self.stores.contains_key(s) {
+                                self.give_store(*s, StoreInbound::Command(c.clone()));
                             }
                         }
                         return;
@@ -1191,12 +1284,16 @@ impl Core {
                     _ => None,
                 };
                 if let Some(note) = note {
-                    for sink in self.stores.values() {
-                        let _ = sink.send(match &note {
-                            StoreInbound::Poke => StoreInbound::Poke,
-                            StoreInbound::Unreachable(e) => StoreInbound::Unreachable(*e),
-                            StoreInbound::Command(c) => StoreInbound::Command(c.clone()),
-                        });
+                    let ids: Vec<u64> = self.stores.keys().copied().collect();
+                    for id in ids {
+                        self.give_store(
+                            id,
+                            match &note {
+                                StoreInbound::Poke => StoreInbound::Poke,
+                                StoreInbound::Unreachable(e) => StoreInbound::Unreachable(*e),
+                                StoreInbound::Command(c) => StoreInbound::Command(c.clone()),
+                            },
+                        );
                     }
                 }
                 let address = self.conns.get(&endpoint).and_then(|c| c.addr);
@@ -1347,6 +1444,83 @@ pub(crate) fn encode_message(
 mod tests {
     use super::*;
     use broker_routing::Config as RouterConfig;
+    use broker_wire::{Command, EntityId};
+
+    #[test]
+    fn batches_from_peers_wait_while_a_store_is_behind_and_nothing_is_lost() {
+        let me = EndpointId::from_bytes([1; 16]);
+        let peer = EndpointId::from_bytes([2; 16]);
+        let mut core = Core::new(Router::new(me, 1, RouterConfig::default()));
+        // A store whose inbox holds two commands.
+        let (sink, mut store) = mpsc::channel(2);
+        let (reply, _) = oneshot::channel();
+        core.handle(Cmd::AttachStore {
+            id: 7,
+            name: "s".into(),
+            master: true,
+            sink,
+            reply,
+        });
+        let (peer_core, _peer_rx) = mpsc::unbounded_channel();
+        let (reply, _) = oneshot::channel();
+        core.handle(Cmd::LocalHandshaken {
+            peer,
+            filter: vec![],
+            core: peer_core,
+            conn: 5,
+            remote_conn: 6,
+            in_flight: Arc::default(),
+            reply,
+        });
+        core.flush();
+        // (The new peer's statuses reached the store first.)
+        while let Ok(note) = store.try_recv() {
+            assert!(matches!(note, StoreInbound::Poke));
+        }
+        let batch = |n: u64| Cmd::Incoming {
+            peer,
+            conn: 5,
+            msgs: vec![Message::Publication(Publication {
+                sender: peer,
+                receiver: EndpointId::NIL,
+                origin: peer,
+                seq: n,
+                ttl: 20,
+                topic: broker_store::master_topic("s"),
+                content: Content::Command(Arc::new(InternalCommand {
+                    seq: n,
+                    sender: EntityId {
+                        endpoint: peer,
+                        object: 1,
+                    },
+                    receiver: EntityId::NIL,
+                    content: Command::Clear {
+                        publisher: EntityId::NIL,
+                    },
+                })),
+            })],
+            ack: None,
+            inbox: None,
+        };
+        for n in 1..=5 {
+            core.accept(batch(n));
+            core.flush();
+        }
+        // Two in the inbox, one waiting for room, two batches not handled yet.
+        assert_eq!(core.store_overflow.len(), 1);
+        assert_eq!(core.deferred.len(), 2);
+        assert!(core.stores_behind());
+        // The store catches up step by step; every command arrives once, in order.
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            while let Ok(StoreInbound::Command(c)) = store.try_recv() {
+                got.push(c.seq);
+            }
+            core.catch_up_with_stores();
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+        assert!(!core.stores_behind());
+    }
     fn one(i: u64) -> Publications {
         vec![(Topic::new("/t").unwrap(), Arc::new(Data::Count(i)))]
     }

@@ -27,6 +27,10 @@ use crate::{Endpoint, Error};
 /// Requests a handle may have in flight before mutations wait.
 const REQUEST_QUEUE: usize = 4096;
 
+/// Commands from the network a store may have waiting: beyond that the core stops handling
+/// what peers send until the store catches up (their readers stop, TCP pushes back).
+const STORE_INBOX: usize = 4096;
+
 /// The storage engine of a master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendType {
@@ -211,7 +215,7 @@ impl Endpoint {
     }
 
     fn start_store(&self, name: &str, id: EntityId, fe: Frontend) -> Result<Store, Error> {
-        let (sink, inbound) = mpsc::unbounded_channel();
+        let (sink, inbound) = mpsc::channel(STORE_INBOX);
         let (tx, reqs) = mpsc::channel(REQUEST_QUEUE);
         let master = matches!(fe, Frontend::Master(_));
         let (events_wanted, out) = self.store_support();
@@ -765,7 +769,7 @@ impl StoreTask {
     async fn run(
         mut self,
         mut reqs: mpsc::Receiver<Req>,
-        mut inbound: mpsc::UnboundedReceiver<StoreInbound>,
+        mut inbound: mpsc::Receiver<StoreInbound>,
     ) {
         let mut rbuf = Vec::with_capacity(256);
         let mut ibuf = Vec::with_capacity(256);
