@@ -387,6 +387,37 @@ fn a_clone_without_its_master_goes_stale_and_resynchronizes() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A child process, killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the test `name` of this binary as a child process (it does its part only when `var`
+/// is set) and waits for it to print `READY <port>`.
+fn child_test(name: &str, var: &str, value: &std::ffi::OsStr) -> (KillOnDrop, u16) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, value)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let child = KillOnDrop(child);
+    let port = loop {
+        let line = lines.next().expect("the child reports READY").unwrap();
+        // The test harness prints its own words before ours on the same line.
+        if let Some((_, p)) = line.split_once("READY ") {
+            break p.trim().parse().unwrap();
+        }
+    };
+    (child, port)
+}
+
 /// The process killed by `a_killed_master_keeps_every_acknowledged_write` (runs only when
 /// started by it).
 #[test]
@@ -421,28 +452,7 @@ fn crash_child() {
 fn a_killed_master_keeps_every_acknowledged_write() {
     let dir = broker_e2e::temp_dir("crash");
     let path = dir.join("crash.sqlite");
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env("BROKER_CRASH_CHILD", &path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut child = KillOnDrop(child);
-    let port: u16 = loop {
-        let line = lines.next().expect("the child reports READY").unwrap();
-        // The test harness prints its own words before ours on the same line.
-        if let Some((_, p)) = line.split_once("READY ") {
-            break p.trim().parse().unwrap();
-        }
-    };
+    let (mut child, port) = child_test("crash_child", "BROKER_CRASH_CHILD", path.as_os_str());
     // Writes through a clone in this process, acknowledged by the master.
     let ep = endpoint();
     ep.peer("127.0.0.1", port, None).unwrap();
@@ -530,32 +540,7 @@ fn failover_child() {
 /// B's clone follows it, and writes through B reach C.
 #[test]
 fn a_new_master_takes_over_after_the_old_one_is_killed() {
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "failover_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("E2E_FAILOVER_CHILD", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut child = KillOnDrop(child);
-    let port: u16 = loop {
-        let line = lines.next().expect("the child reports READY").unwrap();
-        if let Some((_, p)) = line.split_once("READY ") {
-            break p.trim().parse().unwrap();
-        }
-    };
+    let (mut child, port) = child_test("failover_child", "E2E_FAILOVER_CHILD", "1".as_ref());
     let (b, c) = (endpoint(), endpoint());
     b.peer("127.0.0.1", port, None).unwrap();
     let pb = b.listen("127.0.0.1", 0).unwrap();

@@ -347,15 +347,8 @@ fn unicast_goes_to_one_endpoint_only() {
     );
 }
 
-/// Two routed routers `a` (id 1) and `b` (id 2), peered, with link states exchanged; `b` has
-/// subscriber 7 on `/t`.
-fn routed_pair() -> (Router, Router) {
-    let now = Instant::now();
-    let mut a = Router::new(id(1), 1, Config::default());
-    let mut b = Router::new(id(2), 1, Config::default());
-    b.subscribe(7, topic("/t"));
-    a.add_peer(now, id(2), PeerKind::Routed, vec![]);
-    b.add_peer(now, id(1), PeerKind::Routed, vec![topic("/t")]);
+/// Passes messages between routers 1 (`a`) and 2 (`b`) until both are quiet.
+fn exchange(now: Instant, a: &mut Router, b: &mut Router) {
     loop {
         let mut moved = false;
         while let Some((_, m)) = a.poll_transmit() {
@@ -370,6 +363,18 @@ fn routed_pair() -> (Router, Router) {
             break;
         }
     }
+}
+
+/// Two routed routers `a` (id 1) and `b` (id 2), peered, with link states exchanged; `b` has
+/// subscriber 7 on `/t`.
+fn routed_pair() -> (Router, Router) {
+    let now = Instant::now();
+    let mut a = Router::new(id(1), 1, Config::default());
+    let mut b = Router::new(id(2), 1, Config::default());
+    b.subscribe(7, topic("/t"));
+    a.add_peer(now, id(2), PeerKind::Routed, vec![]);
+    b.add_peer(now, id(1), PeerKind::Routed, vec![topic("/t")]);
+    exchange(now, &mut a, &mut b);
     events(&mut a);
     events(&mut b);
     (a, b)
@@ -682,20 +687,7 @@ fn who_subscribes_counts_only_reachable_endpoints() {
     a.subscribe(1, master.clone());
     a.add_peer(now, id(2), PeerKind::Routed, vec![]);
     b.add_peer(now, id(1), PeerKind::Routed, vec![]);
-    loop {
-        let mut moved = false;
-        while let Some((_, m)) = a.poll_transmit() {
-            b.handle_message(now, id(1), m);
-            moved = true;
-        }
-        while let Some((_, m)) = b.poll_transmit() {
-            a.handle_message(now, id(2), m);
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
+    exchange(now, &mut a, &mut b);
     assert_eq!(b.subscribed_exactly(&master), [id(1)]);
     b.remove_peer(now, id(1), PeerLoss::Lost("gone".into()));
     assert!(b.known_endpoints().contains(&id(1)), "not yet purged");
