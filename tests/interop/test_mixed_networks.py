@@ -85,6 +85,13 @@ def publish_and_settle(pub, subscribers, n=N):
     wait_sentinel(subscribers, "/t/end", 2)
 
 
+def publish_values(pub):
+    """One value of every type and a Zeek event on /v, then a sentinel on /v/end."""
+    pub.pub("/v/types", "types")
+    pub.pub("/v/event", "event")
+    pub.pub("/v/end", "count", 1)
+
+
 def connected(*scripts_and_peers):
     for node, k in scripts_and_peers:
         if isinstance(node, Script):
@@ -147,9 +154,7 @@ def test_every_type_and_zeek_events_arrive_as_through_cpp(net, middle):
     m = net.node("M", middle, peers=[a, c], subscribe=["/v"])
     connected((a, 1), (c, 1))
     time.sleep(0.5)
-    a.pub("/v/types", "types")
-    a.pub("/v/event", "event")
-    a.pub("/v/end", "count", 1)
+    publish_values(a)
     wait_sentinel([c], "/v/end")
     got = c.messages("/v/")
     assert len(got) == 16 + 1 + 1, got
@@ -157,9 +162,7 @@ def test_every_type_and_zeek_events_arrive_as_through_cpp(net, middle):
     ref = net.node("R", "cpp", subscribe=["/v"], peers=[a])
     peered(a, 2)
     time.sleep(0.3)
-    a.pub("/v/types", "types")
-    a.pub("/v/event", "event")
-    a.pub("/v/end", "count", 1)
+    publish_values(a)
     wait_sentinel([ref], "/v/end")
     assert got == ref.messages("/v/")
     assert [t for t, _ in got[:16]] == ["/v/types"] * 16
@@ -179,16 +182,12 @@ def test_values_from_broker_rs_arrive_at_cpp_as_from_cpp(net, impl):
         p = src
     peered(c, 1)
     time.sleep(0.5)
-    p.pub("/v/types", "types")
-    p.pub("/v/event", "event")
-    p.pub("/v/end", "count", 1)
+    publish_values(p)
     wait_sentinel([c], "/v/end")
     ref_pub = net.node("Q", "cpp", peers=[c])
     peered(c, 2)
     time.sleep(0.3)
-    ref_pub.pub("/v/types", "types")
-    ref_pub.pub("/v/event", "event")
-    ref_pub.pub("/v/end", "count", 1)
+    publish_values(ref_pub)
     wait_sentinel([c], "/v/end", 2)
     got = c.messages("/v/")
     first, second = got[: len(got) // 2], got[len(got) // 2 :]

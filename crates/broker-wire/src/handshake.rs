@@ -146,6 +146,15 @@ impl Handshake {
         }
     }
 
+    /// A version_select from `sender` choosing `version`.
+    pub fn version_select(sender: EndpointId, version: u8) -> Self {
+        Handshake::VersionSelect {
+            magic: MAGIC,
+            sender,
+            version,
+        }
+    }
+
     /// A probe.
     pub fn probe() -> Self {
         Handshake::Probe { magic: MAGIC }

@@ -357,12 +357,7 @@ async fn originate<S: Stream, A: Announce>(
         return Err(Refused::Redundant(peer));
     };
     let version = select_version(peer);
-    f.send(&Handshake::VersionSelect {
-        magic: MAGIC,
-        sender: me,
-        version,
-    })
-    .await?;
+    f.send(&Handshake::version_select(me, version)).await?;
     let announced = cx.announce.filter_for(peer).await;
     f.send(&Handshake::OriginatorSyn {
         filter: announced.clone(),
@@ -659,11 +654,7 @@ mod tests {
             Arc::default(),
             vec![
                 Handshake::hello(small, 1, 1),
-                Handshake::VersionSelect {
-                    magic: MAGIC,
-                    sender: small,
-                    version: 2,
-                },
+                Handshake::version_select(small, 2),
             ],
         );
         assert_eq!(
@@ -698,11 +689,7 @@ mod tests {
             claims.clone(),
             vec![
                 Handshake::hello(small, 1, 1),
-                Handshake::VersionSelect {
-                    magic: MAGIC,
-                    sender: small,
-                    version: 1,
-                },
+                Handshake::version_select(small, 1),
             ],
         );
         assert_eq!(
