@@ -206,6 +206,30 @@ fn a_clone_follows_its_master_and_writes_through_it() {
     assert_eq!(err.code, ErrorCode::MasterExists);
 }
 
+/// A clone attached the moment its master appeared elsewhere: its first request can reach the
+/// clone's endpoint before the master's subscription does and go to nobody. It asks again when
+/// the subscription arrives, not at its next resync (an hour here, so a clone that waited for
+/// it would fail the test; with Broker's 10 s, Broker's own Python suite saw 10 s stalls).
+#[test]
+fn a_clone_attached_right_after_its_master_finds_it_at_once() {
+    let options = CloneOptions {
+        resync_interval: Duration::from_secs(3600),
+        ..CloneOptions::default()
+    };
+    for i in 0..20 {
+        let (a, b) = (endpoint(), endpoint());
+        let port = a.listen("127.0.0.1", 0).unwrap();
+        b.peer("127.0.0.1", port, None).unwrap();
+        let master = memory_master(&a, "late");
+        let clone = b.attach_clone("late", options).unwrap();
+        clone.put("k", i as u64, None);
+        eventually(
+            &format!("iteration {i}: the clone's write at the master"),
+            || master.get("k").ok() == Some(Data::Count(i as u64)),
+        );
+    }
+}
+
 #[test]
 fn store_events_follow_every_change() {
     let (a, b) = (endpoint(), endpoint());

@@ -116,6 +116,14 @@ pub enum Event {
         /// Messages dropped for this peer so far.
         dropped: u64,
     },
+    /// Another endpoint's subscriptions changed (a routing update from a Broker peer, or a
+    /// link state with a new filter or new stubs): what was sent to nobody a moment ago may
+    /// have a receiver now, so whoever waits for one (a clone looking for its master) should
+    /// ask again. A new peer is announced by its `peer_added` status instead.
+    SubscriptionsChanged {
+        /// The endpoint whose subscriptions changed.
+        endpoint: EndpointId,
+    },
 }
 
 /// Counters for the whole router.
@@ -690,6 +698,8 @@ impl Router {
                         peer.filter = filter.to_vec();
                         self.own_dirty = true;
                         self.refresh();
+                        self.events
+                            .push_back(Event::SubscriptionsChanged { endpoint: from });
                     }
                 }
             }
@@ -788,6 +798,15 @@ impl Router {
             return;
         }
         self.tombstones.remove(&ls.origin);
+        let subscriptions_changed = self
+            .lsdb
+            .get(&ls.origin)
+            .is_none_or(|old| old.filter != ls.filter || old.stubs != ls.stubs);
+        if subscriptions_changed {
+            self.events.push_back(Event::SubscriptionsChanged {
+                endpoint: ls.origin,
+            });
+        }
         self.lsdb.insert(ls.origin, (*ls).clone());
         // An endpoint that does not forward is nobody's transit: what lies behind it is
         // unreachable from its other side, so it passes on no link state but its own.

@@ -702,3 +702,47 @@ fn who_subscribes_counts_only_reachable_endpoints() {
     b.handle_timeout(t + period * 12);
     assert_eq!(b.tombstones(), 0);
 }
+
+/// What a clone waiting for its master hangs on: every change of another endpoint's
+/// subscriptions is announced (a plain peer's routing update, a link state with a new filter),
+/// and nothing is announced when a filter arrives unchanged.
+#[test]
+fn changed_subscriptions_elsewhere_are_announced() {
+    let now = Instant::now();
+    let changed = |r: &mut Router| -> Vec<EndpointId> {
+        events(r)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SubscriptionsChanged { endpoint } => Some(endpoint),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut r = with_broker_peers(Config::default(), &[(2, "/a")]);
+    events(&mut r);
+    let update = |f: &str| Message::RoutingUpdate(Arc::new(vec![topic(f)]));
+    r.handle_message(now, id(2), update("/b"));
+    assert_eq!(changed(&mut r), vec![id(2)]);
+    r.handle_message(now, id(2), update("/b"));
+    assert_eq!(changed(&mut r), vec![], "the same filter again");
+
+    r.add_peer(now, id(3), PeerKind::Routed, vec![]);
+    events(&mut r);
+    let ls = |version: u64, f: &str| {
+        Message::LinkState(Arc::new(broker_wire::LinkState {
+            origin: id(4),
+            incarnation: 1,
+            version,
+            forwarding: true,
+            neighbors: vec![id(3)],
+            filter: vec![topic(f)],
+            stubs: vec![],
+        }))
+    };
+    r.handle_message(now, id(3), ls(1, "/m"));
+    assert_eq!(changed(&mut r), vec![id(4)], "a new endpoint's filter");
+    r.handle_message(now, id(3), ls(2, "/m"));
+    assert_eq!(changed(&mut r), vec![], "a newer link state, same filter");
+    r.handle_message(now, id(3), ls(3, "/n"));
+    assert_eq!(changed(&mut r), vec![id(4)]);
+}

@@ -34,12 +34,68 @@ pub(crate) fn next_conn_id() -> u64 {
 /// Chunks a connection's writer holds before the core keeps messages in the router's buffer.
 const WRITER_CHUNKS: usize = 8;
 
-/// The handshake asks the core for the filter to announce.
-impl Announce for mpsc::UnboundedSender<Cmd> {
+/// The handshake's hooks into the core (see [`Announce`]) for one connection: it asks for the
+/// filter to announce and installs the peer with the connection's outbox, which holds what the
+/// core sends until the handshake is over.
+struct Installer<'a> {
+    core: &'a mpsc::UnboundedSender<Cmd>,
+    addr: SocketAddr,
+    outbound: bool,
+    conn: u64,
+    outbox: Mutex<Option<Outbox>>,
+    /// The peer, once installed (the core must hear if the handshake fails after that).
+    installed: Mutex<Option<EndpointId>>,
+}
+
+impl Announce for Installer<'_> {
     fn filter_for(&self, peer: EndpointId) -> impl std::future::Future<Output = Vec<Topic>> + Send {
         let (tx, rx) = oneshot::channel();
-        let _ = self.send(Cmd::AnnouncedFilter { peer, reply: tx });
+        let _ = self.core.send(Cmd::AnnouncedFilter { peer, reply: tx });
         async move { rx.await.unwrap_or_default() }
+    }
+
+    fn install(
+        &self,
+        peer: EndpointId,
+        kind: PeerKind,
+        filter: Vec<Topic>,
+        announced: Vec<Topic>,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send {
+        let outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (reply, rx) = oneshot::channel();
+        match outbox {
+            Some(outbox) => {
+                let _ = self.core.send(Cmd::Handshaken {
+                    peer,
+                    kind,
+                    filter,
+                    announced,
+                    addr: self.addr,
+                    outbound: self.outbound,
+                    conn: self.conn,
+                    outbox,
+                    reply,
+                });
+            }
+            None => {
+                let _ = reply.send(Err(Error::new(
+                    ErrorCode::LogicError,
+                    "a connection installs one peer",
+                )));
+            }
+        }
+        async move {
+            let r = rx.await.unwrap_or_else(|_| {
+                Err(Error::new(
+                    ErrorCode::ShuttingDown,
+                    "the endpoint shut down",
+                ))
+            });
+            if r.is_ok() {
+                *self.installed.lock().unwrap_or_else(|e| e.into_inner()) = Some(peer);
+            }
+            r
+        }
     }
 }
 
@@ -238,12 +294,27 @@ async fn run<S: Stream>(
 ) {
     let mut f = Framed::new(stream);
     let conn = next_conn_id();
+    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
+    // The stream splits only once the handshake is over: until then the core's chunks wait in
+    // the writer's channel, behind the handshake's last message.
+    let pipe = Arc::new(Pipe::default());
+    let installer = Installer {
+        core: &core,
+        addr,
+        outbound: side == Side::Connector,
+        conn,
+        outbox: Mutex::new(Some(Outbox {
+            pipe: pipe.clone(),
+            writer: writer_tx,
+        })),
+        installed: Mutex::new(None),
+    };
     let cx = handshake::Context {
         me,
         side,
         conn,
         claims: &live.claims,
-        announce: &core,
+        announce: &installer,
     };
     let outcome = tokio::select! {
         r = tokio::time::timeout(config.handshake_timeout, handshake::handshake(&mut f, &cx)) => {
@@ -255,57 +326,49 @@ async fn run<S: Stream>(
             })
         }
         // Evicted (see `Live::admit`): counted and logged there, not reported per connection.
-        () = slot.evicted() => return,
+        () = slot.evicted() => Err(Refused::Evicted),
     };
     slot.handshaken();
-    let Peered {
-        peer,
-        kind,
-        filter,
-        announced,
-        claim,
-    } = match outcome {
-        Ok(p) => p,
-        Err(Refused::Failed(e)) => return handshake_failed(&core, addr, peered, e),
-        Err(Refused::Redundant(peer)) => {
-            // Another connection carries this peering: not an error (Broker reports none).
-            tracing::debug!(%peer, %addr, "dropped a redundant connection");
-            if let Some(tx) = peered {
-                let _ = tx.send(Err(Refused::Redundant(peer)));
+    let installed = installer
+        .installed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let peer = match outcome {
+        Ok(Peered {
+            peer, kind, claim, ..
+        }) => (peer, kind, claim),
+        Err(refused) => {
+            if let Some(peer) = installed {
+                // Installed, then the handshake failed: the core forgets the peer again.
+                let _ = core.send(Cmd::Closed {
+                    peer,
+                    conn,
+                    reason: Some("the handshake did not complete".into()),
+                });
+            }
+            match refused {
+                Refused::Evicted => {}
+                Refused::Failed(e) if e.code == ErrorCode::ShuttingDown => {
+                    tracing::debug!(%addr, "the core refused a peer: shutting down");
+                    if let Some(tx) = peered {
+                        let _ = tx.send(Err(Refused::Failed(e)));
+                    }
+                }
+                Refused::Failed(e) => handshake_failed(&core, addr, peered, e),
+                Refused::Redundant(peer) => {
+                    // Another connection carries this peering: not an error (Broker reports
+                    // none).
+                    tracing::debug!(%peer, %addr, "dropped a redundant connection");
+                    if let Some(tx) = peered {
+                        let _ = tx.send(Err(Refused::Redundant(peer)));
+                    }
+                }
             }
             return;
         }
     };
-    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
-    let (reply_tx, reply_rx) = oneshot::channel();
-    // The stream splits only once the core took the peer: a refusal still goes out on it.
-    let pipe = Arc::new(Pipe::default());
-    let _ = core.send(Cmd::Handshaken {
-        peer,
-        kind,
-        filter,
-        announced,
-        addr,
-        outbound: side == Side::Connector,
-        conn,
-        outbox: Outbox {
-            pipe: pipe.clone(),
-            writer: writer_tx,
-        },
-        reply: reply_tx,
-    });
-    match reply_rx.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            // Refused by the core (e.g. shutting down): the connection ends.
-            tracing::debug!(%peer, error = %e, "the core refused a peer");
-            if let Some(tx) = peered {
-                let _ = tx.send(Err(Refused::Failed(e)));
-            }
-            return;
-        }
-        Err(_) => return,
-    }
+    let (peer, kind, claim) = peer;
     if let Some(tx) = peered {
         let _ = tx.send(Ok(peer));
     }

@@ -1322,6 +1322,19 @@ impl Core {
                     message,
                 });
             }
+            Event::SubscriptionsChanged { .. } => {
+                // A master that appeared a moment ago may be what a clone's first request
+                // missed: clones ask again now rather than at their next resync (10 s).
+                let clones: Vec<u64> = self
+                    .stores
+                    .keys()
+                    .filter(|id| !self.masters.values().any(|m| m == *id))
+                    .copied()
+                    .collect();
+                for id in clones {
+                    self.give_store(id, StoreInbound::Poke);
+                }
+            }
             Event::Disconnect { peer, reason } => {
                 // The router already reported peer_removed with the reason; close the socket.
                 self.conns.remove(&peer);

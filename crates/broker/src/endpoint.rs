@@ -495,6 +495,8 @@ impl Endpoint {
                                     let _ = f.send(Err(e));
                                 }
                             }
+                            // Only incoming connections are evicted.
+                            Err(Refused::Evicted) => {}
                         }
                     }
                     Err(e) => {

@@ -260,10 +260,57 @@ impl Drop for Claim {
     }
 }
 
-/// Where the handshake gets the filter to announce to a peer.
+/// The handshake's hooks into the core: the filter to announce, and the peer's installation.
+///
+/// **Peered means subscriptions in effect at both ends.** Each side installs the peer (with
+/// its filter) in its core *before* it sends its last handshake message: the responder before
+/// `responder_syn_ack`, the originator before `originator_ack`. So whichever side completes
+/// last, the other side's core already routes to it: when a dialer's `peer()` returns, a
+/// publication from either end reaches the other's subscribers. Nothing the core sends
+/// overtakes the handshake: it queues in the connection's outbox, which reaches the socket
+/// only once the handshake is over.
 pub(crate) trait Announce {
     /// The subscription filter to send `peer`.
     fn filter_for(&self, peer: EndpointId) -> impl Future<Output = Vec<Topic>> + Send;
+
+    /// Installs the peer in the core: from now on the core routes to it (by `filter`, which it
+    /// received) and knows what we `announced`. An error ends the handshake with it (sent to
+    /// the peer as drop_conn).
+    fn install(
+        &self,
+        peer: EndpointId,
+        kind: PeerKind,
+        filter: Vec<Topic>,
+        announced: Vec<Topic>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Installs the peer (see [`Announce`]); a refusal goes to the peer as drop_conn, and a
+/// redundant connection found by the core is not a failure of the peering.
+async fn install<S: Stream, A: Announce>(
+    f: &mut Framed<S>,
+    cx: &Context<'_, A>,
+    peer: EndpointId,
+    kind: PeerKind,
+    filter: &[Topic],
+    announced: &[Topic],
+) -> Result<(), Refused> {
+    match cx
+        .announce
+        .install(peer, kind, filter.to_vec(), announced.to_vec())
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let redundant = e.code == ErrorCode::RedundantConnection;
+            let e = f.refuse(cx.me, e).await;
+            Err(if redundant {
+                Refused::Redundant(peer)
+            } else {
+                Refused::Failed(e)
+            })
+        }
+    }
 }
 
 /// A completed handshake.
@@ -271,10 +318,6 @@ pub(crate) trait Announce {
 pub(crate) struct Peered {
     pub(crate) peer: EndpointId,
     pub(crate) kind: PeerKind,
-    /// The peer's subscription filter.
-    pub(crate) filter: Vec<Topic>,
-    /// The filter we sent it.
-    pub(crate) announced: Vec<Topic>,
     /// This connection's hold on the peer, for as long as it lives.
     pub(crate) claim: Claim,
 }
@@ -285,6 +328,8 @@ pub(crate) enum Refused {
     /// The peer (or we) dropped this connection because another one to the same peer exists:
     /// not a failure of the peering, which that other connection carries.
     Redundant(EndpointId),
+    /// A newer incoming connection took this one's handshake place (see `Live::admit`).
+    Evicted,
     /// Anything else, with Broker's code.
     Failed(Error),
 }
@@ -367,14 +412,10 @@ async fn originate<S: Stream, A: Announce>(
         Handshake::ResponderSynAck { filter } => filter,
         other => return Err(unexpected(f, me, other).await),
     };
+    let kind = kind_of(version);
+    install(f, cx, peer, kind, &theirs, &announced).await?;
     f.send(&Handshake::OriginatorAck).await?;
-    Ok(Peered {
-        peer,
-        kind: kind_of(version),
-        filter: theirs,
-        announced,
-        claim,
-    })
+    Ok(Peered { peer, kind, claim })
 }
 
 async fn await_version_select<S: Stream, A: Announce>(
@@ -412,6 +453,8 @@ async fn respond<S: Stream, A: Announce>(
         other => return Err(unexpected(f, me, other).await),
     };
     let announced = cx.announce.filter_for(peer).await;
+    let kind = kind_of(version);
+    install(f, cx, peer, kind, &theirs, &announced).await?;
     f.send(&Handshake::ResponderSynAck {
         filter: announced.clone(),
     })
@@ -420,13 +463,7 @@ async fn respond<S: Stream, A: Announce>(
         Handshake::OriginatorAck => {}
         other => return Err(unexpected(f, me, other).await),
     }
-    Ok(Peered {
-        peer,
-        kind: kind_of(version),
-        filter: theirs,
-        announced,
-        claim,
-    })
+    Ok(Peered { peer, kind, claim })
 }
 
 /// A message out of turn: the peer's drop_conn becomes its error (a redundant connection is
@@ -462,10 +499,37 @@ async fn unexpected<S: Stream>(f: &mut Framed<S>, me: EndpointId, got: Handshake
 mod tests {
     use super::*;
 
-    struct Fixed(Vec<Topic>);
+    /// Announces a fixed filter and records what happens, in order, in a log it may share
+    /// with the other side's.
+    struct Fixed(Vec<Topic>, Arc<Mutex<Vec<String>>>);
+
+    impl Fixed {
+        fn new(names: &[&str]) -> Self {
+            Fixed(topics(names), Arc::default())
+        }
+        fn log(&self) -> Vec<String> {
+            self.1.lock().unwrap().clone()
+        }
+    }
+
     impl Announce for Fixed {
         fn filter_for(&self, _: EndpointId) -> impl Future<Output = Vec<Topic>> + Send {
             std::future::ready(self.0.clone())
+        }
+        fn install(
+            &self,
+            peer: EndpointId,
+            _: PeerKind,
+            filter: Vec<Topic>,
+            announced: Vec<Topic>,
+        ) -> impl Future<Output = Result<(), Error>> + Send {
+            let names = |t: &[Topic]| t.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>();
+            self.1.lock().unwrap().push(format!(
+                "{} installs {peer} with {:?}",
+                names(&announced).join(","),
+                names(&filter)
+            ));
+            std::future::ready(Ok(()))
         }
     }
 
@@ -480,12 +544,21 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs both sides of a handshake over an in-memory pipe.
-    fn pair(a: EndpointId, b: EndpointId) -> (Result<Peered, Refused>, Result<Peered, Refused>) {
+    /// Runs both sides of a handshake over an in-memory pipe; `a` dials `b`, whose hooks
+    /// announce `/a` and `/b` and share one log, where each side's completion is logged too.
+    fn pair(
+        a: EndpointId,
+        b: EndpointId,
+    ) -> (
+        Result<Peered, Refused>,
+        Result<Peered, Refused>,
+        Vec<String>,
+    ) {
         rt().block_on(async {
             let (x, y) = tokio::io::duplex(4096);
             let (ca, cb) = (Arc::new(Claims::default()), Arc::new(Claims::default()));
-            let (fa, fb) = (Fixed(topics(&["/a"])), Fixed(topics(&["/b"])));
+            let fa = Fixed::new(&["/a"]);
+            let fb = Fixed(topics(&["/b"]), fa.1.clone());
             let (mut x, mut y) = (Framed::new(x), Framed::new(y));
             let cxa = Context {
                 me: a,
@@ -501,7 +574,24 @@ mod tests {
                 claims: &cb,
                 announce: &fb,
             };
-            tokio::join!(handshake(&mut x, &cxa), handshake(&mut y, &cxb))
+            let done = |name: &str, r: &Result<Peered, Refused>| {
+                fa.1.lock()
+                    .unwrap()
+                    .push(format!("{name} done: {}", r.is_ok()))
+            };
+            let (ra, rb) = tokio::join!(
+                async {
+                    let r = handshake(&mut x, &cxa).await;
+                    done("/a", &r);
+                    r
+                },
+                async {
+                    let r = handshake(&mut y, &cxb).await;
+                    done("/b", &r);
+                    r
+                }
+            );
+            (ra, rb, fa.log())
         })
     }
 
@@ -518,11 +608,44 @@ mod tests {
     #[test]
     fn two_broker_rs_endpoints_agree_on_the_routing_extension_whoever_originates() {
         for (a, b) in [(rs(1), rs(2)), (rs(2), rs(1))] {
-            let (x, y) = pair(a, b);
+            let (x, y, log) = pair(a, b);
             let (x, y) = (x.unwrap(), y.unwrap());
             assert_eq!((x.kind, y.kind), (PeerKind::Routed, PeerKind::Routed));
             assert_eq!((x.peer, y.peer), (b, a));
-            assert_eq!((x.filter, y.filter), (topics(&["/b"]), topics(&["/a"])));
+            assert!(
+                log.contains(&format!("/a installs {b} with [\"/b\"]")),
+                "{log:?}"
+            );
+            assert!(
+                log.contains(&format!("/b installs {a} with [\"/a\"]")),
+                "{log:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn both_sides_install_the_peer_before_either_completes() {
+        // Whoever dials and whoever originates: peered means subscriptions in effect at both
+        // ends, so neither side's handshake may complete before the other side installed it.
+        for (a, b) in [
+            (rs(1), rs(2)),
+            (rs(2), rs(1)),
+            (rs(1), plain(2)),
+            (plain(2), rs(1)),
+        ] {
+            let (x, y, log) = pair(a, b);
+            assert!(x.is_ok() && y.is_ok(), "{log:?}");
+            let first_done = log.iter().position(|l| l.contains("done")).unwrap();
+            let installs = log.iter().filter(|l| l.contains("installs")).count();
+            assert_eq!(installs, 2, "{log:?}");
+            assert!(
+                log[..first_done]
+                    .iter()
+                    .filter(|l| l.contains("installs"))
+                    .count()
+                    == 2,
+                "a side completed before both had installed: {log:?}"
+            );
         }
     }
 
@@ -530,7 +653,7 @@ mod tests {
     fn an_endpoint_without_the_broker_rs_mark_gets_version_one() {
         // (Whoever dials; the broker-rs side originates in both, having the smaller id.)
         for (a, b) in [(rs(1), plain(2)), (plain(2), rs(1))] {
-            let (x, y) = pair(a, b);
+            let (x, y, _) = pair(a, b);
             assert_eq!(x.unwrap().kind, PeerKind::Broker);
             assert_eq!(y.unwrap().kind, PeerKind::Broker);
         }
@@ -546,7 +669,7 @@ mod tests {
     ) -> Vec<Handshake> {
         rt().block_on(async move {
             let (x, y) = tokio::io::duplex(4096);
-            let f = Fixed(topics(&["/test"]));
+            let f = Fixed::new(&["/test"]);
             let ours = tokio::spawn(async move {
                 let mut x = Framed::new(x);
                 let cx = Context {

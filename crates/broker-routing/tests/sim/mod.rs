@@ -473,7 +473,10 @@ impl Sim {
                     );
                     self.pump(b);
                 }
-                Event::Pong { .. } | Event::Overflow { .. } | Event::Error { .. } => {}
+                Event::Pong { .. }
+                | Event::Overflow { .. }
+                | Event::Error { .. }
+                | Event::SubscriptionsChanged { .. } => {}
             }
         }
     }
