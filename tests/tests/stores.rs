@@ -140,9 +140,9 @@ fn every_operation_at_a_master() {
     );
     s.clear();
     assert_eq!(s.keys().unwrap(), set![]);
-    // One master per name.
+    // One master per name: attaching it again gives the same store (as in Broker).
     let again = ep.attach_master("ops", BackendType::Memory, BackendOptions::new());
-    assert_eq!(again.unwrap_err().code, ErrorCode::MasterExists);
+    assert_eq!(again.unwrap().frontend_id(), s.frontend_id());
 }
 
 #[test]
@@ -204,6 +204,43 @@ fn a_clone_follows_its_master_and_writes_through_it() {
         .attach_master("shared", BackendType::Memory, BackendOptions::new())
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::MasterExists);
+}
+
+/// As in Broker: attaching a name again on the same endpoint gives the store already there
+/// (whatever backend the second call names), a clone beside a local master is refused with
+/// `no_such_master`, and a name whose handles are all gone can be attached anew.
+#[test]
+fn attaching_a_name_twice_gives_the_same_store() {
+    let ep = endpoint();
+    let first = memory_master(&ep, "twice");
+    let path = std::env::temp_dir().join(format!("never-opened-{}.sqlite", std::process::id()));
+    let mut options = BackendOptions::new();
+    options.insert("path".into(), Data::from(path.to_str().unwrap()));
+    let second = ep
+        .attach_master("twice", BackendType::Sqlite, options)
+        .unwrap();
+    assert_eq!(first.frontend_id(), second.frontend_id());
+    assert!(!path.exists(), "the second call opens no backend");
+    first.put("k", 1u64, None);
+    assert_eq!(second.get("k").unwrap(), Data::Count(1));
+    let err = ep
+        .attach_clone("twice", CloneOptions::default())
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NoSuchMaster);
+
+    let (c1, c2) = (
+        ep.attach_clone("other", CloneOptions::default()).unwrap(),
+        ep.attach_clone("other", CloneOptions::default()).unwrap(),
+    );
+    assert_eq!(c1.frontend_id(), c2.frontend_id());
+    assert!(!c1.is_master());
+
+    let id = first.frontend_id();
+    drop((first, second));
+    eventually("the dropped master to detach", || {
+        ep.attach_master("twice", BackendType::Memory, BackendOptions::new())
+            .is_ok_and(|s| s.frontend_id() != id)
+    });
 }
 
 /// A clone attached the moment its master appeared elsewhere: its first request can reach the

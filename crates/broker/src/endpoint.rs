@@ -55,6 +55,8 @@ struct Inner {
     /// Connection writers still running (a shutdown lets them finish) and the spinner's
     /// activity.
     live: Arc<Live>,
+    /// The stores attached here, by name.
+    local_stores: crate::store::LocalStores,
 }
 
 impl Inner {
@@ -231,6 +233,7 @@ impl Endpoint {
                 store_events,
                 stores: store_tx,
                 live,
+                local_stores: Default::default(),
             }),
         };
         if let Some(port) = metrics_port {
@@ -251,6 +254,11 @@ impl Endpoint {
     /// A fresh number for an object of this endpoint (subscribers, stores).
     pub(crate) fn next_object_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The stores attached here, by name.
+    pub(crate) fn local_stores(&self) -> &crate::store::LocalStores {
+        &self.inner.local_stores
     }
 
     /// What a store task needs: the store-events flag and the core's channel.

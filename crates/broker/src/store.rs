@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use broker_backend::Backend;
@@ -161,8 +161,9 @@ fn open_backend(kind: BackendType, options: &BackendOptions) -> Result<Box<dyn B
 }
 
 impl Endpoint {
-    /// Attaches the master of store `name` with a backend. Fails with `master_exists` when this
-    /// endpoint or a reachable one already has a master of that name, and with
+    /// Attaches the master of store `name` with a backend. When this endpoint has that master
+    /// already, returns it (as Broker does; the backend arguments are then unused). Fails with
+    /// `master_exists` when a reachable endpoint has a master of that name, and with
     /// `backend_failure` (and the reason) when the backend cannot be opened — a corrupt or
     /// foreign file is never overwritten.
     ///
@@ -181,20 +182,42 @@ impl Endpoint {
         options: BackendOptions,
     ) -> Result<Store, Error> {
         check_name(name)?;
+        // Held until the store is registered: two threads attaching one name get one store.
+        let mut local = self.local_stores().lock();
+        if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
+            if existing.master {
+                // As in Broker: the master already attached here, whatever the backend asked.
+                return Ok(Store { inner: existing });
+            }
+        }
         let backend = open_backend(backend, &options)?;
         let id = self.store_entity();
         let master = Master::new(name, id, backend, StoreConfig::default(), Timestamp::now())
             .map_err(error)?;
-        self.start_store(name, id, Frontend::Master(Box::new(master)))
+        let store = self.start_store(name, id, Frontend::Master(Box::new(master)))?;
+        local.insert(name.to_owned(), Arc::downgrade(&store.inner));
+        Ok(store)
     }
 
-    /// Attaches a clone of store `name`. It finds its master among the reachable endpoints (now
+    /// Attaches a clone of store `name` (the clone already here, if there is one; a master of
+    /// that name here is `no_such_master`, as in Broker). It finds its master among the reachable endpoints (now
     /// or when one appears), receives the whole store, then follows every change; its
     /// mutations go to the master. Reads wait for the first synchronization (up to 5 s, then
     /// `stale_data`), and fail with `stale_data` once the master has been gone for the stale
     /// interval.
     pub fn attach_clone(&self, name: &str, options: CloneOptions) -> Result<Store, Error> {
         check_name(name)?;
+        let mut local = self.local_stores().lock();
+        if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
+            // As in Broker: one clone per name and endpoint, and none beside a master.
+            if existing.master {
+                return Err(Error::new(
+                    ErrorCode::NoSuchMaster,
+                    format!("store {name:?} has its master on this endpoint: use that"),
+                ));
+            }
+            return Ok(Store { inner: existing });
+        }
         let id = self.store_entity();
         let config = CloneConfig {
             store: StoreConfig::default(),
@@ -204,7 +227,9 @@ impl Endpoint {
             ..CloneConfig::default()
         };
         let clone = CloneFrontend::new(name, id, config, Timestamp::now());
-        self.start_store(name, id, Frontend::Clone(Box::new(clone)))
+        let store = self.start_store(name, id, Frontend::Clone(Box::new(clone)))?;
+        local.insert(name.to_owned(), Arc::downgrade(&store.inner));
+        Ok(store)
     }
 
     fn store_entity(&self) -> EntityId {
@@ -278,6 +303,19 @@ fn check_name(name: &str) -> Result<(), Error> {
     Topic::new(name.to_owned())
         .map(|_| ())
         .map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
+}
+
+/// The stores attached to an endpoint, by name, while any handle to them lives: attaching a
+/// name again gives the same store, as Broker does.
+#[derive(Default)]
+pub(crate) struct LocalStores(Mutex<HashMap<String, Weak<Handle>>>);
+
+impl LocalStores {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Handle>>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, h| h.strong_count() > 0);
+        map
+    }
 }
 
 struct Handle {
