@@ -149,6 +149,9 @@ fn from_py_at(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<Data> {
     if let Ok(ev) = v.cast::<crate::zeek::Event>() {
         return Ok(ev.get().data.clone());
     }
+    if let Some(d) = value_class(v)? {
+        return Ok(d);
+    }
     if let Ok(c) = v.cast::<Count>() {
         return Ok(Data::Count(c.get().value));
     }
@@ -210,6 +213,30 @@ fn from_py_at(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<Data> {
     Err(unsupported(v))
 }
 
+/// The value of one of Broker's value classes (see [`crate::values`]), if `v` is one.
+fn value_class(v: &Bound<'_, PyAny>) -> PyResult<Option<Data>> {
+    use crate::values::{PyAddress, PySet, PySubnet, PyTable, PyTimespan, PyTimestamp, PyVector};
+    // A container being changed while it is converted (`v.append(v)`) cannot be borrowed.
+    let busy = |_| PyValueError::new_err("a container cannot hold itself while it changes");
+    Ok(Some(if let Ok(a) = v.cast::<PyAddress>() {
+        Data::Address(a.try_borrow().map_err(busy)?.0)
+    } else if let Ok(s) = v.cast::<PySubnet>() {
+        Data::Subnet(s.get().0)
+    } else if let Ok(t) = v.cast::<PyTimespan>() {
+        Data::Timespan(t.get().0)
+    } else if let Ok(t) = v.cast::<PyTimestamp>() {
+        Data::Timestamp(t.get().0)
+    } else if let Ok(s) = v.cast::<PySet>() {
+        Data::Set(s.try_borrow().map_err(busy)?.0.clone())
+    } else if let Ok(t) = v.cast::<PyTable>() {
+        Data::Table(t.try_borrow().map_err(busy)?.0.clone())
+    } else if let Ok(x) = v.cast::<PyVector>() {
+        Data::Vector(x.try_borrow().map_err(busy)?.0.clone())
+    } else {
+        return Ok(None);
+    }))
+}
+
 fn nested(depth: usize) -> PyResult<usize> {
     if depth + 1 >= MAX_DEPTH {
         Err(PyValueError::new_err(format!(
@@ -262,6 +289,11 @@ fn table_of<'py>(
         out.insert(from_py_at(&k, d)?, from_py_at(&v, d)?);
     }
     Ok(Data::Table(out))
+}
+
+/// Python's `datetime.timedelta`.
+pub(crate) fn timedelta_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    Ok(classes(py)?.timedelta.bind(py))
 }
 
 /// A `timedelta`'s length in nanoseconds, exactly (`OverflowError` beyond ±292 years).
@@ -434,7 +466,7 @@ where
     }
 }
 
-fn hash_of<T: Hash>(x: &T) -> u64 {
+pub(crate) fn hash_of<T: Hash>(x: &T) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     x.hash(&mut h);
     h.finish()
@@ -636,7 +668,8 @@ impl Enum {
 }
 
 /// A Broker value held as such: `broker.Data(x)` converts once; `str()` gives Broker's text
-/// form; `Data.to_py(d)` and `Data.from_py(x)` convert.
+/// form; `get_type()` says which of `Data.Type` it is and the `as_*` accessors give it in the
+/// forms of Broker's bindings; `Data.to_py(d)` and `Data.from_py(x)` convert.
 #[pyclass(
     module = "broker",
     name = "Data",
@@ -646,6 +679,16 @@ impl Enum {
 )]
 #[derive(Clone, Debug)]
 pub(crate) struct PyData(pub(crate) Data);
+
+impl PyData {
+    /// The `TypeError` of an `as_*` accessor called on a value of another type.
+    fn not_a(&self, what: &str) -> PyErr {
+        PyTypeError::new_err(format!(
+            "this Data holds a {}, not a {what}",
+            self.0.data_type().name()
+        ))
+    }
+}
 
 #[pymethods]
 impl PyData {
@@ -658,24 +701,154 @@ impl PyData {
         }))
     }
 
+    #[classattr]
+    #[pyo3(name = "Type")]
+    fn type_class(py: Python<'_>) -> Py<PyType> {
+        py.get_type::<crate::values::PyDataType>().unbind()
+    }
+
     /// Converts a Python value to a `Data`.
     #[staticmethod]
     fn from_py(value: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(PyData(from_py(value)?))
     }
 
-    /// Converts a `Data` (or any convertible value) to its Python representation.
+    /// Converts a `Data` (or any convertible value) to its Python representation; with
+    /// `immutable`, sets become frozensets and tables hashable read-only dicts.
     #[staticmethod]
-    fn to_py<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (value, immutable = false))]
+    fn to_py<'py>(value: &Bound<'py, PyAny>, immutable: bool) -> PyResult<Bound<'py, PyAny>> {
         match value.cast::<PyData>() {
-            Ok(d) => to_py(value.py(), &d.get().0, false),
-            Err(_) => to_py(value.py(), &from_py(value)?, false),
+            Ok(d) => to_py(value.py(), &d.get().0, immutable),
+            Err(_) => to_py(value.py(), &from_py(value)?, immutable),
         }
     }
 
-    /// Broker's name of the value's type (`count`, `vector`, …).
-    fn get_type(&self) -> &'static str {
-        self.0.data_type().name()
+    /// Which type the value has, a `Data.Type`.
+    fn get_type(&self) -> crate::values::PyDataType {
+        self.0.data_type().into()
+    }
+
+    /// The address (a `broker.Address`).
+    fn as_address(&self) -> PyResult<crate::values::PyAddress> {
+        match &self.0 {
+            Data::Address(a) => Ok(crate::values::PyAddress(*a)),
+            _ => Err(self.not_a("address")),
+        }
+    }
+
+    /// The boolean.
+    fn as_boolean(&self) -> PyResult<bool> {
+        match &self.0 {
+            Data::Boolean(b) => Ok(*b),
+            _ => Err(self.not_a("boolean")),
+        }
+    }
+
+    /// The count (an int).
+    fn as_count(&self) -> PyResult<u64> {
+        match &self.0 {
+            Data::Count(c) => Ok(*c),
+            _ => Err(self.not_a("count")),
+        }
+    }
+
+    /// The enum value (a `broker.Enum`).
+    fn as_enum_value(&self) -> PyResult<Enum> {
+        match &self.0 {
+            Data::EnumValue(e) => Ok(Enum {
+                name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }),
+            _ => Err(self.not_a("enum_value")),
+        }
+    }
+
+    /// The integer.
+    fn as_integer(&self) -> PyResult<i64> {
+        match &self.0 {
+            Data::Integer(i) => Ok(*i),
+            _ => Err(self.not_a("integer")),
+        }
+    }
+
+    /// Nothing (`None`), when the value is nil.
+    fn as_none(&self) -> PyResult<()> {
+        match &self.0 {
+            Data::None => Ok(()),
+            _ => Err(self.not_a("none")),
+        }
+    }
+
+    /// The port (a `broker.Port`).
+    fn as_port(&self) -> PyResult<Port> {
+        match &self.0 {
+            Data::Port(p) => Ok(Port(*p)),
+            _ => Err(self.not_a("port")),
+        }
+    }
+
+    /// The real number.
+    fn as_real(&self) -> PyResult<f64> {
+        match &self.0 {
+            Data::Real(r) => Ok(*r),
+            _ => Err(self.not_a("real")),
+        }
+    }
+
+    /// The set (a `broker.Set` of `Data`).
+    fn as_set(&self) -> PyResult<crate::values::PySet> {
+        match &self.0 {
+            Data::Set(s) => Ok(crate::values::PySet(s.clone())),
+            _ => Err(self.not_a("set")),
+        }
+    }
+
+    /// The string's bytes.
+    fn as_string<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        match &self.0 {
+            Data::String(s) => Ok(PyBytes::new(py, s.as_bytes())),
+            _ => Err(self.not_a("string")),
+        }
+    }
+
+    /// The subnet (a `broker.Subnet`).
+    fn as_subnet(&self) -> PyResult<crate::values::PySubnet> {
+        match &self.0 {
+            Data::Subnet(s) => Ok(crate::values::PySubnet(*s)),
+            _ => Err(self.not_a("subnet")),
+        }
+    }
+
+    /// The table (a `broker.Table` of `Data` to `Data`).
+    fn as_table(&self) -> PyResult<crate::values::PyTable> {
+        match &self.0 {
+            Data::Table(t) => Ok(crate::values::PyTable(t.clone())),
+            _ => Err(self.not_a("table")),
+        }
+    }
+
+    /// The timespan in seconds (a float).
+    fn as_timespan(&self) -> PyResult<f64> {
+        match &self.0 {
+            Data::Timespan(t) => Ok(t.as_secs_f64()),
+            _ => Err(self.not_a("timespan")),
+        }
+    }
+
+    /// The timestamp in seconds since the epoch (a float).
+    fn as_timestamp(&self) -> PyResult<f64> {
+        match &self.0 {
+            Data::Timestamp(t) => Ok(t.as_secs_f64()),
+            _ => Err(self.not_a("timestamp")),
+        }
+    }
+
+    /// The vector (a `broker.Vector` of `Data`).
+    fn as_vector(&self) -> PyResult<crate::values::PyVector> {
+        match &self.0 {
+            Data::Vector(v) => Ok(crate::values::PyVector(v.clone())),
+            _ => Err(self.not_a("vector")),
+        }
     }
 
     fn __str__(&self) -> String {

@@ -133,12 +133,20 @@ fn check_topic(s: &str) -> PyResult<broker::Topic> {
         .map_err(|e| PyValueError::new_err(format!("invalid topic {s:?}: {e}")))
 }
 
+/// Broker's `topic::operator/=`: a separator goes between the two only when `b` does not
+/// start with one, and one trailing separator of the result is dropped, so
+/// `/a/` / `/b/c` is `/a//b/c` and `/b/c` / `/a/` is `/b/c/a`.
 fn join(a: &str, b: &str) -> String {
-    match (a.is_empty(), b.is_empty()) {
-        (true, _) => b.to_owned(),
-        (_, true) => a.to_owned(),
-        _ => format!("{}/{}", a.trim_end_matches('/'), b.trim_start_matches('/')),
+    let mut out = String::with_capacity(a.len() + b.len() + 1);
+    out.push_str(a);
+    if !b.is_empty() && !b.starts_with('/') && !a.is_empty() {
+        out.push('/');
     }
+    out.push_str(b);
+    if out.ends_with('/') {
+        out.pop();
+    }
+    out
 }
 
 #[pymethods]
@@ -354,22 +362,60 @@ pub(crate) enum PeerFlags {
 
 // -- statuses -----------------------------------------------------------------------------------
 
-/// Where an endpoint is (`EndpointInfo.network`).
+/// The two styles of Broker 1's API (`broker.APIFlags`), kept for scripts that name them:
+/// every endpoint here offers both blocking and non-blocking calls.
+#[pyclass(module = "broker", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum APIFlags {
+    /// Calls that wait.
+    Blocking = 0,
+    /// Calls that return at once.
+    NonBlocking = 1,
+}
+
+/// Where an endpoint is (`EndpointInfo.network`). As Broker's `OptionalNetworkInfo` it may
+/// be unset (an endpoint known only by id): then `is_set()` is false, it is false as a bool
+/// and `get()` raises `ValueError`.
 #[pyclass(module = "broker", frozen, skip_from_py_object)]
 #[derive(Clone, Debug)]
 pub(crate) struct NetworkInfo {
-    /// The address.
+    /// The address (empty when unset).
     #[pyo3(get)]
     address: String,
-    /// The port.
+    /// The port (0 when unset).
     #[pyo3(get)]
     port: u16,
+    set: bool,
 }
 
 #[pymethods]
 impl NetworkInfo {
+    /// Whether the address is known.
+    fn is_set(&self) -> bool {
+        self.set
+    }
+
+    /// The network info itself, when set (Broker's `OptionalNetworkInfo.get()`).
+    fn get(slf: PyRef<'_, Self>) -> PyResult<PyRef<'_, Self>> {
+        if slf.set {
+            Ok(slf)
+        } else {
+            Err(PyValueError::new_err(
+                "no network info: the endpoint's address is unknown",
+            ))
+        }
+    }
+
+    fn __bool__(&self) -> bool {
+        self.set
+    }
+
     fn __repr__(&self) -> String {
-        format!("{}:{}", self.address, self.port)
+        if self.set {
+            format!("{}:{}", self.address, self.port)
+        } else {
+            "nil".to_owned()
+        }
     }
 }
 
@@ -378,19 +424,27 @@ impl NetworkInfo {
 #[derive(Clone, Debug)]
 pub(crate) struct EndpointInfo {
     node: Option<EndpointId>,
-    /// Its address, when known (`None` otherwise).
+    /// Its address (a `NetworkInfo`, unset when not known).
     #[pyo3(get)]
-    network: Option<NetworkInfo>,
+    network: NetworkInfo,
 }
 
 impl EndpointInfo {
     fn new(node: Option<EndpointId>, addr: Option<std::net::SocketAddr>) -> Self {
         EndpointInfo {
             node,
-            network: addr.map(|a| NetworkInfo {
-                address: a.ip().to_string(),
-                port: a.port(),
-            }),
+            network: match addr {
+                Some(a) => NetworkInfo {
+                    address: a.ip().to_string(),
+                    port: a.port(),
+                    set: true,
+                },
+                None => NetworkInfo {
+                    address: String::new(),
+                    port: 0,
+                    set: false,
+                },
+            },
         }
     }
 }
@@ -403,9 +457,10 @@ impl EndpointInfo {
     }
 
     fn __repr__(&self) -> String {
-        match &self.network {
-            Some(n) => format!("{}@{}", self.node_id(), n.__repr__()),
-            None => self.node_id(),
+        if self.network.set {
+            format!("{}@{}", self.node_id(), self.network.__repr__())
+        } else {
+            self.node_id()
         }
     }
 }

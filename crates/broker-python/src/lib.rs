@@ -15,6 +15,7 @@
 mod convert;
 mod endpoint;
 mod store;
+mod values;
 mod zeek;
 
 use pyo3::prelude::*;
@@ -25,6 +26,16 @@ fn now(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     convert::now(py)
 }
 
+/// Whether a peer speaking Broker protocol `version` can peer with this module's endpoints
+/// (`broker.Version.compatible`).
+#[pyfunction]
+fn compatible(version: u32) -> bool {
+    version == PROTOCOL
+}
+
+/// Broker's protocol version that the wire codec speaks.
+const PROTOCOL: u32 = 1;
+
 #[pymodule]
 fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -33,6 +44,16 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::Port>()?;
     m.add_class::<convert::Enum>()?;
     m.add_class::<convert::PyData>()?;
+    m.add_class::<values::PyAddress>()?;
+    m.add_class::<values::PySubnet>()?;
+    m.add_class::<values::PyTimespan>()?;
+    m.add_class::<values::PyTimestamp>()?;
+    m.add_class::<values::PySet>()?;
+    m.add_class::<values::PyTable>()?;
+    m.add_class::<values::PyVector>()?;
+    // Broker's `Data.Type.None`, another name of `Nil` (a keyword in Rust's way here).
+    let data_type = py.get_type::<values::PyDataType>();
+    data_type.setattr("None", values::PyDataType::Nil)?;
     m.add_class::<endpoint::Topic>()?;
     m.add_class::<endpoint::SC>()?;
     m.add_class::<endpoint::EC>()?;
@@ -50,6 +71,8 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<endpoint::StatusSubscriber>()?;
     m.add_class::<endpoint::Publisher>()?;
     m.add_class::<store::Backend>()?;
+    m.add_class::<store::Frontend>()?;
+    m.add_class::<endpoint::APIFlags>()?;
     m.add_class::<store::Store>()?;
 
     let zeek = PyModule::new(py, "zeek")?;
@@ -62,9 +85,9 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     version.add("MAJOR", parts.next().unwrap_or(0))?;
     version.add("MINOR", parts.next().unwrap_or(0))?;
     version.add("PATCH", parts.next().unwrap_or(0))?;
-    // Broker's protocol version that the wire codec speaks.
-    version.add("PROTOCOL", 1)?;
+    version.add("PROTOCOL", PROTOCOL)?;
     version.add("STRING", v)?;
+    version.add_function(wrap_pyfunction!(compatible, &version)?)?;
     m.add_submodule(&version)?;
     Ok(())
 }

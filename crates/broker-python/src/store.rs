@@ -23,6 +23,16 @@ pub(crate) enum Backend {
     RocksDB = 2,
 }
 
+/// Which side of a store (`broker.Frontend`, as in Broker's bindings).
+#[pyclass(module = "broker", eq, eq_int, frozen, hash, from_py_object)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Frontend {
+    /// The store's authority.
+    Master = 0,
+    /// A replica of a master.
+    Clone = 1,
+}
+
 impl From<Backend> for broker::BackendType {
     fn from(b: Backend) -> Self {
         match b {

@@ -85,14 +85,14 @@ impl Event {
             }
             ev.metadata = Some(meta);
         }
-        let data = Data::from(Message::Event(ev.clone()));
-        Ok(Event {
-            data,
-            parsed: Ok(ev),
-        })
+        let data = Data::from(Message::Event(ev));
+        // Read back as a receiver reads it, so that `valid()` judges the metadata as Broker
+        // does (a NetworkTimestamp that is not a timestamp makes the event invalid).
+        let parsed = parse(&data);
+        Ok(Event { data, parsed })
     }
 
-    /// Whether the data is a well-formed event.
+    /// Whether the data is a well-formed event (metadata included).
     fn valid(&self) -> bool {
         self.parsed.is_ok()
     }

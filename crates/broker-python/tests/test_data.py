@@ -29,46 +29,48 @@ def pair():
     ep2.shutdown()
 
 
+T = broker.Data.Type
+
 CASES = [
     # (python value in, python value out, Broker type name)
-    (None, None, "none"),
-    (True, True, "boolean"),
-    (False, False, "boolean"),
-    (broker.Count(42), broker.Count(42), "count"),
-    (broker.Count(2**64 - 1), broker.Count(2**64 - 1), "count"),
-    (-7, -7, "integer"),
-    (2**63 - 1, 2**63 - 1, "integer"),
-    (3.25, 3.25, "real"),
-    (datetime.timedelta(seconds=1, microseconds=500), datetime.timedelta(seconds=1, microseconds=500), "timespan"),
-    (datetime.timedelta(days=-1), datetime.timedelta(days=-1), "timespan"),
+    (None, None, T.Nil),
+    (True, True, T.Boolean),
+    (False, False, T.Boolean),
+    (broker.Count(42), broker.Count(42), T.Count),
+    (broker.Count(2**64 - 1), broker.Count(2**64 - 1), T.Count),
+    (-7, -7, T.Integer),
+    (2**63 - 1, 2**63 - 1, T.Integer),
+    (3.25, 3.25, T.Real),
+    (datetime.timedelta(seconds=1, microseconds=500), datetime.timedelta(seconds=1, microseconds=500), T.Timespan),
+    (datetime.timedelta(days=-1), datetime.timedelta(days=-1), T.Timespan),
     (datetime.datetime(2020, 5, 17, 12, 0, 0, 123456, tzinfo=UTC),
-     datetime.datetime(2020, 5, 17, 12, 0, 0, 123456, tzinfo=UTC), "timestamp"),
-    ("text", "text", "string"),
-    ("ünïcode ✓", "ünïcode ✓", "string"),
-    (b"\x82\xff", b"\x82\xff", "string"),
-    (b"ascii", "ascii", "string"),
-    (ipaddress.IPv4Address("1.2.3.4"), ipaddress.IPv4Address("1.2.3.4"), "address"),
-    (ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv6Address("2001:db8::1"), "address"),
-    (ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv4Network("10.0.0.0/8"), "subnet"),
-    (ipaddress.IPv6Network("2001:db8::/32"), ipaddress.IPv6Network("2001:db8::/32"), "subnet"),
-    (broker.Port(80, broker.Port.TCP), broker.Port(80, broker.Port.TCP), "port"),
-    (broker.Port(53, broker.Port.UDP), broker.Port(53, broker.Port.UDP), "port"),
-    (broker.Port(8, broker.Port.ICMP), broker.Port(8, broker.Port.ICMP), "port"),
-    (broker.Port(0, broker.Port.Unknown), broker.Port(0, broker.Port.Unknown), "port"),
-    (broker.Enum("Conn::LOG"), broker.Enum("Conn::LOG"), "enum_value"),
-    ((1, "a", (2.5,)), (1, "a", (2.5,)), "vector"),
-    ([1, [2, [3]]], (1, (2, (3,))), "vector"),
-    ((), (), "vector"),
-    ({1, 2, 3}, {1, 2, 3}, "set"),
-    (frozenset({"x"}), {"x"}, "set"),
-    ({"a": 1, (1, 2): {3}}, {"a": 1, (1, 2): {3}}, "table"),
-    ({}, {}, "table"),
+     datetime.datetime(2020, 5, 17, 12, 0, 0, 123456, tzinfo=UTC), T.Timestamp),
+    ("text", "text", T.String),
+    ("ünïcode ✓", "ünïcode ✓", T.String),
+    (b"\x82\xff", b"\x82\xff", T.String),
+    (b"ascii", "ascii", T.String),
+    (ipaddress.IPv4Address("1.2.3.4"), ipaddress.IPv4Address("1.2.3.4"), T.Address),
+    (ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv6Address("2001:db8::1"), T.Address),
+    (ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv4Network("10.0.0.0/8"), T.Subnet),
+    (ipaddress.IPv6Network("2001:db8::/32"), ipaddress.IPv6Network("2001:db8::/32"), T.Subnet),
+    (broker.Port(80, broker.Port.TCP), broker.Port(80, broker.Port.TCP), T.Port),
+    (broker.Port(53, broker.Port.UDP), broker.Port(53, broker.Port.UDP), T.Port),
+    (broker.Port(8, broker.Port.ICMP), broker.Port(8, broker.Port.ICMP), T.Port),
+    (broker.Port(0, broker.Port.Unknown), broker.Port(0, broker.Port.Unknown), T.Port),
+    (broker.Enum("Conn::LOG"), broker.Enum("Conn::LOG"), T.EnumValue),
+    ((1, "a", (2.5,)), (1, "a", (2.5,)), T.Vector),
+    ([1, [2, [3]]], (1, (2, (3,))), T.Vector),
+    ((), (), T.Vector),
+    ({1, 2, 3}, {1, 2, 3}, T.Set),
+    (frozenset({"x"}), {"x"}, T.Set),
+    ({"a": 1, (1, 2): {3}}, {"a": 1, (1, 2): {3}}, T.Table),
+    ({}, {}, T.Table),
 ]
 
 
-@pytest.mark.parametrize("value,expected,type_name", CASES, ids=[repr(c[0])[:40] for c in CASES])
-def test_conversion_table(value, expected, type_name, pair):
-    assert broker.Data(value).get_type() == type_name
+@pytest.mark.parametrize("value,expected,data_type", CASES, ids=[repr(c[0])[:40] for c in CASES])
+def test_conversion_table(value, expected, data_type, pair):
+    assert broker.Data(value).get_type() == data_type
     assert roundtrip(value) == expected
     ep, sub = pair
     ep.publish("/data", value)
@@ -176,3 +178,80 @@ def test_codes_compare_with_numbers():
     assert int(broker.EC.NoSuchKey) == 9 and broker.EC.NoSuchKey == 9
     assert int(broker.SC.PeerAdded) == 1
     assert broker.EC.RequestTimeOut != broker.EC.StaleData
+
+
+# -- Broker's typed API (what Broker's own data.py exercises, beyond it) ---------------------
+
+
+def test_typed_accessors_and_value_classes():
+    d = broker.Data({"a": 1, broker.Count(2): (ipaddress.ip_address("10.0.0.1"), None)})
+    assert d.get_type() == broker.Data.Type.Table
+    t = d.as_table()
+    assert isinstance(t, broker.Table) and len(t) == 2 and str(t) == "Table{2: (10.0.0.1, nil), a: 1}"
+    v = t[broker.Count(2)].as_vector()
+    assert isinstance(v, broker.Vector) and v[-1].get_type() == broker.Data.Type.Nil
+    a = v[0].as_address()
+    assert isinstance(a, broker.Address) and a.is_v4() and a.bytes()[-4:] == bytes([10, 0, 0, 1])
+    assert broker.Data.to_py(t["a"]) == 1
+    # Elements are Broker's plain Data, not the Python subclass (as in Broker).
+    assert not isinstance(v[0], broker.Data) and isinstance(v[0], broker._broker.Data)
+    with pytest.raises(TypeError):
+        d.as_set()
+    assert broker.Data(True).as_boolean() is True
+    assert broker.Data(broker.Count(7)).as_count() == 7
+    assert broker.Data("é").as_string() == "é".encode()
+    assert broker.Data(datetime.timedelta(seconds=1.5)).as_timespan() == 1.5
+    assert getattr(broker.Data.Type, "None") == broker.Data.Type.Nil
+    assert broker.Data.Type.Count.name == "Count" and broker.SC.PeerAdded.value == 1
+
+
+def test_containers_behave_like_brokers():
+    s = broker.Set([broker.Data(3), 1, "x"])
+    assert str(s) == "Set{1, 3, x}" and broker.Data(1) in s and len(s) == 3
+    s.add(2)
+    s.remove(broker.Data("x"))
+    assert [broker.Data.to_py(x) for x in s] == [1, 2, 3]
+    v = broker.Vector([1, 2, 3])
+    v.append("four")
+    v[0] = 10
+    del v[1]
+    assert str(v) == "Vector[10, 3, four]" and broker.Data.to_py(v.pop()) == "four"
+    assert str(v[0:1]) == "Vector[10]"
+    with pytest.raises(IndexError):
+        v[5]
+    t = broker.Table({"k": 1})
+    t[broker.Data("j")] = 2
+    assert [broker.Data.to_py(k) for k in t] == ["j", "k"]
+    with pytest.raises(KeyError):
+        t["missing"]
+    # The value classes convert like the Python values they stand for.
+    assert broker.Data.to_py(broker.Data(v)) == (10, 3)
+    assert broker.Data.to_py(broker.Data(t)) == {"j": 2, "k": 1}
+    assert broker.Data.to_py(broker.Data(broker.Subnet(broker.Address(bytes(4), 4), 8))) == ipaddress.ip_network("0.0.0.0/8")
+
+
+def test_time_classes():
+    ts = broker.Timespan(1500)
+    assert ts.count() == 1500 and repr(ts) == "1500ns"
+    assert broker.Timespan(1.5) == broker.Timespan(1_500_000_000)
+    assert (ts + ts).count() == 3000 and (ts * 2) == (2 * ts) and ts / ts == 1
+    assert (ts / 3).count() == 500 and (ts % 1000).count() == 500
+    assert broker.Timestamp(2.0).time_since_epoch() == broker.Timespan(2_000_000_000)
+    d = broker.Data(broker.Timestamp(2.0))
+    assert d.get_type() == broker.Data.Type.Timestamp and d.as_timestamp() == 2.0
+    assert broker.Data.to_py(d) == datetime.datetime(1970, 1, 1, 0, 0, 2, tzinfo=broker.utc)
+
+
+def test_module_names_of_brokers_bindings():
+    assert broker.utc is datetime.timezone.utc
+    assert broker.Version.string() == f"{broker.Version.MAJOR}.{broker.Version.MINOR}.{broker.Version.PATCH}"
+    assert broker.Version.compatible(broker.Version.PROTOCOL)
+    assert broker.Frontend.Master != broker.Frontend.Clone
+    assert broker.APIFlags.Blocking.name == "Blocking"
+    with pytest.raises(NotImplementedError):
+        broker.Message().to_broker()
+    assert broker.ImmutableData.to_py(broker.Data({1})) == frozenset({1})
+    assert str(broker.Topic("/a/") / broker.Topic("/b/c")) == "/a//b/c"
+    t = broker.Topic("/b/c")
+    t /= broker.Topic("/a/")
+    assert str(t) == "/b/c/a"

@@ -120,6 +120,8 @@ def test_peers_unpeer_and_status_sequence():
     assert p.status == broker.PeerStatus.Peered
     assert p.peer.node_id() == ep1.node_id()
     assert p.peer.network.address == "127.0.0.1" and p.peer.network.port == port
+    # Broker's OptionalNetworkInfo: `.get()` when set.
+    assert p.peer.network.is_set() and p.peer.network.get().address == "127.0.0.1"
     assert p.flags & int(broker.PeerFlags.Remote) and p.flags & int(broker.PeerFlags.Outbound)
     assert ep2.unpeer("127.0.0.1", port)
     codes = [s.code() for s in es2.get(2, 5.0)]

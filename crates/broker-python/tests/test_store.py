@@ -145,8 +145,11 @@ def test_store_errors_and_types():
         err = es.get(5.0)
         assert type(err) == broker.Error and err.code() == broker.EC.TypeClash
         assert m.get("i") == 1
-        with pytest.warns(RuntimeWarning, match="master_exists"):
-            assert ep.attach_master("types", broker.Backend.Memory) is None
+        # As in Broker, attaching the name again gives the master already there.
+        again = ep.attach_master("types", broker.Backend.Memory)
+        assert again.get("i") == 1 and again.is_master()
+        with pytest.warns(RuntimeWarning, match="no_such_master"):
+            assert ep.attach_clone("types") is None
         with pytest.raises(TypeError):
             m.put("x", object())
         with pytest.raises(ValueError):

@@ -32,6 +32,12 @@ def test_metadata_forms():
         broker.zeek.Event("e", metadata=[("key", 1)])
     with pytest.raises(TypeError):
         broker.zeek.Event("e", metadata=[1, 2])
+    # A NetworkTimestamp that is not a timestamp makes the event invalid, as in Broker.
+    for bad in ("invalid", 1.234):
+        ev3 = broker.zeek.Event("e", 1, metadata=[(broker.zeek.MetadataType.NetworkTimestamp, bad)])
+        assert not ev3.valid()
+        with pytest.raises(ValueError):
+            ev3.args()
 
 
 def test_parse_received_data_and_invalid_data():

@@ -1,6 +1,8 @@
 """Zeek messages on top of Broker: ``broker.zeek.Event(name, *args, metadata=None)`` to send,
 ``broker.zeek.Event(data)`` to read a received message."""
 
+import broker  # noqa: F401  (as in Broker's module)
+
 from . import Count
 from ._broker import zeek as _zeek
 
