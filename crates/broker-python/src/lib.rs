@@ -12,6 +12,9 @@
 
 #![forbid(unsafe_code)]
 
+// Named only so that the portable wheel can enable its `vendored` feature (see Cargo.toml).
+use openssl as _;
+
 mod convert;
 mod endpoint;
 mod store;
