@@ -15,10 +15,16 @@
 // Named only so that the portable wheel can enable its `vendored` feature (see Cargo.toml).
 use openssl as _;
 
+mod config;
 mod convert;
 mod endpoint;
+mod publisher;
+mod status;
 mod store;
+mod subscriber;
+mod topic;
 mod values;
+mod wait;
 mod zeek;
 
 use pyo3::prelude::*;
@@ -57,25 +63,25 @@ fn _broker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Broker's `Data.Type.None`, another name of `Nil` (a keyword in Rust's way here).
     let data_type = py.get_type::<values::PyDataType>();
     data_type.setattr("None", values::PyDataType::Nil)?;
-    m.add_class::<endpoint::Topic>()?;
-    m.add_class::<endpoint::SC>()?;
-    m.add_class::<endpoint::EC>()?;
-    m.add_class::<endpoint::PeerStatus>()?;
-    m.add_class::<endpoint::PeerFlags>()?;
-    m.add_class::<endpoint::NetworkInfo>()?;
-    m.add_class::<endpoint::EndpointInfo>()?;
-    m.add_class::<endpoint::PeerInfo>()?;
-    m.add_class::<endpoint::Status>()?;
-    m.add_class::<endpoint::Error>()?;
-    m.add_class::<endpoint::BrokerOptions>()?;
-    m.add_class::<endpoint::Configuration>()?;
+    m.add_class::<topic::Topic>()?;
+    m.add_class::<status::SC>()?;
+    m.add_class::<status::EC>()?;
+    m.add_class::<status::PeerStatus>()?;
+    m.add_class::<status::PeerFlags>()?;
+    m.add_class::<status::NetworkInfo>()?;
+    m.add_class::<status::EndpointInfo>()?;
+    m.add_class::<status::PeerInfo>()?;
+    m.add_class::<status::Status>()?;
+    m.add_class::<status::Error>()?;
+    m.add_class::<config::BrokerOptions>()?;
+    m.add_class::<config::Configuration>()?;
     m.add_class::<endpoint::Endpoint>()?;
-    m.add_class::<endpoint::Subscriber>()?;
-    m.add_class::<endpoint::StatusSubscriber>()?;
-    m.add_class::<endpoint::Publisher>()?;
+    m.add_class::<subscriber::Subscriber>()?;
+    m.add_class::<subscriber::StatusSubscriber>()?;
+    m.add_class::<publisher::Publisher>()?;
     m.add_class::<store::Backend>()?;
     m.add_class::<store::Frontend>()?;
-    m.add_class::<endpoint::APIFlags>()?;
+    m.add_class::<status::APIFlags>()?;
     m.add_class::<store::Store>()?;
 
     let zeek = PyModule::new(py, "zeek")?;

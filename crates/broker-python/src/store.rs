@@ -98,7 +98,7 @@ impl Store {
         let s = self.store()?;
         match py.detach(|| f(&s)) {
             Ok(d) => to_py(py, &d, false),
-            Err(e) if e.code == ErrorCode::ShuttingDown => Err(crate::endpoint::py_err(e)),
+            Err(e) if e.code == ErrorCode::ShuttingDown => Err(crate::wait::py_err(e)),
             Err(_) => Ok(py.None().into_bound(py)),
         }
     }
@@ -291,7 +291,7 @@ impl Store {
         let t = duration_of(timeout)?.unwrap_or(Duration::from_secs(10));
         let s = self.store()?;
         let deadline = std::time::Instant::now() + t;
-        Ok(crate::endpoint::wait_for(
+        Ok(crate::wait::wait_for(
             py,
             Some(deadline),
             |slice| s.await_idle(slice).then_some(()),
