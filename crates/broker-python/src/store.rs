@@ -104,8 +104,51 @@ impl Store {
     }
 }
 
-#[pymethods]
-impl Store {
+/// Broker's mutators of the form `name(key, x, expiry=None)` are one-line calls of the Rust
+/// store's methods of the same shape: this writes them once, in the one `#[pymethods]` block
+/// with the methods written by hand (`rest`).
+macro_rules! store_methods {
+    (
+        $($(#[doc = $doc:literal])* fn $name:ident($arg:ident) => $method:ident;)*
+        rest { $($rest:tt)* }
+    ) => {
+        #[pymethods]
+        impl Store {
+            $(
+                $(#[doc = $doc])*
+                #[pyo3(signature = (key, $arg, expiry = None))]
+                fn $name(
+                    &self,
+                    py: Python<'_>,
+                    key: &Bound<'_, PyAny>,
+                    $arg: &Bound<'_, PyAny>,
+                    expiry: Option<&Bound<'_, PyAny>>,
+                ) -> PyResult<()> {
+                    let (k, x, e) = (from_py(key)?, from_py($arg)?, expiry_of(expiry)?);
+                    self.mutate(py, |s| s.$method(k, x, e))
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+
+store_methods! {
+    /// Sets `key` to `value`, optionally expiring after `expiry` (seconds or a timedelta).
+    fn put(value) => put;
+    /// Adds `amount` to the number at `key` (count, integer, real, timespan; a missing key
+    /// starts from zero; the amount's type must match).
+    fn increment(amount) => increment;
+    /// Subtracts `amount` from the number at `key`.
+    fn decrement(amount) => decrement;
+    /// Appends text to the string at `key`.
+    fn append(s) => append;
+    /// Removes `index` from the set or table at `key`.
+    fn remove_from(index) => remove_from;
+    /// Appends `value` to the vector at `key`.
+    fn push(value) => push;
+
+    rest {
     /// The store's name.
     fn name(&self) -> PyResult<String> {
         Ok(self.store()?.name().to_owned())
@@ -146,19 +189,6 @@ impl Store {
         self.read(py, |s| s.keys())
     }
 
-    /// Sets `key` to `value`, optionally expiring after `expiry` (seconds or a timedelta).
-    #[pyo3(signature = (key, value, expiry = None))]
-    fn put(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, v, e) = (from_py(key)?, from_py(value)?, expiry_of(expiry)?);
-        self.mutate(py, |s| s.put(k, v, e))
-    }
-
     /// Sets `key` to `value` only if absent; returns whether it did (`None` on error).
     #[pyo3(signature = (key, value, expiry = None))]
     fn put_unique(
@@ -184,46 +214,6 @@ impl Store {
         self.mutate(py, |s| s.clear())
     }
 
-    /// Adds `amount` to the number at `key` (count, integer, real, timespan; a missing key
-    /// starts from zero; the amount's type must match).
-    #[pyo3(signature = (key, amount, expiry = None))]
-    fn increment(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        amount: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, a, e) = (from_py(key)?, from_py(amount)?, expiry_of(expiry)?);
-        self.mutate(py, |s| s.increment(k, a, e))
-    }
-
-    /// Subtracts `amount` from the number at `key`.
-    #[pyo3(signature = (key, amount, expiry = None))]
-    fn decrement(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        amount: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, a, e) = (from_py(key)?, from_py(amount)?, expiry_of(expiry)?);
-        self.mutate(py, |s| s.decrement(k, a, e))
-    }
-
-    /// Appends text to the string at `key`.
-    #[pyo3(signature = (key, s, expiry = None))]
-    fn append(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        s: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, v, e) = (from_py(key)?, from_py(s)?, expiry_of(expiry)?);
-        self.mutate(py, |st| st.append(k, v, e))
-    }
-
     /// `insert_into(key, x)` adds `x` to the set at `key`; `insert_into(key, index, value)`
     /// sets `index` to `value` in the table at `key` (or inserts into a vector at `index`).
     #[pyo3(signature = (key, index, value = None, expiry = None))]
@@ -243,32 +233,6 @@ impl Store {
             }
             None => self.mutate(py, |s| s.insert_into(k, i, e)),
         }
-    }
-
-    /// Removes `index` from the set or table at `key`.
-    #[pyo3(signature = (key, index, expiry = None))]
-    fn remove_from(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        index: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, i, e) = (from_py(key)?, from_py(index)?, expiry_of(expiry)?);
-        self.mutate(py, |s| s.remove_from(k, i, e))
-    }
-
-    /// Appends `value` to the vector at `key`.
-    #[pyo3(signature = (key, value, expiry = None))]
-    fn push(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-        expiry: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let (k, v, e) = (from_py(key)?, from_py(value)?, expiry_of(expiry)?);
-        self.mutate(py, |s| s.push(k, v, e))
     }
 
     /// Removes the last element of the vector at `key`.
@@ -324,5 +288,6 @@ impl Store {
             ),
             Err(_) => "Store(reset)".to_owned(),
         }
+    }
     }
 }
