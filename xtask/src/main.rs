@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's chores, above all `cargo xtask ci`, the one command CI runs.
 //!
 //! `ci` runs, in order and stopping at the first failure: formatting, clippy, a check that the
-//! fuzz targets build, all tests (with nextest when it is installed), the Python bindings'
+//! fuzz targets build, all tests (with nextest when it is installed), the facade's and the
+//! end-to-end tests again with every fast path off (`BROKER_FAST_PATHS=false`), the Python bindings'
 //! portable wheel (manylinux_2_28, OpenSSL linked in, checked with auditwheel) and its pytest
 //! suite in a clean virtualenv, Broker's own Python test suites against that wheel (skipped
 //! with one line when ../shared/broker-python-tests is absent), the interoperability suite
@@ -242,6 +243,39 @@ fn ci() -> Result {
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
+    step(
+        "facade tests with the fast paths off (BROKER_FAST_PATHS=false)",
+        || {
+            // The off switch sends all work through the runtime thread: the facade's own tests and
+            // the end-to-end tests must pass that way too (the same build as the step above).
+            let mut c = cargo();
+            c.env("BROKER_FAST_PATHS", "false");
+            if succeeds(cargo().args(["nextest", "--version"])) {
+                c.args([
+                    "nextest",
+                    "run",
+                    "--workspace",
+                    "--all-features",
+                    "--no-fail-fast",
+                    "-E",
+                    "package(broker) or package(broker-e2e)",
+                ]);
+            } else {
+                c.args([
+                    "test",
+                    "--all-features",
+                    "--no-fail-fast",
+                    "-p",
+                    "broker",
+                    "-p",
+                    "broker-e2e",
+                ]);
+            }
+            let (p, f) = run_counting(c)?;
+            totals = (totals.0 + p, totals.1 + f);
+            Ok(())
+        },
+    )?;
     step("python bindings: wheel and pytest", || {
         let (p, f) = python_tests()?;
         totals = (totals.0 + p, totals.1 + f);

@@ -65,6 +65,14 @@ pub struct Configuration {
     /// microseconds, more on virtual machines; spinning briefly after each burst of traffic
     /// keeps round trips in the tens of microseconds at the price of that much processor time.
     pub spin_wait: Duration,
+    /// The off switch of every fast path (default on): off, all work goes through the
+    /// endpoint's runtime thread — publications are handed to it instead of routed and written
+    /// on the publisher's thread, waiting subscribers do not read sockets, the core never
+    /// writes onto a socket itself, and nothing spins. Slower, and the way to tell whether a
+    /// bug lives in a fast path. `BROKER_FAST_PATHS=false` in the environment turns them off
+    /// for every endpoint of the process, whatever its configuration says (for a whole test
+    /// run).
+    pub fast_paths: bool,
     /// How often the endpoint re-advertises its link state to other broker-rs endpoints;
     /// link states of endpoints unreachable for two such periods are forgotten (default 60 s).
     pub link_state_refresh: Duration,
@@ -100,6 +108,7 @@ impl Default for Configuration {
             connect_retry: Duration::from_secs(30),
             metrics_port: None,
             spin_wait: Duration::from_micros(100),
+            fast_paths: true,
             link_state_refresh: Duration::from_secs(60),
             max_connections: 1024,
             max_handshakes: 64,
@@ -114,7 +123,8 @@ impl Default for Configuration {
 /// (`ssl_keyfile`), `ssl_passphrase`, `ssl_cafile`, `ssl_capath`, `listen_address`
 /// (`default_listen_address`), `port` (`default_port`), `listen_retry`
 /// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
-/// `handshake_timeout`, `max_frame_len`, `spin_wait`, `link_state_refresh`, `max_connections`, `max_handshakes`. Durations are timespans like `30s` or `250ms`.
+/// `handshake_timeout`, `max_frame_len`, `spin_wait`, `fast_paths`, `link_state_refresh`,
+/// `max_connections`, `max_handshakes`. Durations are timespans like `30s` or `250ms`.
 pub const OPTIONS: &[&str] = &[
     "disable_ssl",
     "forward",
@@ -136,6 +146,7 @@ pub const OPTIONS: &[&str] = &[
     "handshake_timeout",
     "max_frame_len",
     "spin_wait",
+    "fast_paths",
     "link_state_refresh",
     "max_connections",
     "max_handshakes",
@@ -186,12 +197,23 @@ fn parse_duration(key: &str, v: &str) -> Result<Duration, Error> {
 }
 
 impl Configuration {
+    /// Whether the fast paths are on: the option, unless `BROKER_FAST_PATHS` in the
+    /// environment says `false` (see [`fast_paths`](Self::fast_paths)).
+    pub fn fast_paths_in_effect(&self) -> bool {
+        let env_off = std::env::var("BROKER_FAST_PATHS")
+            .ok()
+            .and_then(|v| parse_bool("BROKER_FAST_PATHS", &v).ok())
+            == Some(false);
+        self.fast_paths && !env_off
+    }
+
     /// Sets one option by name from its text form (the names of [`OPTIONS`] and Broker's
     /// aliases). An unknown name or a malformed value is an `invalid_data` error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let path = || Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
         match key {
             "disable_ssl" => self.disable_ssl = parse_bool(key, value)?,
+            "fast_paths" => self.fast_paths = parse_bool(key, value)?,
             "forward" | "forward_messages" => self.forward = parse_bool(key, value)?,
             "ttl" => self.ttl = parse_num(key, value)?,
             "peer_buffer_size" => self.peer_buffer_size = parse_num(key, value)?,

@@ -306,6 +306,7 @@ async fn run<S: Stream>(
         outbox: Mutex::new(Some(Outbox {
             pipe: pipe.clone(),
             writer: writer_tx,
+            direct: config.fast_paths,
         })),
         installed: Mutex::new(None),
     };
@@ -646,6 +647,9 @@ impl Pipe {
 pub(crate) struct Outbox {
     pipe: Arc<Pipe>,
     writer: mpsc::Sender<Bytes>,
+    /// Whether the core may write onto the socket itself (`Configuration::fast_paths`); off,
+    /// every chunk goes through the writer task.
+    direct: bool,
 }
 
 impl Outbox {
@@ -657,7 +661,7 @@ impl Outbox {
     /// Sends a chunk (call only after [`has_room`](Self::has_room) said yes, from the core,
     /// which is the only sender). Returns false when the connection's writer is gone.
     pub(crate) fn send(&self, chunk: Bytes) -> bool {
-        let written = if self.pipe.queued.load(Ordering::SeqCst) == 0 {
+        let written = if self.direct && self.pipe.queued.load(Ordering::SeqCst) == 0 {
             self.write_now(&chunk)
         } else {
             0
@@ -821,6 +825,7 @@ mod tests {
             let outbox = Outbox {
                 pipe: pipe.clone(),
                 writer: tx,
+                direct: true,
             };
             let queued = || pipe.queued.load(Ordering::SeqCst);
 

@@ -283,20 +283,24 @@ pub(crate) struct Shared {
     epoch: Instant,
     /// Publications closer together than this count as a stream (`STREAM_GAP`).
     gap: u64,
+    /// Whether the fast paths are on (`Configuration::fast_paths`): off, nothing publishes
+    /// or reads on an application thread.
+    fast: bool,
 }
 
 impl Shared {
-    pub(crate) fn new(core: Core) -> Arc<Shared> {
-        Self::with_gap(core, STREAM_GAP)
+    pub(crate) fn new(core: Core, fast: bool) -> Arc<Shared> {
+        Self::with_gap(core, STREAM_GAP, fast)
     }
 
-    fn with_gap(core: Core, gap: std::time::Duration) -> Arc<Shared> {
+    fn with_gap(core: Core, gap: std::time::Duration, fast: bool) -> Arc<Shared> {
         Arc::new(Shared {
             core: Mutex::new(core),
             in_channel: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             epoch: Instant::now(),
             gap: gap.as_nanos() as u64,
+            fast,
         })
     }
 
@@ -311,6 +315,9 @@ impl Shared {
     /// core is not busy and the peers have room. Otherwise hands the batch back: the caller
     /// sends it through the channel, inside [`in_channel`](Self::in_channel).
     pub(crate) fn publish_now(&self, batch: Publications) -> Option<Publications> {
+        if !self.fast {
+            return Some(batch);
+        }
         let now = Instant::now();
         // (Offset by a gap: the first publication counts as one after a pause.)
         let at = now.duration_since(self.epoch).as_nanos() as u64 + self.gap;
@@ -338,6 +345,9 @@ impl Shared {
     /// and routes it at once, if the core is not busy (see `inbox`). Returns whether it found
     /// messages.
     pub(crate) fn read_now(&self, inbox: &Inbox) -> bool {
+        if !self.fast {
+            return false;
+        }
         let Ok(mut core) = self.core.try_lock() else {
             return false;
         };
@@ -1539,11 +1549,22 @@ mod tests {
     }
 
     #[test]
+    fn with_the_fast_paths_off_nothing_goes_straight_out() {
+        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
+        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), false);
+        assert!(
+            shared.publish_now(one(0)).is_some(),
+            "handed back, for the channel"
+        );
+        assert_eq!(shared.lock().router.stats().published, 0);
+    }
+
+    #[test]
     fn a_publication_after_a_pause_goes_straight_out_and_others_through_the_channel() {
         let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
         // A long gap, so that "right after" holds on a slow machine; a pause is made by
         // forgetting when the last one came.
-        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60));
+        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), true);
         let pause = || shared.last.store(0, Ordering::Relaxed);
         let published = || shared.lock().router.stats().published;
         let straight = |i| shared.publish_now(one(i)).is_none();

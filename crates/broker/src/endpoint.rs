@@ -186,7 +186,7 @@ fn closed() -> Error {
 
 impl Endpoint {
     /// Starts an endpoint with its own runtime and a fresh id.
-    pub fn new(config: Configuration) -> Result<Endpoint, Error> {
+    pub fn new(mut config: Configuration) -> Result<Endpoint, Error> {
         let tls = Arc::new(Tls::new(&config)?);
         let config_metrics_port = config.metrics_port;
         let (runtime, handle) = Runtime::start(config.threads).map_err(|e| {
@@ -213,9 +213,15 @@ impl Endpoint {
         let core = Core::new(router).with_sender(&tx);
         let store_events = core.store_events_flag();
         let live = Arc::new(Live::new(core.activity()));
+        // One switch turns every fast path off (see `Configuration::fast_paths`).
+        let fast = config.fast_paths_in_effect();
+        if !fast {
+            config.fast_paths = false;
+            config.spin_wait = Duration::ZERO;
+        }
         handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
-        let shared = Shared::new(core);
+        let shared = Shared::new(core, fast);
         handle.spawn(Core::run(shared.clone(), rx, pub_rx, store_rx));
         let metrics_port = config_metrics_port;
         let endpoint = Endpoint {
@@ -729,6 +735,11 @@ impl Endpoint {
             }
         });
         Ok(bound.port())
+    }
+
+    /// Whether this endpoint's fast paths are on (see `Configuration::fast_paths`).
+    pub fn fast_paths(&self) -> bool {
+        self.inner.config.fast_paths
     }
 
     /// Broker's `peer_subscriptions`: the topic prefixes that other reachable endpoints
