@@ -3,23 +3,20 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
-use broker_data::Data;
-use broker_routing::{Content, Message, PeerKind, Publication};
-use broker_wire::{EndpointId, Envelope, ErrorCode, FrameDecoder, Limits, Payload, Topic};
+use broker_routing::PeerKind;
+use broker_wire::{EndpointId, ErrorCode, Limits, Topic};
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Cmd, MAX_BATCH};
-use crate::error::ConnError;
+use crate::cmd::Cmd;
 use crate::handshake::{self, Announce, Claims, Framed, Peered, Refused, Side, Stream};
 use crate::inbox::{Inbox, Tcp};
+use crate::outbox::{Outbox, Pipe};
 use crate::spin::Activity;
 use crate::tls::Tls;
 use crate::{Configuration, Error};
@@ -99,142 +96,31 @@ impl Announce for Installer<'_> {
     }
 }
 
-/// Turns a decoded envelope into a router message, or says why the peer misbehaved.
-pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, ConnError> {
-    let Envelope {
-        sender,
-        receiver,
-        ttl,
-        topic,
-        payload,
-    } = env;
-    let publication = |content: Content, origin: EndpointId, seq: u64| Publication {
-        sender,
-        receiver,
-        origin,
-        seq,
-        ttl,
-        topic,
-        content,
-    };
-    Ok(match (payload, kind) {
-        (Payload::Data(d), PeerKind::Broker) => {
-            Message::Publication(publication(Content::Data(Arc::new(d)), EndpointId::NIL, 0))
-        }
-        (Payload::Command(c), PeerKind::Broker) => Message::Publication(publication(
-            Content::Command(Arc::new(c)),
-            EndpointId::NIL,
-            0,
-        )),
-        (Payload::RoutingUpdate(f), PeerKind::Broker) => Message::RoutingUpdate(Arc::new(f)),
-        (Payload::RoutedData { origin, seq, data }, PeerKind::Routed) => {
-            Message::Publication(publication(Content::Data(Arc::new(data)), origin, seq))
-        }
-        (
-            Payload::RoutedCommand {
-                origin,
-                seq,
-                command,
-            },
-            PeerKind::Routed,
-        ) => Message::Publication(publication(
-            Content::Command(Arc::new(command)),
-            origin,
-            seq,
-        )),
-        (Payload::LinkState(ls), PeerKind::Routed) => Message::LinkState(Arc::new(ls)),
-        (Payload::Ping(b), _) => Message::Ping(b),
-        (Payload::Pong(b), _) => Message::Pong(b),
-        (p, k) => {
-            return Err(ConnError::Misbehaved(format!(
-                "{:?} message on a {k:?} connection",
-                p.message_type()
-            )))
-        }
-    })
-}
-
-/// Joins runs of publications that one batch could have carried — data from the same sender
-/// to the same receiver with the same TTL and topic, with consecutive sequence numbers from a
-/// routed peer (a plain Broker peer sends none) — into batches, so the core routes each run
-/// once. Order and content are unchanged.
-pub(crate) fn coalesce(msgs: Vec<Message>) -> Vec<Message> {
-    fn joins(run: &Publication, n: usize, p: &Publication) -> bool {
-        matches!(p.content, Content::Data(_))
-            && n < MAX_BATCH
-            && p.sender == run.sender
-            && p.receiver == run.receiver
-            && p.origin == run.origin
-            && p.ttl == run.ttl
-            && p.topic == run.topic
-            && (p.seq == 0 && run.seq == 0 || p.seq == run.seq + n as u64)
-    }
-    fn close(out: &mut Vec<Message>, run: Option<(Publication, Vec<Arc<Data>>)>) {
-        if let Some((mut head, values)) = run {
-            if values.len() > 1 {
-                head.content = Content::Batch(Arc::new(values));
-            }
-            out.push(Message::Publication(head));
-        }
-    }
-    if msgs.len() < 2 {
-        return msgs;
-    }
-    let mut out = Vec::with_capacity(msgs.len());
-    let mut run: Option<(Publication, Vec<Arc<Data>>)> = None;
-    for m in msgs {
-        match m {
-            Message::Publication(p) => {
-                if let Some((head, values)) = &mut run {
-                    if joins(head, values.len(), &p) {
-                        if let Content::Data(d) = p.content {
-                            values.push(d);
-                        }
-                        continue;
-                    }
-                }
-                close(&mut out, run.take());
-                match &p.content {
-                    Content::Data(d) => {
-                        let first = d.clone();
-                        run = Some((p, vec![first]));
-                    }
-                    _ => out.push(Message::Publication(p)),
-                }
-            }
-            other => {
-                close(&mut out, run.take());
-                out.push(other);
-            }
-        }
-    }
-    close(&mut out, run);
-    out
+/// What every connection of an endpoint needs, made once per endpoint and shared: the
+/// endpoint's id and configuration, the core's channel, TLS, and the connection counts.
+pub(crate) struct Net {
+    pub(crate) me: EndpointId,
+    pub(crate) config: Arc<Configuration>,
+    pub(crate) core: mpsc::UnboundedSender<Cmd>,
+    pub(crate) tls: Option<Tls>,
+    pub(crate) live: Arc<Live>,
 }
 
 /// Sets up a new TCP connection: TLS first when configured, then Broker's handshake, then the
 /// connection runs until it closes. `peered` learns the outcome of the handshakes.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn establish(
     tcp: TcpStream,
     addr: SocketAddr,
     side: Side,
-    me: EndpointId,
-    config: Arc<Configuration>,
-    core: mpsc::UnboundedSender<Cmd>,
-    tls: Arc<Option<Tls>>,
+    net: Arc<Net>,
     peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
-    live: Arc<Live>,
     slot: Slot,
 ) {
     let _ = tcp.set_nodelay(true);
     let tcp = Tcp::new(tcp);
     let straight = tcp.straight();
-    let Some(tls) = tls.as_ref() else {
-        return run(
-            tcp, straight, addr, side, me, config, core, peered, live, slot,
-        )
-        .await;
+    let Some(tls) = net.tls.as_ref() else {
+        return run(tcp, straight, addr, side, &net, peered, slot).await;
     };
     let handshake = async {
         match side {
@@ -243,20 +129,15 @@ pub(crate) async fn establish(
         }
     };
     let outcome = tokio::select! {
-        r = tokio::time::timeout(config.handshake_timeout, handshake) => {
+        r = tokio::time::timeout(net.config.handshake_timeout, handshake) => {
             r.unwrap_or_else(|_| Err(Error::new(ErrorCode::PeerTimeout, "TLS handshake timed out")))
         }
         // Evicted (see `Live::admit`): counted and logged there, not reported per connection.
         () = slot.evicted() => return,
     };
     match outcome {
-        Ok(stream) => {
-            run(
-                stream, straight, addr, side, me, config, core, peered, live, slot,
-            )
-            .await
-        }
-        Err(e) => handshake_failed(&core, addr, peered, e),
+        Ok(stream) => run(stream, straight, addr, side, &net, peered, slot).await,
+        Err(e) => handshake_failed(&net.core, addr, peered, e),
     }
 }
 
@@ -279,19 +160,22 @@ fn handshake_failed(
 }
 
 /// Broker's handshake on `stream` and, once peered, the connection until it closes.
-#[allow(clippy::too_many_arguments)]
 async fn run<S: Stream>(
     stream: S,
     straight: Arc<AtomicBool>,
     addr: SocketAddr,
     side: Side,
-    me: EndpointId,
-    config: Arc<Configuration>,
-    core: mpsc::UnboundedSender<Cmd>,
+    net: &Net,
     peered: Option<oneshot::Sender<Result<EndpointId, Refused>>>,
-    live: Arc<Live>,
     mut slot: Slot,
 ) {
+    let Net {
+        me,
+        ref config,
+        ref core,
+        ref live,
+        ..
+    } = *net;
     let mut f = Framed::new(stream);
     let conn = next_conn_id();
     let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
@@ -299,7 +183,7 @@ async fn run<S: Stream>(
     // the writer's channel, behind the handshake's last message.
     let pipe = Arc::new(Pipe::default());
     let installer = Installer {
-        core: &core,
+        core,
         addr,
         outbound: side == Side::Connector,
         conn,
@@ -356,7 +240,7 @@ async fn run<S: Stream>(
                         let _ = tx.send(Err(Refused::Failed(e)));
                     }
                 }
-                Refused::Failed(e) => handshake_failed(&core, addr, peered, e),
+                Refused::Failed(e) => handshake_failed(core, addr, peered, e),
                 Refused::Redundant(peer) => {
                     // Another connection carries this peering: not an error (Broker reports
                     // none).
@@ -391,18 +275,9 @@ async fn run<S: Stream>(
         max_frame_len: config.max_frame_len,
         ..Limits::default()
     };
-    let inbox = Inbox::new(
-        Box::pin(read),
-        buf,
-        FrameDecoder::new(config.max_frame_len),
-        straight,
-        peer,
-        conn,
-        kind,
-        limits,
-    );
+    let inbox = Inbox::new(Box::pin(read), buf, straight, peer, conn, kind, limits);
     let listed = live.list(inbox.clone());
-    let reason = inbox.read_loop(&core, &activity).await;
+    let reason = inbox.read_loop(core, &activity).await;
     drop(listed);
     writer.abort();
     let _ = core.send(Cmd::Closed {
@@ -618,94 +493,6 @@ impl Drop for LiveWriter {
     }
 }
 
-/// A connection's outgoing side, shared by its writer task and whoever runs the core.
-#[derive(Default)]
-struct Pipe {
-    /// The stream's write half (none until the core took the peer and the stream split).
-    sink: Mutex<Option<Pin<Box<dyn AsyncWrite + Send>>>>,
-    /// Chunks handed to the writer task that it has not finished writing.
-    queued: AtomicUsize,
-    /// Set by the core when the writer's channel is full: the writer then says `Writable`
-    /// after its next write (and only then).
-    wants_room: AtomicBool,
-}
-
-impl Pipe {
-    fn sink(&self) -> MutexGuard<'_, Option<Pin<Box<dyn AsyncWrite + Send>>>> {
-        // A panic while writing leaves at worst a partly written chunk: the peer sees a bad
-        // frame and disconnects, which is what a failed write means anyway.
-        self.sink.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The core's end of a connection's outgoing side.
-///
-/// A chunk goes straight onto the socket when nothing is queued before it, as far as the
-/// socket takes it without waiting: no hand-over to the writer task, and from a publisher's
-/// thread no wake-up of the runtime. The rest, and every chunk while some are queued, goes
-/// through the writer task's bounded channel, in order.
-pub(crate) struct Outbox {
-    pipe: Arc<Pipe>,
-    writer: mpsc::Sender<Bytes>,
-    /// Whether the core may write onto the socket itself (`Configuration::fast_paths`); off,
-    /// every chunk goes through the writer task.
-    direct: bool,
-}
-
-impl Outbox {
-    /// Whether the outbox takes another chunk now.
-    pub(crate) fn has_room(&self) -> bool {
-        self.writer.capacity() > 0
-    }
-
-    /// Sends a chunk (call only after [`has_room`](Self::has_room) said yes, from the core,
-    /// which is the only sender). Returns false when the connection's writer is gone.
-    pub(crate) fn send(&self, chunk: Bytes) -> bool {
-        let written = if self.direct && self.pipe.queued.load(Ordering::SeqCst) == 0 {
-            self.write_now(&chunk)
-        } else {
-            0
-        };
-        if written == chunk.len() {
-            return true;
-        }
-        self.pipe.queued.fetch_add(1, Ordering::SeqCst);
-        if self.writer.try_send(chunk.slice(written..)).is_err() {
-            self.pipe.queued.fetch_sub(1, Ordering::SeqCst);
-            return false;
-        }
-        true
-    }
-
-    /// Writes as much of `chunk` as the socket takes without waiting; returns how much.
-    /// Only while the writer task has nothing queued: it is then not waiting for the socket,
-    /// so the waker left with the socket here (which wakes nobody) replaces none of its own,
-    /// and the writer registers its own when it takes the rest.
-    fn write_now(&self, chunk: &[u8]) -> usize {
-        let mut sink = self.pipe.sink();
-        let Some(sink) = sink.as_mut() else {
-            return 0;
-        };
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut off = 0;
-        while off < chunk.len() {
-            match sink.as_mut().poll_write(&mut cx, &chunk[off..]) {
-                Poll::Ready(Ok(n)) if n > 0 => off += n,
-                // Waiting, closed or failed: the writer takes the rest and finds out.
-                _ => break,
-            }
-        }
-        off
-    }
-
-    /// Asks the writer to report room (`Cmd::Writable`) after its next write; returns whether
-    /// it has made some meanwhile (then the flag stays set: at worst one report too many).
-    pub(crate) fn want_room(&self) -> bool {
-        self.pipe.wants_room.store(true, Ordering::SeqCst);
-        self.has_room()
-    }
-}
-
 async fn write_loop(
     pipe: Arc<Pipe>,
     mut rx: mpsc::Receiver<Bytes>,
@@ -747,66 +534,10 @@ async fn write_loop(
     .await;
 }
 
-/// Hands the core what was decoded before a bad frame, reports the error to status
-/// subscribers and returns the reason the connection closes.
-pub(crate) fn protocol_error(
-    core: &mpsc::UnboundedSender<Cmd>,
-    peer: EndpointId,
-    msgs: Vec<Message>,
-    conn: u64,
-    e: ConnError,
-) -> ConnError {
-    if !msgs.is_empty() {
-        let _ = core.send(Cmd::Incoming {
-            peer,
-            conn,
-            msgs,
-            ack: None,
-            inbox: None,
-        });
-    }
-    let _ = core.send(Cmd::ConnectionError {
-        code: e.code(),
-        addr: None,
-        peer: Some(peer),
-        message: format!("disconnecting a peer that sent an invalid message: {e}"),
-    });
-    e
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
-
-    fn publication(sender: u8, topic: &str, seq: u64, value: u64) -> Message {
-        Message::Publication(Publication {
-            sender: EndpointId::from_bytes([sender; 16]),
-            receiver: EndpointId::NIL,
-            origin: EndpointId::from_bytes([sender; 16]),
-            seq,
-            ttl: 20,
-            topic: Topic::new(topic).unwrap(),
-            content: Content::Data(Arc::new(Data::Count(value))),
-        })
-    }
-
-    /// (sender byte, first seq, values) per message.
-    fn shape(msgs: &[Message]) -> Vec<(u8, u64, Vec<u64>)> {
-        msgs.iter()
-            .map(|m| match m {
-                Message::Publication(p) => {
-                    let values = match &p.content {
-                        Content::Data(d) => vec![d.as_count().unwrap()],
-                        Content::Batch(b) => b.iter().map(|d| d.as_count().unwrap()).collect(),
-                        Content::Command(_) => vec![],
-                    };
-                    (p.sender.as_bytes()[0], p.seq, values)
-                }
-                _ => (0, 0, vec![]),
-            })
-            .collect()
-    }
 
     #[test]
     fn the_outbox_writes_straight_until_the_socket_is_full_then_queues_in_order() {
@@ -874,39 +605,5 @@ mod tests {
             assert_eq!(queued(), 0);
             assert_eq!(live.writers.load(Ordering::SeqCst), 0);
         });
-    }
-
-    #[test]
-    fn runs_become_batches_and_nothing_else_changes() {
-        let msgs = vec![
-            publication(1, "/a", 10, 0),
-            publication(1, "/a", 11, 1),
-            publication(1, "/a", 12, 2),
-            publication(1, "/b", 13, 3), // other topic
-            publication(1, "/b", 15, 4), // a gap in the numbering
-            publication(2, "/b", 16, 5), // other sender
-            Message::Ping(Bytes::from_static(b"x")),
-            publication(2, "/b", 17, 6), // not across a control message
-            publication(2, "/b", 18, 7),
-        ];
-        let out = coalesce(msgs);
-        assert_eq!(
-            shape(&out),
-            [
-                (1, 10, vec![0, 1, 2]),
-                (1, 13, vec![3]),
-                (1, 15, vec![4]),
-                (2, 16, vec![5]),
-                (0, 0, vec![]),
-                (2, 17, vec![6, 7]),
-            ]
-        );
-        // Plain Broker peers send no sequence numbers: runs join on everything else.
-        let plain = coalesce(vec![publication(3, "/a", 0, 0), publication(3, "/a", 0, 1)]);
-        assert_eq!(shape(&plain), [(3, 0, vec![0, 1])]);
-        // Batches stay bounded.
-        let long = coalesce((0..150).map(|i| publication(1, "/a", 1 + i, i)).collect());
-        let sizes: Vec<usize> = shape(&long).iter().map(|s| s.2.len()).collect();
-        assert_eq!(sizes, [MAX_BATCH, MAX_BATCH, 150 - 2 * MAX_BATCH]);
     }
 }

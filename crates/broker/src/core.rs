@@ -1,27 +1,27 @@
-//! The endpoint's core task: the only owner of the router. Everything else talks to it through
-//! commands; it encodes what the router sends and fans deliveries out to subscribers.
+//! The endpoint's core: the state that owns the router (`Core`), what it does with each command
+//! (`handle`), the task loop that drives it on the runtime thread (`run`), and link flushing
+//! (router messages to outboxes and in-process peers). Whoever holds the core's lock — the
+//! runtime thread here, or an application thread through the `shared` module — runs this code;
+//! see that module for the one rule and the lock table.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Waker};
 use std::time::Instant;
 
 use broker_data::Data;
 use broker_routing::{Content, Event, FxHashMap, Message, PeerKind, PeerLoss, Publication, Router};
-use broker_wire::{
-    bye_token, encode_envelope, encode_frame, EndpointId, ErrorCode, InternalCommand, PayloadRef,
-    StatusCode, Topic,
-};
+use broker_wire::{bye_token, EndpointId, ErrorCode, StatusCode, Topic};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::Outbox;
-use crate::inbox::Inbox;
+use crate::cmd::{Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
+use crate::outbox::Outbox;
 use crate::queue::Queue;
 use crate::spin::Activity;
-use crate::store::StoreInbound;
+use crate::translate::{encode_message, MAX_BATCH};
 use crate::types::{
     DataMessage, EndpointInfo, Metrics, PeerInfo, PeerMetrics, PeerState, StatusEvent,
 };
@@ -29,10 +29,6 @@ use crate::Error;
 
 /// Messages per chunk handed to a connection's writer.
 const CHUNK_MESSAGES: usize = 256;
-
-/// Most values in one batch publication: batching pays off long before this, and a chunk for a
-/// connection's writer (which takes whole batches) stays near `CHUNK_MESSAGES`.
-pub(crate) const MAX_BATCH: usize = 64;
 
 /// Messages an in-process peer may have received but not yet processed (what a socket
 /// writer's bounded channel allows).
@@ -50,134 +46,6 @@ const UNPEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Publications the core holds while the peers catch up, before publishers block.
 const MAX_PENDING: usize = 65_536;
-
-/// A batch of publications from the API.
-/// A batch of publications: topics with shared values.
-pub type Publications = Vec<(Topic, Arc<Data>)>;
-
-pub(crate) enum Cmd {
-    Subscribe {
-        id: u64,
-        topics: Vec<Topic>,
-        queue: Arc<Queue<DataMessage>>,
-    },
-    AddTopic {
-        id: u64,
-        topic: Topic,
-    },
-    RemoveTopic {
-        id: u64,
-        topic: Topic,
-    },
-    DropSubscriber(u64),
-    StatusSubscribe {
-        id: u64,
-        queue: Arc<Queue<StatusEvent>>,
-        statuses: bool,
-    },
-    DropStatusSubscriber(u64),
-    Forward(Vec<Topic>),
-    AnnouncedFilter {
-        peer: EndpointId,
-        reply: oneshot::Sender<Vec<Topic>>,
-    },
-    Handshaken {
-        peer: EndpointId,
-        kind: PeerKind,
-        filter: Vec<Topic>,
-        /// The filter we sent the peer in the handshake.
-        announced: Vec<Topic>,
-        addr: SocketAddr,
-        outbound: bool,
-        conn: u64,
-        outbox: Outbox,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Incoming {
-        peer: EndpointId,
-        conn: u64,
-        msgs: Vec<Message>,
-        /// For an in-process peer: how to tell its core that these are processed.
-        ack: Option<LocalAck>,
-        /// For a socket's reader task: its inbox, told when these are handled (see `inbox`).
-        inbox: Option<Arc<Inbox>>,
-    },
-    /// An in-process peering: messages go to `core` as they are, no serialization.
-    LocalHandshaken {
-        peer: EndpointId,
-        filter: Vec<Topic>,
-        core: mpsc::UnboundedSender<Cmd>,
-        conn: u64,
-        remote_conn: u64,
-        in_flight: Arc<AtomicUsize>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    /// Ends an in-process peering gracefully.
-    LocalUnpeer {
-        peer: EndpointId,
-        reply: oneshot::Sender<bool>,
-    },
-    /// A connection (or in-process peering) ended without this endpoint ending it: as in
-    /// Broker, `peer_lost`, whether or not the peer said BYE first.
-    Closed {
-        peer: EndpointId,
-        conn: u64,
-        /// Why, when it was not a clean close.
-        reason: Option<String>,
-    },
-    ConnectionError {
-        code: ErrorCode,
-        addr: Option<SocketAddr>,
-        peer: Option<EndpointId>,
-        message: String,
-    },
-    Writable,
-    Unpeer {
-        addr: SocketAddr,
-        reply: oneshot::Sender<bool>,
-    },
-    /// A connection to `addr` was dropped as redundant: the peering with `peer` over another
-    /// connection stands for it (unpeering `addr` ends that one).
-    Alias {
-        peer: EndpointId,
-        addr: SocketAddr,
-    },
-    Peers(oneshot::Sender<Vec<PeerInfo>>),
-    /// The topics other endpoints subscribe to.
-    PeerSubscriptions(oneshot::Sender<Vec<Topic>>),
-    Metrics(oneshot::Sender<Metrics>),
-    Shutdown(oneshot::Sender<()>),
-    /// A store frontend starts: it subscribes to its store's command topic.
-    AttachStore {
-        id: u64,
-        name: String,
-        master: bool,
-        sink: mpsc::Sender<StoreInbound>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    /// A store frontend ended.
-    DetachStore {
-        id: u64,
-        name: String,
-    },
-}
-
-/// What a store task hands the core after a batch of work.
-#[derive(Default)]
-pub(crate) struct StoreOutput {
-    /// Store commands: topic, the one receiving endpoint (or every subscriber), the command.
-    pub(crate) commands: Vec<(Topic, Option<EndpointId>, Arc<InternalCommand>)>,
-    /// Store events, for local subscribers only.
-    pub(crate) events: Vec<(Topic, Data)>,
-    /// Failed mutations, for error subscribers.
-    pub(crate) failures: Vec<Error>,
-}
-
-/// Lets the sending core of an in-process peering know its messages were taken.
-pub(crate) struct LocalAck {
-    core: mpsc::WeakUnboundedSender<Cmd>,
-    in_flight: Arc<AtomicUsize>,
-}
 
 /// Where a peer's messages go.
 enum Link {
@@ -224,7 +92,7 @@ impl Conn {
 }
 
 pub(crate) struct Core {
-    router: Router,
+    pub(crate) router: Router,
     id: EndpointId,
     conns: FxHashMap<EndpointId, Conn>,
     subs: FxHashMap<u64, Arc<Queue<DataMessage>>>,
@@ -249,144 +117,27 @@ pub(crate) struct Core {
     /// Whether any subscriber follows store events (stores skip building them otherwise).
     store_events_wanted: Arc<AtomicBool>,
     /// Where each round of work is reported, for the runtime's spinner.
-    activity: Arc<Activity>,
+    pub(crate) activity: Arc<Activity>,
     /// Publications taken from the channel that wait for room at the peers.
-    pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
+    pub(crate) pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
     /// A shutdown has begun: no new publications.
-    closing: bool,
+    pub(crate) closing: bool,
     /// The shutdown sent its peers BYE and waits for their pongs.
     saying_goodbye: bool,
     /// Batches that waiting subscribers' threads read from sockets and routed themselves.
-    read_while_waiting: u64,
+    pub(crate) read_while_waiting: u64,
     /// Addresses we dialed whose connection was redundant, with the peer it reached.
     aliases: HashMap<SocketAddr, EndpointId>,
 }
 
-/// Publications closer together than this count as a stream: they go through the core's
-/// channel, where the core joins them into batches (one write for many).
-const STREAM_GAP: std::time::Duration = std::time::Duration::from_micros(10);
-
-/// The core's state, shared by the core task and publishers.
-///
-/// The core task locks it for each round of work. A publisher locks it only to publish
-/// straight away (see [`publish_now`](Self::publish_now)): on its own thread it routes the
-/// publication, writes it onto the sockets and delivers it, without handing it to the
-/// runtime's thread first.
-pub(crate) struct Shared {
-    core: Mutex<Core>,
-    /// Publication batches sent into the channel that the core has not yet taken into its
-    /// `pending` list (incremented before sending, so that nothing published later overtakes
-    /// them).
-    in_channel: AtomicUsize,
-    /// When the last publication came, in nanoseconds since `epoch`.
-    last: AtomicU64,
-    epoch: Instant,
-    /// Publications closer together than this count as a stream (`STREAM_GAP`).
-    gap: u64,
-    /// Whether the fast paths are on (`Configuration::fast_paths`): off, nothing publishes
-    /// or reads on an application thread.
-    fast: bool,
-}
-
-impl Shared {
-    pub(crate) fn new(core: Core, fast: bool) -> Arc<Shared> {
-        Self::with_gap(core, STREAM_GAP, fast)
-    }
-
-    fn with_gap(core: Core, gap: std::time::Duration, fast: bool) -> Arc<Shared> {
-        Arc::new(Shared {
-            core: Mutex::new(core),
-            in_channel: AtomicUsize::new(0),
-            last: AtomicU64::new(0),
-            epoch: Instant::now(),
-            gap: gap.as_nanos() as u64,
-            fast,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Core> {
-        // The core's state stays consistent between commands; a panic in one (a bug) must not
-        // stop the endpoint from shutting down cleanly.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Publishes `batch` at once on this thread, if it came after a pause (a stream goes
-    /// through the channel and is batched), nothing published earlier is still on its way, the
-    /// core is not busy and the peers have room. Otherwise hands the batch back: the caller
-    /// sends it through the channel, inside [`in_channel`](Self::in_channel).
-    pub(crate) fn publish_now(&self, batch: Publications) -> Option<Publications> {
-        if !self.fast {
-            return Some(batch);
-        }
-        let now = Instant::now();
-        // (Offset by a gap: the first publication counts as one after a pause.)
-        let at = now.duration_since(self.epoch).as_nanos() as u64 + self.gap;
-        let before = self.last.swap(at, Ordering::Relaxed);
-        if at.saturating_sub(before) < self.gap || self.in_channel.load(Ordering::SeqCst) > 0 {
-            return Some(batch);
-        }
-        let Ok(mut core) = self.core.try_lock() else {
-            return Some(batch);
-        };
-        if core.closing
-            || !core.pending.is_empty()
-            || self.in_channel.load(Ordering::SeqCst) > 0
-            || core.budget() < batch.len()
-        {
-            return Some(batch);
-        }
-        core.publish_runs(now, batch);
-        core.flush();
-        core.activity.touch();
-        None
-    }
-
-    /// From a subscriber's thread that waits for messages: reads what `inbox`'s socket holds
-    /// and routes it at once, if the core is not busy (see `inbox`). Returns whether it found
-    /// messages.
-    pub(crate) fn read_now(&self, inbox: &Inbox) -> bool {
-        if !self.fast {
-            return false;
-        }
-        let Ok(mut core) = self.core.try_lock() else {
-            return false;
-        };
-        if core.closing || !core.pending.is_empty() || core.stores_behind() {
-            return false;
-        }
-        if !inbox.read_now(&mut core) {
-            return false;
-        }
-        core.read_while_waiting += 1;
-        core.flush();
-        core.activity.touch();
-        true
-    }
-
-    /// Counts a batch on its way through the channel until the guard is told it arrived or,
-    /// dropped first, that it was never sent.
-    pub(crate) fn in_channel(&self) -> InChannel<'_> {
-        self.in_channel.fetch_add(1, Ordering::SeqCst);
-        InChannel(Some(&self.in_channel))
-    }
-}
-
-/// See [`Shared::in_channel`].
-pub(crate) struct InChannel<'a>(Option<&'a AtomicUsize>);
-
-impl InChannel<'_> {
-    /// The batch is in the channel: the core counts it out when it takes it.
-    pub(crate) fn sent(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for InChannel<'_> {
-    fn drop(&mut self) {
-        if let Some(n) = self.0 {
-            n.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
+/// Where the task loop ([`Core::run`]) finds the core: behind the lock that application
+/// threads may also take (`shared::Shared`), with the count of publication batches on their way
+/// through the channel. Implemented above this module, so that the core does not name it.
+pub(crate) trait Driver: Send + Sync + 'static {
+    /// Locks the core's state.
+    fn lock(&self) -> MutexGuard<'_, Core>;
+    /// The loop took `n` publication batches out of the channel.
+    fn taken(&self, n: usize);
 }
 
 impl Core {
@@ -469,7 +220,7 @@ impl Core {
     /// memory or overflowing a healthy peer. A publication after a pause may skip the channel
     /// (see [`Shared::publish_now`]).
     pub(crate) async fn run(
-        shared: Arc<Shared>,
+        shared: Arc<impl Driver>,
         mut rx: mpsc::UnboundedReceiver<Cmd>,
         mut pubs: mpsc::Receiver<Publications>,
         mut stores: mpsc::Receiver<StoreOutput>,
@@ -541,7 +292,7 @@ impl Core {
             if !pub_batch.is_empty() {
                 let n = pub_batch.len();
                 core.pending.extend(pub_batch.drain(..).flatten());
-                shared.in_channel.fetch_sub(n, Ordering::SeqCst);
+                shared.taken(n);
             }
             core.catch_up_with_stores();
             for cmd in batch.drain(..) {
@@ -563,7 +314,7 @@ impl Core {
                 if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
                     while let Ok(items) = pubs.try_recv() {
                         core.pending.extend(items);
-                        shared.in_channel.fetch_sub(1, Ordering::SeqCst);
+                        shared.taken(1);
                     }
                     let run: Vec<_> = core.pending.drain(..).collect();
                     core.publish_runs(Instant::now(), run);
@@ -660,7 +411,7 @@ impl Core {
     /// How many publications the peers can take now: the least room below half of any peer's
     /// buffer, ignoring peers that have been over that for `SLOW_PEER_AFTER` (they are slow:
     /// their buffer fills and their overflow policy decides).
-    fn budget(&mut self) -> usize {
+    pub(crate) fn budget(&mut self) -> usize {
         let high_water = (self.router.config().peer_buffer_size / 2).max(1);
         let now = Instant::now();
         let mut budget = usize::MAX;
@@ -920,10 +671,10 @@ impl Core {
                 conn,
                 msgs,
                 ack,
-                inbox,
+                reader,
             } => {
-                if let Some(inbox) = inbox {
-                    inbox.handled();
+                if let Some(reader) = reader {
+                    reader.handled();
                 }
                 if let Some(LocalAck { core, in_flight }) = ack {
                     in_flight.fetch_sub(msgs.iter().map(Message::count).sum(), Ordering::AcqRel);
@@ -1096,7 +847,7 @@ impl Core {
 
     /// Moves what the router wants sent into the writers (as far as they have room; the rest
     /// waits in the router's per-peer buffers) and what it wants done into subscribers.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         loop {
             let mut progressed = false;
             while let Some(ev) = self.router.poll_event() {
@@ -1127,7 +878,7 @@ impl Core {
 
     /// Hands publications to the router, consecutive ones on the same topic as one batch
     /// (routed once, delivered and forwarded as one, encoded as one frame per value).
-    fn publish_runs(&mut self, now: Instant, items: Vec<(Topic, Arc<Data>)>) {
+    pub(crate) fn publish_runs(&mut self, now: Instant, items: Vec<(Topic, Arc<Data>)>) {
         let mut run: Option<(Topic, Vec<Arc<Data>>)> = None;
         for (topic, data) in items {
             match &mut run {
@@ -1227,7 +978,7 @@ impl Core {
                             conn: remote_conn,
                             msgs,
                             ack,
-                            inbox: None,
+                            reader: None,
                         })
                         .is_err()
                     {
@@ -1388,81 +1139,6 @@ impl Core {
     }
 }
 
-/// The TTL C++ Broker writes on every message it sends (`defaults::ttl`; it never decrements
-/// or checks it).
-const BROKER_TTL: u16 = 16;
-
-/// Appends the frames for `msg` to `out` (one, or one per value of a batch), in the peer's
-/// protocol version.
-pub(crate) fn encode_message(
-    out: &mut BytesMut,
-    me: EndpointId,
-    peer: EndpointId,
-    kind: PeerKind,
-    msg: &Message,
-) {
-    let reserved = Topic::from_static(Topic::RESERVED).unwrap_or_default();
-    let mut frame = |payload: PayloadRef<'_>, sender, receiver, ttl, topic: &Topic| {
-        let _ = encode_frame(out, |b| {
-            encode_envelope(b, sender, receiver, ttl, topic, payload)
-        });
-    };
-    match msg {
-        Message::Publication(p) => {
-            // The `i`-th value published by `p`'s origin from its sequence number on.
-            let data = |i: u64, d| match kind {
-                PeerKind::Broker => PayloadRef::Data(d),
-                PeerKind::Routed => PayloadRef::RoutedData {
-                    origin: p.origin,
-                    seq: p.seq + i,
-                    data: d,
-                },
-            };
-            // Towards a plain Broker peer we are a Broker relay: `sender` is the last hop (C++
-            // Broker only uses it to avoid sending a message back where it came from, and
-            // forwards anything whose sender is not the peer it would go to), and the TTL is
-            // the one Broker writes on every message it sends.
-            let (sender, ttl) = match kind {
-                PeerKind::Broker => (me, BROKER_TTL),
-                PeerKind::Routed => (p.sender, p.ttl),
-            };
-            let (receiver, topic) = (p.receiver, &p.topic);
-            match &p.content {
-                Content::Data(d) => frame(data(0, d), sender, receiver, ttl, topic),
-                Content::Batch(values) => {
-                    for (i, d) in (0u64..).zip(values.iter()) {
-                        frame(data(i, d), sender, receiver, ttl, topic);
-                    }
-                }
-                Content::Command(c) => {
-                    let payload = match kind {
-                        PeerKind::Broker => PayloadRef::Command(c),
-                        PeerKind::Routed => PayloadRef::RoutedCommand {
-                            origin: p.origin,
-                            seq: p.seq,
-                            command: c,
-                        },
-                    };
-                    frame(payload, sender, receiver, ttl, topic);
-                }
-            }
-        }
-        // Addressed to the peer, as Broker addresses its routing updates.
-        Message::RoutingUpdate(f) => frame(
-            PayloadRef::RoutingUpdate(f),
-            me,
-            peer,
-            BROKER_TTL,
-            &reserved,
-        ),
-        Message::LinkState(ls) => {
-            frame(PayloadRef::LinkState(ls), me, EndpointId::NIL, 1, &reserved)
-        }
-        Message::Ping(x) => frame(PayloadRef::Ping(x), me, peer, BROKER_TTL, &reserved),
-        Message::Pong(x) => frame(PayloadRef::Pong(x), me, peer, BROKER_TTL, &reserved),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1510,7 +1186,7 @@ mod tests {
                 seq: n,
                 ttl: 20,
                 topic: broker_store::master_topic("s"),
-                content: Content::Command(Arc::new(InternalCommand {
+                content: Content::Command(Arc::new(broker_wire::InternalCommand {
                     seq: n,
                     sender: EntityId {
                         endpoint: peer,
@@ -1523,7 +1199,7 @@ mod tests {
                 })),
             })],
             ack: None,
-            inbox: None,
+            reader: None,
         };
         for n in 1..=5 {
             core.accept(batch(n));
@@ -1543,54 +1219,5 @@ mod tests {
         }
         assert_eq!(got, [1, 2, 3, 4, 5]);
         assert!(!core.stores_behind());
-    }
-    fn one(i: u64) -> Publications {
-        vec![(Topic::new("/t").unwrap(), Arc::new(Data::Count(i)))]
-    }
-
-    #[test]
-    fn with_the_fast_paths_off_nothing_goes_straight_out() {
-        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
-        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), false);
-        assert!(
-            shared.publish_now(one(0)).is_some(),
-            "handed back, for the channel"
-        );
-        assert_eq!(shared.lock().router.stats().published, 0);
-    }
-
-    #[test]
-    fn a_publication_after_a_pause_goes_straight_out_and_others_through_the_channel() {
-        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
-        // A long gap, so that "right after" holds on a slow machine; a pause is made by
-        // forgetting when the last one came.
-        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), true);
-        let pause = || shared.last.store(0, Ordering::Relaxed);
-        let published = || shared.lock().router.stats().published;
-        let straight = |i| shared.publish_now(one(i)).is_none();
-
-        assert!(straight(0), "the first one, with nothing before it");
-        assert_eq!(published(), 1, "routed on this thread");
-        assert!(!straight(1), "right after another: a stream");
-        pause();
-        {
-            let _on_its_way = shared.in_channel();
-            assert!(!straight(2), "an earlier one is still in the channel");
-        }
-        pause();
-        assert!(straight(3), "counted out when never sent");
-        pause();
-        {
-            let _busy = shared.lock();
-            assert!(!straight(4), "the core is busy");
-        }
-        pause();
-        shared.lock().pending.push_back(one(5).remove(0));
-        assert!(!straight(6), "the core holds earlier ones");
-        shared.lock().pending.clear();
-        pause();
-        shared.lock().closing = true;
-        assert!(!straight(7), "shutting down");
-        assert_eq!(published(), 2, "only the two that went straight out");
     }
 }

@@ -14,11 +14,13 @@ use broker_wire::{EndpointId, ErrorCode, Topic};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cmd::{Cmd, Publications, StoreOutput};
 use crate::connection::{self, Live};
-use crate::core::{Cmd, Core, Publications, Shared, StoreOutput};
+use crate::core::Core;
 use crate::handshake::{Refused, Side};
 use crate::queue::{deadline, Queue};
 use crate::runtime::Runtime;
+use crate::shared::Shared;
 use crate::tls::Tls;
 use crate::types::{DataMessage, Metrics, PeerInfo, PeerState, StatusEvent};
 use crate::{Configuration, Error};
@@ -47,7 +49,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     next_id: AtomicU64,
     dialers: Arc<Mutex<HashMap<SocketAddr, Dialer>>>,
-    tls: Arc<Option<Tls>>,
+    /// What every connection needs (id, configuration, the core's channel, TLS, counts).
+    net: Arc<connection::Net>,
     /// Whether anybody subscribes to store events (shared with the core and the stores).
     store_events: Arc<AtomicBool>,
     /// Where stores hand the core what they publish (bounded: stores wait for the peers).
@@ -187,7 +190,7 @@ fn closed() -> Error {
 impl Endpoint {
     /// Starts an endpoint with its own runtime and a fresh id.
     pub fn new(mut config: Configuration) -> Result<Endpoint, Error> {
-        let tls = Arc::new(Tls::new(&config)?);
+        let tls = Tls::new(&config)?;
         let config_metrics_port = config.metrics_port;
         let (runtime, handle) = Runtime::start(config.threads).map_err(|e| {
             Error::new(ErrorCode::Unspecified, format!("cannot start runtime: {e}"))
@@ -224,10 +227,18 @@ impl Endpoint {
         let shared = Shared::new(core, fast);
         handle.spawn(Core::run(shared.clone(), rx, pub_rx, store_rx));
         let metrics_port = config_metrics_port;
+        let config = Arc::new(config);
+        let net = Arc::new(connection::Net {
+            me: id,
+            config: config.clone(),
+            core: tx.clone(),
+            tls,
+            live: live.clone(),
+        });
         let endpoint = Endpoint {
             inner: Arc::new(Inner {
                 id,
-                config: Arc::new(config),
+                config,
                 core: tx,
                 pubs: pub_tx,
                 shared,
@@ -235,7 +246,7 @@ impl Endpoint {
                 handle,
                 next_id: AtomicU64::new(1),
                 dialers: Arc::new(Mutex::new(HashMap::new())),
-                tls,
+                net,
                 store_events,
                 stores: store_tx,
                 live,
@@ -260,29 +271,6 @@ impl Endpoint {
     /// A fresh number for an object of this endpoint (subscribers, stores).
     pub(crate) fn next_object_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// The stores attached here, by name.
-    pub(crate) fn local_stores(&self) -> &crate::store::LocalStores {
-        &self.inner.local_stores
-    }
-
-    /// What a store task needs: the store-events flag and the core's channel.
-    pub(crate) fn store_support(&self) -> (Arc<AtomicBool>, mpsc::Sender<StoreOutput>) {
-        (self.inner.store_events.clone(), self.inner.stores.clone())
-    }
-
-    /// Sends a command to the core and waits for its answer.
-    pub(crate) fn ask_core<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Cmd,
-    ) -> Result<T, Error> {
-        self.ask(make)
-    }
-
-    /// The core's command channel.
-    pub(crate) fn core_sender(&self) -> mpsc::UnboundedSender<Cmd> {
-        self.inner.core.clone()
     }
 
     async fn ask_async<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Error> {
@@ -378,13 +366,8 @@ impl Endpoint {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
-        let (me, config, core, tls, live) = (
-            self.inner.id,
-            self.inner.config.clone(),
-            self.inner.core.clone(),
-            self.inner.tls.clone(),
-            self.inner.live.clone(),
-        );
+        let net = self.inner.net.clone();
+        let (config, live) = (net.config.clone(), net.live.clone());
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -397,12 +380,8 @@ impl Endpoint {
                             stream,
                             peer_addr,
                             Side::Acceptor,
-                            me,
-                            config.clone(),
-                            core.clone(),
-                            tls.clone(),
+                            net.clone(),
                             None,
-                            live.clone(),
                             slot,
                         ));
                     }
@@ -434,13 +413,12 @@ impl Endpoint {
                     cancel: cancel.clone(),
                 },
             );
-        let (me, config, core, dialers) = (
-            self.inner.id,
+        let (config, core, dialers) = (
             self.inner.config.clone(),
             self.inner.core.clone(),
             self.inner.dialers.clone(),
         );
-        let tls = self.inner.tls.clone();
+        let net = self.inner.net.clone();
         let live = self.inner.live.clone();
         let set_state = move |state: PeerState| {
             if let Some(d) = dialers
@@ -463,12 +441,8 @@ impl Endpoint {
                             stream,
                             addr,
                             Side::Connector,
-                            me,
-                            config.clone(),
-                            core.clone(),
-                            tls.clone(),
+                            net.clone(),
                             Some(tx),
-                            live.clone(),
                             slot,
                         ));
                         let result = rx.await.unwrap_or_else(|_| {
@@ -735,6 +709,43 @@ impl Endpoint {
             }
         });
         Ok(bound.port())
+    }
+
+    /// Attaches the master of store `name` with a backend. When this endpoint has that master
+    /// already, returns it (as Broker does; the backend arguments are then unused). Fails with
+    /// `master_exists` when a reachable endpoint has a master of that name, and with
+    /// `backend_failure` (and the reason) when the backend cannot be opened — a corrupt or
+    /// foreign file is never overwritten.
+    ///
+    /// ```
+    /// use broker::{BackendType, Configuration, Endpoint};
+    /// let ep = Endpoint::new(Configuration::default()).unwrap();
+    /// let store = ep.attach_master("users", BackendType::Memory, Default::default()).unwrap();
+    /// store.put("alice", 1u64, None);
+    /// assert_eq!(store.get("alice").unwrap(), broker::data::Data::Count(1));
+    /// assert_eq!(store.get("bob").unwrap_err().code, broker::ErrorCode::NoSuchKey);
+    /// ```
+    pub fn attach_master(
+        &self,
+        name: &str,
+        backend: crate::BackendType,
+        options: crate::BackendOptions,
+    ) -> Result<crate::Store, Error> {
+        crate::store::attach_master(self, name, backend, options)
+    }
+
+    /// Attaches a clone of store `name` (the clone already here, if there is one; a master of
+    /// that name here is `no_such_master`, as in Broker). It finds its master among the reachable endpoints (now
+    /// or when one appears), receives the whole store, then follows every change; its
+    /// mutations go to the master. Reads wait for the first synchronization (up to 5 s, then
+    /// `stale_data`), and fail with `stale_data` once the master has been gone for the stale
+    /// interval.
+    pub fn attach_clone(
+        &self,
+        name: &str,
+        options: crate::CloneOptions,
+    ) -> Result<crate::Store, Error> {
+        crate::store::attach_clone(self, name, options)
     }
 
     /// Whether this endpoint's fast paths are on (see `Configuration::fast_paths`).
@@ -1225,5 +1236,42 @@ impl StatusSubscriber {
 impl Drop for StatusSubscriber {
     fn drop(&mut self) {
         let _ = self.endpoint.send(Cmd::DropStatusSubscriber(self.id));
+    }
+}
+
+impl crate::store::Host for Endpoint {
+    fn store_entity(&self) -> broker_wire::EntityId {
+        broker_wire::EntityId {
+            endpoint: self.node_id(),
+            object: self.next_object_id(),
+        }
+    }
+
+    fn local_stores(&self) -> &crate::store::LocalStores {
+        &self.inner.local_stores
+    }
+
+    fn store_support(&self) -> (Arc<AtomicBool>, mpsc::Sender<StoreOutput>) {
+        (self.inner.store_events.clone(), self.inner.stores.clone())
+    }
+
+    fn core_sender(&self) -> mpsc::UnboundedSender<Cmd> {
+        self.inner.core.clone()
+    }
+
+    fn attach_to_core(
+        &self,
+        id: u64,
+        name: &str,
+        master: bool,
+        sink: mpsc::Sender<crate::cmd::StoreInbound>,
+    ) -> Result<(), Error> {
+        self.ask(|reply| Cmd::AttachStore {
+            id,
+            name: name.to_owned(),
+            master,
+            sink,
+            reply,
+        })?
     }
 }

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::io::{ErrorKind, Read};
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -26,20 +26,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::connection::{coalesce, protocol_error, to_message};
-use crate::core::{Cmd, Core};
+use crate::cmd::Cmd;
+use crate::core::Core;
 use crate::error::ConnError;
+use crate::inflight::InFlight;
+#[cfg(test)]
+use crate::inflight::MAX_IN_FLIGHT;
 use crate::spin::Activity;
+use crate::translate::{coalesce, to_message};
 
 /// How much a subscriber's thread reads from one connection in one turn; a stream larger
 /// than that is the reader task's.
 const DIRECT_READ_MAX: usize = 64 * 1024;
-
-/// Batches a reader task may have handed the core that it has not handled yet. Beyond that
-/// the reader stops reading until the core catches up, so the socket's buffers fill and TCP
-/// slows the sender down (whose own overflow policy then applies), instead of the core's
-/// channel growing without bound. A batch is what one read brought, at most about 64 KiB.
-pub(crate) const MAX_IN_CHANNEL: usize = 8;
 
 /// A TCP stream whose reads wait through tokio's readiness (the reader task) or, while its
 /// inbox reads straight, go to the socket at once (a subscriber's thread, which learns of
@@ -141,9 +139,7 @@ struct State {
 pub(crate) struct Inbox {
     state: Mutex<State>,
     /// Batches the reader task sent the core that it has not handled yet.
-    in_channel: AtomicUsize,
-    /// The reader task, while it waits for the core to catch up (see `MAX_IN_CHANNEL`).
-    resume: Mutex<Option<Waker>>,
+    in_flight: Arc<InFlight>,
     straight: Arc<AtomicBool>,
     peer: EndpointId,
     conn: u64,
@@ -172,12 +168,11 @@ enum Turn {
 
 impl Inbox {
     /// The incoming side of connection `conn` to `peer`, reading from `read` after what
-    /// `buf` already holds; `straight` is the flag of the connection's [`Tcp`].
-    #[allow(clippy::too_many_arguments)]
+    /// `buf` already holds (frames up to `limits.max_frame_len`); `straight` is the flag of the
+    /// connection's [`Tcp`].
     pub(crate) fn new(
         read: Pin<Box<dyn AsyncRead + Send>>,
         buf: BytesMut,
-        frames: FrameDecoder,
         straight: Arc<AtomicBool>,
         peer: EndpointId,
         conn: u64,
@@ -188,13 +183,12 @@ impl Inbox {
             state: Mutex::new(State {
                 read,
                 buf,
-                frames,
+                frames: FrameDecoder::new(limits.max_frame_len),
                 waker: None,
                 ended: None,
                 done: false,
             }),
-            in_channel: AtomicUsize::new(0),
-            resume: Mutex::new(None),
+            in_flight: Arc::default(),
             straight,
             peer,
             conn,
@@ -206,29 +200,6 @@ impl Inbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update under the lock leaves the buffer consistent (frames are taken whole).
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The core handled a batch the reader task sent it; a reader that waited for room
-    /// reads again.
-    pub(crate) fn handled(&self) {
-        let before = self.in_channel.fetch_sub(1, Ordering::SeqCst);
-        if before == MAX_IN_CHANNEL {
-            let waiting = self.resume.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(w) = waiting {
-                w.wake();
-            }
-        }
-    }
-
-    /// Whether the reader must wait for the core before reading more; if so, it is woken by
-    /// [`handled`](Self::handled). (The waker is in place before the count is looked at again,
-    /// so no wake is lost between the two.)
-    fn core_is_behind(&self, cx: &Context<'_>) -> bool {
-        if self.in_channel.load(Ordering::SeqCst) < MAX_IN_CHANNEL {
-            return false;
-        }
-        *self.resume.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-        self.in_channel.load(Ordering::SeqCst) >= MAX_IN_CHANNEL
     }
 
     /// Takes every complete frame out of the buffer.
@@ -291,22 +262,22 @@ impl Inbox {
             if !msgs.is_empty() {
                 // Counted before it is sent, under the lock: a subscriber's thread that finds
                 // the count at zero knows the core has everything read before.
-                self.in_channel.fetch_add(1, Ordering::SeqCst);
+                self.in_flight.sending();
                 if core
                     .send(Cmd::Incoming {
                         peer: self.peer,
                         conn: self.conn,
                         msgs: coalesce(msgs),
                         ack: None,
-                        inbox: Some(self.clone()),
+                        reader: Some(self.in_flight.clone()),
                     })
                     .is_err()
                 {
-                    self.in_channel.fetch_sub(1, Ordering::SeqCst);
+                    self.in_flight.not_sent();
                 }
                 activity.hand_over();
             }
-            if self.core_is_behind(cx) {
+            if self.in_flight.core_is_behind(cx) {
                 return Poll::Pending;
             }
             if st.buf.capacity() - st.buf.len() < 4096 {
@@ -331,7 +302,7 @@ impl Inbox {
             return false;
         };
         let st = &mut *guard;
-        if st.done || st.ended.is_some() || self.in_channel.load(Ordering::SeqCst) > 0 {
+        if st.done || st.ended.is_some() || self.in_flight.get() > 0 {
             return false;
         }
         let turn = self.read_straight(st);
@@ -346,7 +317,7 @@ impl Inbox {
                         conn: self.conn,
                         msgs: coalesce(msgs),
                         ack: None,
-                        inbox: None,
+                        reader: None,
                     });
                 }
                 match turn {
@@ -400,6 +371,32 @@ impl Inbox {
     }
 }
 
+/// Hands the core what was decoded before a bad frame, reports the error to status
+/// subscribers and returns the reason the connection closes.
+pub(crate) fn protocol_error(
+    core: &mpsc::UnboundedSender<Cmd>,
+    peer: EndpointId,
+    msgs: Vec<Message>,
+    conn: u64,
+    e: ConnError,
+) -> ConnError {
+    if !msgs.is_empty() {
+        let _ = core.send(Cmd::Incoming {
+            peer,
+            conn,
+            msgs,
+            ack: None,
+            reader: None,
+        });
+    }
+    let _ = core.send(Cmd::ConnectionError {
+        code: e.code(),
+        addr: None,
+        peer: Some(peer),
+        message: format!("disconnecting a peer that sent an invalid message: {e}"),
+    });
+    e
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +404,7 @@ mod tests {
     use broker_wire::{encode_frame, Payload, Topic};
     use tokio::io::AsyncWriteExt;
 
-    /// A reader whose core is behind stops reading after `MAX_IN_CHANNEL` batches, leaving
+    /// A reader whose core is behind stops reading after `MAX_IN_FLIGHT` batches, leaving
     /// the rest in the socket (so TCP pushes back on the sender), and reads on when the core
     /// catches up.
     #[test]
@@ -431,7 +428,7 @@ mod tests {
                 encode_frame(&mut bytes, |b| env.encode(b)).unwrap();
             }
             let total = bytes.len();
-            let written = Arc::new(AtomicUsize::new(0));
+            let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let w = written.clone();
             tokio::spawn(async move {
                 for chunk in bytes.chunks(512) {
@@ -447,7 +444,6 @@ mod tests {
             let inbox = Inbox::new(
                 Box::pin(read),
                 BytesMut::new(),
-                FrameDecoder::new(1 << 20),
                 Arc::default(),
                 EndpointId::from_bytes([2; 16]),
                 1,
@@ -467,12 +463,12 @@ mod tests {
             };
             settle().await;
             // The core (this test) handled nothing: the reader stopped at the bound.
-            assert_eq!(inbox.in_channel.load(Ordering::SeqCst), MAX_IN_CHANNEL);
+            assert_eq!(inbox.in_flight.get(), MAX_IN_FLIGHT);
             let mut batches = Vec::new();
             while let Ok(c) = commands.try_recv() {
                 batches.push(c);
             }
-            assert_eq!(batches.len(), MAX_IN_CHANNEL);
+            assert_eq!(batches.len(), MAX_IN_FLIGHT);
             assert!(
                 written.load(Ordering::SeqCst) < total,
                 "the sender was held back"
@@ -486,7 +482,7 @@ mod tests {
             loop {
                 for c in batches.drain(..) {
                     values += count(&c);
-                    inbox.handled();
+                    inbox.in_flight.handled();
                 }
                 settle().await;
                 while let Ok(c) = commands.try_recv() {
@@ -495,7 +491,7 @@ mod tests {
                 if batches.is_empty() {
                     break;
                 }
-                assert!(inbox.in_channel.load(Ordering::SeqCst) <= MAX_IN_CHANNEL);
+                assert!(inbox.in_flight.get() <= MAX_IN_FLIGHT);
             }
             assert_eq!(values, 2000);
             assert_eq!(written.load(Ordering::SeqCst), total);

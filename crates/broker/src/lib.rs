@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cmd;
 mod config;
 mod connection;
 mod core;
@@ -21,18 +22,22 @@ mod endpoint;
 mod error;
 mod handshake;
 mod inbox;
+mod inflight;
+mod outbox;
 mod queue;
 mod runtime;
+mod shared;
 mod spin;
 mod store;
 mod tls;
+mod translate;
 mod types;
 
 pub use broker_data as data;
 pub use broker_wire::EntityId;
 pub use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
+pub use cmd::Publications;
 pub use config::{Configuration, OverflowPolicy, OPTIONS};
-pub use core::Publications;
 pub use endpoint::{Endpoint, Publisher, StatusSubscriber, Subscriber, TryPublishError};
 pub use error::Error;
 pub use store::{BackendOptions, BackendType, CloneOptions, Store, StoreProxy, StoreResponse};

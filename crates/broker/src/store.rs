@@ -1,4 +1,4 @@
-//! Data stores on an endpoint: [`Endpoint::attach_master`], [`Endpoint::attach_clone`], the
+//! Data stores on an endpoint: [`Endpoint::attach_master`](crate::Endpoint::attach_master), [`Endpoint::attach_clone`](crate::Endpoint::attach_clone), the
 //! [`Store`] handle and its [`StoreProxy`].
 //!
 //! Each store is one task on the endpoint's runtime that owns the sans-IO engine of
@@ -20,9 +20,9 @@ use broker_store::{Clone as CloneFrontend, CloneConfig, Master, Output, Query, S
 use broker_wire::{Command, EndpointId, EntityId, ErrorCode, InternalCommand, Topic};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Cmd, StoreOutput};
+use crate::cmd::{Cmd, StoreInbound, StoreOutput};
 use crate::queue::{deadline, Queue};
-use crate::{Endpoint, Error};
+use crate::Error;
 
 /// Requests a handle may have in flight before mutations wait.
 const REQUEST_QUEUE: usize = 4096;
@@ -46,7 +46,7 @@ pub enum BackendType {
 /// Backend options, as Broker's `backend_options`: names to values (`path` → a string, …).
 pub type BackendOptions = BTreeMap<String, Data>;
 
-/// The settings of [`Endpoint::attach_clone`] (Broker's arguments, Zeek's defaults).
+/// The settings of [`Endpoint::attach_clone`](crate::Endpoint::attach_clone) (Broker's arguments, Zeek's defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloneOptions {
     /// How often a clone without a master asks for one (it also asks whenever a peer appears).
@@ -75,16 +75,6 @@ pub struct StoreResponse {
     pub id: u64,
     /// The value, or the error (`no_such_key`, `stale_data`, …).
     pub answer: Result<Data, Error>,
-}
-
-/// What the core hands a store task.
-pub(crate) enum StoreInbound {
-    /// A store command for this store.
-    Command(Arc<InternalCommand>),
-    /// A peer appeared: a clone without a master asks now.
-    Poke,
-    /// An endpoint became unreachable.
-    Unreachable(EndpointId),
 }
 
 enum Reply {
@@ -160,137 +150,129 @@ fn open_backend(kind: BackendType, options: &BackendOptions) -> Result<Box<dyn B
     }
 }
 
-impl Endpoint {
-    /// Attaches the master of store `name` with a backend. When this endpoint has that master
-    /// already, returns it (as Broker does; the backend arguments are then unused). Fails with
-    /// `master_exists` when a reachable endpoint has a master of that name, and with
-    /// `backend_failure` (and the reason) when the backend cannot be opened — a corrupt or
-    /// foreign file is never overwritten.
-    ///
-    /// ```
-    /// use broker::{BackendType, Configuration, Endpoint};
-    /// let ep = Endpoint::new(Configuration::default()).unwrap();
-    /// let store = ep.attach_master("users", BackendType::Memory, Default::default()).unwrap();
-    /// store.put("alice", 1u64, None);
-    /// assert_eq!(store.get("alice").unwrap(), broker::data::Data::Count(1));
-    /// assert_eq!(store.get("bob").unwrap_err().code, broker::ErrorCode::NoSuchKey);
-    /// ```
-    pub fn attach_master(
+/// What a store needs from its endpoint (implemented by [`Endpoint`](crate::Endpoint)), so that
+/// this module sits below the endpoint and does not name it.
+pub(crate) trait Host {
+    /// A fresh entity id for a store frontend.
+    fn store_entity(&self) -> EntityId;
+    /// The stores attached to the endpoint, by name.
+    fn local_stores(&self) -> &LocalStores;
+    /// The store-events flag and the core's channel for store output.
+    fn store_support(&self) -> (Arc<AtomicBool>, mpsc::Sender<StoreOutput>);
+    /// The core's command channel.
+    fn core_sender(&self) -> mpsc::UnboundedSender<Cmd>;
+    /// Asks the core to route a store's topic to it (`Cmd::AttachStore`) and waits.
+    fn attach_to_core(
         &self,
+        id: u64,
         name: &str,
-        backend: BackendType,
-        options: BackendOptions,
-    ) -> Result<Store, Error> {
-        check_name(name)?;
-        // Held until the store is registered: two threads attaching one name get one store.
-        let mut local = self.local_stores().lock();
-        if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
-            if existing.master {
-                // As in Broker: the master already attached here, whatever the backend asked.
-                return Ok(Store { inner: existing });
-            }
-        }
-        let backend = open_backend(backend, &options)?;
-        let id = self.store_entity();
-        let master = Master::new(name, id, backend, StoreConfig::default(), Timestamp::now())
-            .map_err(error)?;
-        let store = self.start_store(name, id, Frontend::Master(Box::new(master)))?;
-        local.insert(name.to_owned(), Arc::downgrade(&store.inner));
-        Ok(store)
-    }
+        master: bool,
+        sink: mpsc::Sender<StoreInbound>,
+    ) -> Result<(), Error>;
+}
 
-    /// Attaches a clone of store `name` (the clone already here, if there is one; a master of
-    /// that name here is `no_such_master`, as in Broker). It finds its master among the reachable endpoints (now
-    /// or when one appears), receives the whole store, then follows every change; its
-    /// mutations go to the master. Reads wait for the first synchronization (up to 5 s, then
-    /// `stale_data`), and fail with `stale_data` once the master has been gone for the stale
-    /// interval.
-    pub fn attach_clone(&self, name: &str, options: CloneOptions) -> Result<Store, Error> {
-        check_name(name)?;
-        let mut local = self.local_stores().lock();
-        if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
-            // As in Broker: one clone per name and endpoint, and none beside a master.
-            if existing.master {
-                return Err(Error::new(
-                    ErrorCode::NoSuchMaster,
-                    format!("store {name:?} has its master on this endpoint: use that"),
-                ));
-            }
+/// [`Endpoint::attach_master`](crate::Endpoint::attach_master).
+pub(crate) fn attach_master(
+    host: &impl Host,
+    name: &str,
+    backend: BackendType,
+    options: BackendOptions,
+) -> Result<Store, Error> {
+    check_name(name)?;
+    // Held until the store is registered: two threads attaching one name get one store.
+    let mut local = host.local_stores().lock();
+    if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
+        if existing.master {
+            // As in Broker: the master already attached here, whatever the backend asked.
             return Ok(Store { inner: existing });
         }
-        let id = self.store_entity();
-        let config = CloneConfig {
-            store: StoreConfig::default(),
-            resync_interval: span(options.resync_interval),
-            stale_interval: options.stale_interval.map(span),
-            mutation_buffer_interval: options.mutation_buffer_interval.map(span),
-            ..CloneConfig::default()
-        };
-        let clone = CloneFrontend::new(name, id, config, Timestamp::now());
-        let store = self.start_store(name, id, Frontend::Clone(Box::new(clone)))?;
-        local.insert(name.to_owned(), Arc::downgrade(&store.inner));
-        Ok(store)
     }
+    let backend = open_backend(backend, &options)?;
+    let id = host.store_entity();
+    let master =
+        Master::new(name, id, backend, StoreConfig::default(), Timestamp::now()).map_err(error)?;
+    let store = start_store(host, name, id, Frontend::Master(Box::new(master)))?;
+    local.insert(name.to_owned(), Arc::downgrade(&store.inner));
+    Ok(store)
+}
 
-    fn store_entity(&self) -> EntityId {
-        EntityId {
-            endpoint: self.node_id(),
-            object: self.next_object_id(),
-        }
-    }
-
-    fn start_store(&self, name: &str, id: EntityId, fe: Frontend) -> Result<Store, Error> {
-        let (sink, inbound) = mpsc::channel(STORE_INBOX);
-        let (tx, reqs) = mpsc::channel(REQUEST_QUEUE);
-        let master = matches!(fe, Frontend::Master(_));
-        let (events_wanted, out) = self.store_support();
-        self.ask_core(|reply| Cmd::AttachStore {
-            id: id.object,
-            name: name.to_owned(),
-            master,
-            sink,
-            reply,
-        })??;
-        let task = StoreTask {
-            fe,
-            name: name.to_owned(),
-            id,
-            out,
-            core: self.core_sender(),
-            events_wanted,
-            waiters: HashMap::new(),
-            idle_waiters: Vec::new(),
-            failures: Vec::new(),
-        };
-        // Its own thread: backend calls (SQLite, RocksDB, a clone's snapshot) never hold up the
-        // endpoint's network thread, and a slow disk slows only this store.
-        let thread = std::thread::Builder::new()
-            .name(format!("broker-store-{name}"))
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(task.run(reqs, inbound)),
-                    Err(e) => tracing::error!(error = %e, "cannot start a store's runtime"),
-                }
-            });
-        if let Err(e) = thread {
+/// [`Endpoint::attach_clone`](crate::Endpoint::attach_clone).
+pub(crate) fn attach_clone(
+    host: &impl Host,
+    name: &str,
+    options: CloneOptions,
+) -> Result<Store, Error> {
+    check_name(name)?;
+    let mut local = host.local_stores().lock();
+    if let Some(existing) = local.get(name).and_then(Weak::upgrade) {
+        // As in Broker: one clone per name and endpoint, and none beside a master.
+        if existing.master {
             return Err(Error::new(
-                ErrorCode::Unspecified,
-                format!("cannot start a thread for store {name:?}: {e}"),
+                ErrorCode::NoSuchMaster,
+                format!("store {name:?} has its master on this endpoint: use that"),
             ));
         }
-        Ok(Store {
-            inner: Arc::new(Handle {
-                name: name.to_owned(),
-                id,
-                master,
-                tx,
-                next_request: AtomicU64::new(1),
-            }),
-        })
+        return Ok(Store { inner: existing });
     }
+    let id = host.store_entity();
+    let config = CloneConfig {
+        store: StoreConfig::default(),
+        resync_interval: span(options.resync_interval),
+        stale_interval: options.stale_interval.map(span),
+        mutation_buffer_interval: options.mutation_buffer_interval.map(span),
+        ..CloneConfig::default()
+    };
+    let clone = CloneFrontend::new(name, id, config, Timestamp::now());
+    let store = start_store(host, name, id, Frontend::Clone(Box::new(clone)))?;
+    local.insert(name.to_owned(), Arc::downgrade(&store.inner));
+    Ok(store)
+}
+
+fn start_store(host: &impl Host, name: &str, id: EntityId, fe: Frontend) -> Result<Store, Error> {
+    let (sink, inbound) = mpsc::channel(STORE_INBOX);
+    let (tx, reqs) = mpsc::channel(REQUEST_QUEUE);
+    let master = matches!(fe, Frontend::Master(_));
+    let (events_wanted, out) = host.store_support();
+    host.attach_to_core(id.object, name, master, sink)?;
+    let task = StoreTask {
+        fe,
+        name: name.to_owned(),
+        id,
+        out,
+        core: host.core_sender(),
+        events_wanted,
+        waiters: HashMap::new(),
+        idle_waiters: Vec::new(),
+        failures: Vec::new(),
+    };
+    // Its own thread: backend calls (SQLite, RocksDB, a clone's snapshot) never hold up the
+    // endpoint's network thread, and a slow disk slows only this store.
+    let thread = std::thread::Builder::new()
+        .name(format!("broker-store-{name}"))
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(task.run(reqs, inbound)),
+                Err(e) => tracing::error!(error = %e, "cannot start a store's runtime"),
+            }
+        });
+    if let Err(e) = thread {
+        return Err(Error::new(
+            ErrorCode::Unspecified,
+            format!("cannot start a thread for store {name:?}: {e}"),
+        ));
+    }
+    Ok(Store {
+        inner: Arc::new(Handle {
+            name: name.to_owned(),
+            id,
+            master,
+            tx,
+            next_request: AtomicU64::new(1),
+        }),
+    })
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
