@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cmd::{Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
+use crate::order::Ordered;
 use crate::outbox::Outbox;
 use crate::queue::Queue;
 use crate::spin::Activity;
@@ -135,7 +136,7 @@ pub(crate) struct Core {
 /// through the channel. Implemented above this module, so that the core does not name it.
 pub(crate) trait Driver: Send + Sync + 'static {
     /// Locks the core's state.
-    fn lock(&self) -> MutexGuard<'_, Core>;
+    fn lock(&self) -> Ordered<MutexGuard<'_, Core>>;
     /// The loop took `n` publication batches out of the channel.
     fn taken(&self, n: usize);
 }

@@ -32,6 +32,7 @@ use crate::error::ConnError;
 use crate::inflight::InFlight;
 #[cfg(test)]
 use crate::inflight::MAX_IN_FLIGHT;
+use crate::order::{Ordered, Rank};
 use crate::spin::Activity;
 use crate::translate::{coalesce, to_message};
 
@@ -197,9 +198,12 @@ impl Inbox {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> Ordered<MutexGuard<'_, State>> {
         // Every update under the lock leaves the buffer consistent (frames are taken whole).
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        Ordered::new(
+            Rank::Inbox,
+            self.state.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Takes every complete frame out of the buffer.

@@ -23,6 +23,7 @@ mod error;
 mod handshake;
 mod inbox;
 mod inflight;
+mod order;
 mod outbox;
 mod queue;
 mod runtime;

@@ -11,11 +11,13 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
+use crate::order::{Ordered, Rank};
+
 /// A connection's outgoing side, shared by its writer task and whoever runs the core.
 #[derive(Default)]
 pub(crate) struct Pipe {
     /// The stream's write half (none until the core took the peer and the stream split).
-    pub(crate) sink: Mutex<Option<Pin<Box<dyn AsyncWrite + Send>>>>,
+    pub(crate) sink: Mutex<Option<Sink>>,
     /// Chunks handed to the writer task that it has not finished writing.
     pub(crate) queued: AtomicUsize,
     /// Set by the core when the writer's channel is full: the writer then says `Writable`
@@ -23,11 +25,17 @@ pub(crate) struct Pipe {
     pub(crate) wants_room: AtomicBool,
 }
 
+/// A connection's socket write half (plain TCP or TLS).
+pub(crate) type Sink = Pin<Box<dyn AsyncWrite + Send>>;
+
 impl Pipe {
-    pub(crate) fn sink(&self) -> MutexGuard<'_, Option<Pin<Box<dyn AsyncWrite + Send>>>> {
+    pub(crate) fn sink(&self) -> Ordered<MutexGuard<'_, Option<Sink>>> {
         // A panic while writing leaves at worst a partly written chunk: the peer sees a bad
         // frame and disconnects, which is what a failed write means anyway.
-        self.sink.lock().unwrap_or_else(|e| e.into_inner())
+        Ordered::new(
+            Rank::Sink,
+            self.sink.lock().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::Instant;
 use crate::cmd::Publications;
 use crate::core::{Core, Driver};
 use crate::inbox::Inbox;
+use crate::order::{Ordered, Rank};
 
 /// Publications closer together than this count as a stream: they go through the core's
 /// channel, where the core joins them into batches (one write for many).
@@ -66,10 +67,21 @@ impl Shared {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Core> {
+    fn lock(&self) -> Ordered<MutexGuard<'_, Core>> {
         // The core's state stays consistent between commands; a panic in one (a bug) must not
         // stop the endpoint from shutting down cleanly.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        Ordered::new(
+            Rank::Core,
+            self.core.lock().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// The core's lock if it is free at once (application threads never wait for it).
+    fn try_lock(&self) -> Option<Ordered<MutexGuard<'_, Core>>> {
+        self.core
+            .try_lock()
+            .ok()
+            .map(|g| Ordered::new(Rank::Core, g))
     }
 
     /// Publishes `batch` at once on this thread, if it came after a pause (a stream goes
@@ -87,7 +99,7 @@ impl Shared {
         if at.saturating_sub(before) < self.gap || self.in_channel.load(Ordering::SeqCst) > 0 {
             return Some(batch);
         }
-        let Ok(mut core) = self.core.try_lock() else {
+        let Some(mut core) = self.try_lock() else {
             return Some(batch);
         };
         if core.closing
@@ -110,7 +122,7 @@ impl Shared {
         if !self.fast {
             return false;
         }
-        let Ok(mut core) = self.core.try_lock() else {
+        let Some(mut core) = self.try_lock() else {
             return false;
         };
         if core.closing || !core.pending.is_empty() || core.stores_behind() {
@@ -152,7 +164,7 @@ impl Drop for InChannel<'_> {
 }
 
 impl Driver for Shared {
-    fn lock(&self) -> MutexGuard<'_, Core> {
+    fn lock(&self) -> Ordered<MutexGuard<'_, Core>> {
         Shared::lock(self)
     }
 
