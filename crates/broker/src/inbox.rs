@@ -198,6 +198,12 @@ impl Inbox {
         })
     }
 
+    /// The reader's count of batches in the core's hands (tests aim at interleavings with it).
+    #[cfg(test)]
+    pub(crate) fn in_flight_for_tests(&self) -> &InFlight {
+        &self.in_flight
+    }
+
     fn lock(&self) -> Ordered<MutexGuard<'_, State>> {
         // Every update under the lock leaves the buffer consistent (frames are taken whole).
         Ordered::new(
@@ -302,9 +308,10 @@ impl Inbox {
     /// Does nothing while the reader task holds the inbox or the core has yet to handle what
     /// it sent.
     pub(crate) fn read_now(&self, core: &mut Core) -> bool {
-        let Ok(mut guard) = self.state.try_lock() else {
+        let Ok(guard) = self.state.try_lock() else {
             return false;
         };
+        let mut guard = Ordered::new(Rank::Inbox, guard);
         let st = &mut *guard;
         if st.done || st.ended.is_some() || self.in_flight.get() > 0 {
             return false;

@@ -11,7 +11,11 @@
 //! | an `Inbox`'s state | the connection's reader task; a waiting subscriber inside `read_now` | the socket's read half, its buffer and frame decoder | the core's mutex (subscriber), nothing (reader task) |
 //! | an outbox's `Pipe::sink` | whoever holds the core's mutex (`Outbox::send`, a direct write); the connection's writer task | the socket's write half | the core's mutex (direct write), nothing (writer task) |
 //!
-//! Order: core → inbox → sink. The reader task takes an inbox's lock without the core's and
+//! Leaf locks, each taken alone for a moment and never while taking another: a queue's state
+//! (`queue`), the doorbell's waker slot (`spin::Activity`), a reader's resume slot
+//! (`inflight`), the handshake's claims and the endpoint's dialers and local stores.
+//!
+//! Order: core → inbox → sink, checked in debug builds (`order`). The reader task takes an inbox's lock without the core's and
 //! then only sends to the core's channel; the writer task takes a sink alone. Application
 //! threads never block on the core's mutex: they `try_lock` and, when it is busy, hand their
 //! work to the channel. With `Configuration::fast_paths` off they never take it at all.
@@ -228,5 +232,54 @@ mod tests {
         shared.lock().closing = true;
         assert!(!straight(7), "shutting down");
         assert_eq!(published(), 2, "only the two that went straight out");
+    }
+
+    /// A reader's batch racing a waiting subscriber, aimed at deterministically: while a batch
+    /// the reader task read is still in the core's channel, a subscriber's thread must not read
+    /// the socket (what it read would overtake that batch); once the core handled the batch, it
+    /// reads. Fails when the in-flight check is removed from `Inbox::read_now`.
+    #[test]
+    fn a_waiting_subscriber_never_reads_past_a_batch_still_in_flight() {
+        use broker_routing::PeerKind;
+        use broker_wire::{encode_frame, Envelope, Limits, Payload};
+        use bytes::BytesMut;
+        use tokio::io::AsyncWriteExt;
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut bytes = BytesMut::new();
+        let env = Envelope {
+            sender: EndpointId::from_bytes([2; 16]),
+            receiver: EndpointId::NIL,
+            ttl: 16,
+            topic: Topic::new("/t").unwrap(),
+            payload: Payload::Data(Data::Count(7)),
+        };
+        encode_frame(&mut bytes, |b| env.encode(b)).unwrap();
+        rt.block_on(theirs.write_all(&bytes)).unwrap();
+        let (read, _write) = tokio::io::split(ours);
+        let inbox = Inbox::new(
+            Box::pin(read),
+            BytesMut::new(),
+            Arc::default(),
+            EndpointId::from_bytes([2; 16]),
+            1,
+            PeerKind::Broker,
+            Limits::default(),
+        );
+        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
+        let shared = Shared::new(Core::new(router), true);
+        let _rt = rt.enter();
+
+        inbox.in_flight_for_tests().sending();
+        assert!(
+            !shared.read_now(&inbox),
+            "read past a batch the core has not handled"
+        );
+        inbox.in_flight_for_tests().handled();
+        assert!(shared.read_now(&inbox), "the data is still there, in order");
     }
 }
