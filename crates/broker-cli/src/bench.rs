@@ -191,6 +191,135 @@ fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
     Ok(n as f64 / end.duration_since(start).as_secs_f64())
 }
 
+/// The next message of a subscriber used as an async `Stream` (what async code does).
+async fn next_of(sub: &mut Subscriber) -> Option<broker::DataMessage> {
+    std::future::poll_fn(|cx| futures_core::Stream::poll_next(std::pin::Pin::new(&mut *sub), cx))
+        .await
+}
+
+/// Throughput in this process over loopback, received through the subscriber's async
+/// `Stream` on a tokio runtime instead of blocking `get`.
+fn tput_stream(n: u64) -> Result<f64> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let mut sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    let port = b.listen("127.0.0.1", 0)?;
+    a.peer("127.0.0.1", port, None)?;
+    let start = Instant::now();
+    let publisher = {
+        let a = a.clone();
+        std::thread::spawn(move || flood(&a, n, "small"))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let got = rt.block_on(async {
+        let mut got = 0u64;
+        while got < n {
+            match tokio::time::timeout(WAIT, next_of(&mut sub)).await {
+                Ok(Some(_)) => got += 1,
+                _ => break,
+            }
+        }
+        got
+    });
+    if got < n {
+        bail!("stalled after {got} of {n} messages");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    Ok(n as f64 / secs)
+}
+
+/// Ping-pong in this process over loopback where both sides wait through async `Stream`s.
+fn latency_stream(rounds: u64) -> Result<(Duration, Duration)> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let mut sa = a.make_subscriber(&["/bench/pong"], None)?;
+    let mut sb = b.make_subscriber(&["/bench/ping"], None)?;
+    let port = b.listen("127.0.0.1", 0)?;
+    a.peer("127.0.0.1", port, None)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let echo = {
+        let b = b.clone();
+        rt.spawn(async move {
+            while let Some(m) = next_of(&mut sb).await {
+                if b.publish_async("/bench/pong", (*m.data).clone())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    let times = rt.block_on(async {
+        let mut times = Vec::with_capacity(rounds as usize);
+        for i in 0..rounds {
+            let t = Instant::now();
+            a.publish_async("/bench/ping", Data::Count(i)).await?;
+            match tokio::time::timeout(WAIT, next_of(&mut sa)).await {
+                Ok(Some(_)) => times.push(t.elapsed()),
+                _ => bail!("no pong for round {i}"),
+            }
+        }
+        Ok::<_, anyhow::Error>(times)
+    })?;
+    echo.abort();
+    let mut sorted = times;
+    sorted.sort();
+    Ok((percentile(&sorted, 0.5), percentile(&sorted, 0.99)))
+}
+
+/// Two publisher threads on one endpoint and two subscriber threads on another, peered over
+/// loopback in this process, each pair on its own topic: what the endpoints' core locks cost
+/// when threads share them.
+fn tput_contention(n: u64) -> Result<f64> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let subs = [
+        b.make_subscriber(&["/bench/c0"], Some(1_000_000))?,
+        b.make_subscriber(&["/bench/c1"], Some(1_000_000))?,
+    ];
+    let port = b.listen("127.0.0.1", 0)?;
+    a.peer("127.0.0.1", port, None)?;
+    let half = n / 2;
+    let start = Instant::now();
+    let publishers: Vec<_> = (0..2)
+        .map(|i| {
+            let a = a.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let topic = format!("/bench/c{i}");
+                let mut left = half;
+                while left > 0 {
+                    let k = left.min(1000);
+                    a.publish_batch((0..k).map(|_| (topic.as_str(), Data::Count(42))))?;
+                    left -= k;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let receivers: Vec<_> = subs
+        .into_iter()
+        .map(|s| std::thread::spawn(move || drain(&s, half)))
+        .collect();
+    let mut end = start;
+    for r in receivers {
+        end = end.max(
+            r.join()
+                .map_err(|_| anyhow::anyhow!("subscriber panicked"))??,
+        );
+    }
+    for p in publishers {
+        p.join()
+            .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    }
+    Ok((2 * half) as f64 / end.duration_since(start).as_secs_f64())
+}
+
 /// Resident memory of process `pid`, in KiB (Linux `VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -411,7 +540,15 @@ fn us(d: Duration) -> f64 {
 }
 
 /// The cases `--only` may name.
-const CASES: &[&str] = &["tput", "inproc", "local", "latency", "flood"];
+const CASES: &[&str] = &[
+    "tput",
+    "inproc",
+    "local",
+    "latency",
+    "flood",
+    "stream",
+    "contention",
+];
 
 /// A JSON number, or `null` for a case that did not run.
 fn json(v: Option<f64>) -> String {
@@ -487,6 +624,26 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
         fields.push(("lat_inproc_p50_us", Some(us(l1_50))));
         fields.push(("lat_inproc_p99_us", Some(us(l1_99))));
         fields.push(("lat_raw_tcp_p50_us", Some(us(floor))));
+    }
+    if wanted("stream") {
+        let ts = tput_stream(small)?;
+        println!("one process, one count:     {ts:>12.0} msg/s   (subscriber as an async Stream)");
+        let (ls_50, ls_99) = latency_stream(rounds)?;
+        println!(
+            "ping-pong, async Streams:   p50 {:>8.1} µs   p99 {:>8.1} µs   (one process)",
+            us(ls_50),
+            us(ls_99)
+        );
+        fields.push(("tput_stream_small_msgs", Some(ts)));
+        fields.push(("lat_stream_p50_us", Some(us(ls_50))));
+        fields.push(("lat_stream_p99_us", Some(us(ls_99))));
+    }
+    if wanted("contention") {
+        let tc = tput_contention(small)?;
+        println!(
+            "2 publishers → 2 subscribers: {tc:>10.0} msg/s   (threads sharing each endpoint)"
+        );
+        fields.push(("tput_contention_small_msgs", Some(tc)));
     }
     if wanted("flood") {
         let (nb, np, na) = node_memory_under_flood(big)?;

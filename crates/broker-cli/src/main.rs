@@ -158,7 +158,9 @@ enum Command {
         #[arg(long)]
         stores: bool,
         /// Run only these cases (comma-separated): tput (two processes), inproc (one process
-        /// over loopback), local (peered in process), latency (ping-pong), flood (node memory).
+        /// over loopback), local (peered in process), latency (ping-pong), flood (node memory),
+        /// stream (the subscriber as an async Stream: throughput and ping-pong), contention
+        /// (two publisher threads and two subscriber threads sharing endpoints).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

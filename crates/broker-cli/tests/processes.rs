@@ -415,3 +415,47 @@ fn a_flood_of_unfinished_handshakes_keeps_memory_bounded_and_the_node_serving() 
         "each flood grew the node further: {peaks:?} KiB"
     );
 }
+
+/// `broker bench` runs every case end to end (small counts, plain TCP) and its JSON line
+/// carries a number for each (the async-Stream and the two-publishers-two-subscribers cases
+/// included), so the benchmark the performance notes rely on cannot rot.
+#[test]
+fn bench_runs_every_case_and_reports_each() {
+    let out = Command::new(BROKER)
+        .args([
+            "bench",
+            "--messages",
+            "2000",
+            "--rounds",
+            "50",
+            "--disable-ssl",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bench failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
+    for key in [
+        "tput_2proc_small_msgs",
+        "tput_inproc_small_msgs",
+        "tput_local_small_msgs",
+        "lat_2proc_p50_us",
+        "node_flood_rss_peak_kib",
+        "tput_stream_small_msgs",
+        "lat_stream_p50_us",
+        "tput_contention_small_msgs",
+    ] {
+        let at = json
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key} missing: {json}"));
+        let value = &json[at + key.len() + 3..];
+        assert!(
+            value.starts_with(|c: char| c.is_ascii_digit()),
+            "{key} is not a number: {json}"
+        );
+    }
+}
