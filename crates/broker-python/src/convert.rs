@@ -447,7 +447,7 @@ pub(crate) fn now(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 /// Broker's comparisons of wrapper values: with values of the same class only (anything else
 /// is `NotImplemented`, so `Count(1) == 1` is false, as in Broker).
-fn compare_same<T, K: Ord>(
+pub(crate) fn compare_same<T, K: Ord>(
     mine: &K,
     other: &Bound<'_, PyAny>,
     op: CompareOp,

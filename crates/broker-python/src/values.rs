@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PySlice, PyTuple};
 
-use crate::convert::{from_py, hash_of, PyData};
+use crate::convert::{compare_same, from_py, hash_of, PyData};
 
 /// A comparison's result as Python wants it.
 fn compared(py: Python<'_>, ord: Option<Ordering>, op: CompareOp) -> Py<PyAny> {
@@ -27,6 +27,16 @@ fn compared(py: Python<'_>, ord: Option<Ordering>, op: CompareOp) -> Py<PyAny> {
             .into_any()
             .unbind(),
         None => py.NotImplemented(),
+    }
+}
+
+/// Equality only, as Broker's containers compare (`==`, `!=`; nothing else, and nothing with
+/// other types).
+fn equality(py: Python<'_>, same: Option<bool>, op: CompareOp) -> Py<PyAny> {
+    match (op, same) {
+        (CompareOp::Eq, Some(s)) => PyBool::new(py, s).to_owned().into_any().unbind(),
+        (CompareOp::Ne, Some(s)) => PyBool::new(py, !s).to_owned().into_any().unbind(),
+        _ => py.NotImplemented(),
     }
 }
 
@@ -284,11 +294,7 @@ impl PySubnet {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let ord = other
-            .cast::<PySubnet>()
-            .ok()
-            .map(|o| self.0.cmp(&o.get().0));
-        compared(other.py(), ord, op)
+        compare_same::<PySubnet, _>(&self.0, other, op, |o| &o.0)
     }
 }
 
@@ -353,11 +359,7 @@ impl PyTimespan {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let ord = other
-            .cast::<PyTimespan>()
-            .ok()
-            .map(|o| self.0.cmp(&o.get().0));
-        compared(other.py(), ord, op)
+        compare_same::<PyTimespan, _>(&self.0, other, op, |o| &o.0)
     }
 
     fn __add__(&self, other: PyRef<'_, PyTimespan>) -> PyResult<PyTimespan> {
@@ -448,11 +450,7 @@ impl PyTimestamp {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let ord = other
-            .cast::<PyTimestamp>()
-            .ok()
-            .map(|o| self.0.cmp(&o.get().0));
-        compared(other.py(), ord, op)
+        compare_same::<PyTimestamp, _>(&self.0, other, op, |o| &o.0)
     }
 }
 
@@ -554,18 +552,8 @@ impl PySet {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match (op, other.cast::<PySet>()) {
-            (CompareOp::Eq, Ok(o)) => PyBool::new(py, self.0 == o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            (CompareOp::Ne, Ok(o)) => PyBool::new(py, self.0 != o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            _ => py.NotImplemented(),
-        }
+        let same = other.cast::<PySet>().ok().map(|o| self.0 == o.borrow().0);
+        equality(other.py(), same, op)
     }
 }
 
@@ -672,18 +660,8 @@ impl PyTable {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match (op, other.cast::<PyTable>()) {
-            (CompareOp::Eq, Ok(o)) => PyBool::new(py, self.0 == o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            (CompareOp::Ne, Ok(o)) => PyBool::new(py, self.0 != o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            _ => py.NotImplemented(),
-        }
+        let same = other.cast::<PyTable>().ok().map(|o| self.0 == o.borrow().0);
+        equality(other.py(), same, op)
     }
 }
 
@@ -826,17 +804,10 @@ impl PyVector {
     }
 
     fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match (op, other.cast::<PyVector>()) {
-            (CompareOp::Eq, Ok(o)) => PyBool::new(py, self.0 == o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            (CompareOp::Ne, Ok(o)) => PyBool::new(py, self.0 != o.borrow().0)
-                .to_owned()
-                .into_any()
-                .unbind(),
-            _ => py.NotImplemented(),
-        }
+        let same = other
+            .cast::<PyVector>()
+            .ok()
+            .map(|o| self.0 == o.borrow().0);
+        equality(other.py(), same, op)
     }
 }
