@@ -5,18 +5,16 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 
 use broker_routing::PeerKind;
 use broker_wire::{EndpointId, ErrorCode, Limits, Topic};
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cmd::Cmd;
 use crate::handshake::{self, Announce, Claims, Framed, Peered, Refused, Side, Stream};
 use crate::inbox::{Inbox, Tcp};
-use crate::outbox::{Outbox, Pipe};
+use crate::outbox::{Outbox, Pipe, Turn};
 use crate::spin::Activity;
 use crate::tls::Tls;
 use crate::{Configuration, Error};
@@ -27,9 +25,6 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 pub(crate) fn next_conn_id() -> u64 {
     NEXT_CONN.fetch_add(1, Ordering::Relaxed)
 }
-
-/// Chunks a connection's writer holds before the core keeps messages in the router's buffer.
-const WRITER_CHUNKS: usize = 8;
 
 /// The handshake's hooks into the core (see [`Announce`]) for one connection: it asks for the
 /// filter to announce and installs the peer with the connection's outbox, which holds what the
@@ -178,20 +173,15 @@ async fn run<S: Stream>(
     } = *net;
     let mut f = Framed::new(stream);
     let conn = next_conn_id();
-    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_CHUNKS);
     // The stream splits only once the handshake is over: until then the core's chunks wait in
-    // the writer's channel, behind the handshake's last message.
+    // the pipe's queue, behind the handshake's last message.
     let pipe = Arc::new(Pipe::default());
     let installer = Installer {
         core,
         addr,
         outbound: side == Side::Connector,
         conn,
-        outbox: Mutex::new(Some(Outbox {
-            pipe: pipe.clone(),
-            writer: writer_tx,
-            direct: config.fast_paths,
-        })),
+        outbox: Mutex::new(Some(Outbox::new(pipe.clone(), config.fast_paths))),
         installed: Mutex::new(None),
     };
     let cx = handshake::Context {
@@ -263,11 +253,10 @@ async fn run<S: Stream>(
         frames: _,
     } = f;
     let (read, write) = tokio::io::split(stream);
-    *pipe.sink() = Some(Box::pin(write));
+    pipe.attach(Box::pin(write));
     let activity = live.activity.clone();
     let writer = tokio::spawn(write_loop(
         pipe,
-        writer_rx,
         core.clone(),
         LiveWriter::new(live.clone()),
     ));
@@ -493,117 +482,17 @@ impl Drop for LiveWriter {
     }
 }
 
-async fn write_loop(
-    pipe: Arc<Pipe>,
-    mut rx: mpsc::Receiver<Bytes>,
-    core: mpsc::UnboundedSender<Cmd>,
-    _live: LiveWriter,
-) {
-    while let Some(chunk) = rx.recv().await {
-        let mut off = 0;
-        let written = poll_fn(|cx| {
-            let mut sink = pipe.sink();
-            let Some(sink) = sink.as_mut() else {
-                return Poll::Ready(false);
-            };
-            while off < chunk.len() {
-                match sink.as_mut().poll_write(cx, &chunk[off..]) {
-                    Poll::Ready(Ok(n)) if n > 0 => off += n,
-                    Poll::Ready(_) => return Poll::Ready(false),
-                    Poll::Pending => return Poll::Pending,
-                }
+async fn write_loop(pipe: Arc<Pipe>, core: mpsc::UnboundedSender<Cmd>, _live: LiveWriter) {
+    loop {
+        match poll_fn(|cx| pipe.poll_write_queue(cx)).await {
+            // Room in the queue again: the core found it full and moves more from the router's
+            // buffer.
+            Turn::Wrote { room: true } => {
+                let _ = core.send(Cmd::Writable);
             }
-            Poll::Ready(true)
-        })
-        .await;
-        if !written {
-            // `queued` stays above zero: nothing is written directly past a lost chunk.
-            break;
-        }
-        pipe.queued.fetch_sub(1, Ordering::SeqCst);
-        // Room in the channel again: if the core found it full, let it move more from the
-        // router's buffer.
-        if pipe.wants_room.swap(false, Ordering::SeqCst) {
-            let _ = core.send(Cmd::Writable);
+            Turn::Wrote { room: false } => {}
+            Turn::Done => break,
         }
     }
-    let _ = poll_fn(|cx| match pipe.sink().as_mut() {
-        Some(sink) => sink.as_mut().poll_shutdown(cx),
-        None => Poll::Ready(Ok(())),
-    })
-    .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncReadExt;
-
-    #[test]
-    fn the_outbox_writes_straight_until_the_socket_is_full_then_queues_in_order() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-            let (mut server, _) = accepted.unwrap();
-            let (_read, write) = tokio::io::split(client.unwrap());
-            let pipe = Arc::new(Pipe::default());
-            let (tx, rx) = mpsc::channel(WRITER_CHUNKS);
-            let outbox = Outbox {
-                pipe: pipe.clone(),
-                writer: tx,
-                direct: true,
-            };
-            let queued = || pipe.queued.load(Ordering::SeqCst);
-
-            // Before the stream is there, everything waits for the writer.
-            assert!(outbox.send(Bytes::from_static(b"early ")));
-            assert_eq!(queued(), 1);
-            *pipe.sink() = Some(Box::pin(write));
-            let (core_tx, _core_rx) = mpsc::unbounded_channel();
-            let live = Arc::new(Live::default());
-            let writer = tokio::spawn(write_loop(
-                pipe.clone(),
-                rx,
-                core_tx,
-                LiveWriter::new(live.clone()),
-            ));
-            while queued() > 0 {
-                tokio::task::yield_now().await;
-            }
-            // Nothing queued: straight onto the socket.
-            assert!(outbox.send(Bytes::from_static(b"first")));
-            assert_eq!(queued(), 0);
-            // More than the socket takes: the rest goes to the writer, and what follows
-            // waits behind it.
-            let big: Bytes = (0..32usize << 20)
-                .map(|i| i as u8)
-                .collect::<Vec<u8>>()
-                .into();
-            assert!(outbox.send(big.clone()));
-            assert_eq!(queued(), 1);
-            assert!(outbox.send(Bytes::from_static(b"last")));
-            assert_eq!(queued(), 2);
-
-            let total = 6 + 5 + big.len() + 4;
-            let mut got = Vec::with_capacity(total);
-            while got.len() < total {
-                assert!(server.read_buf(&mut got).await.unwrap() > 0);
-            }
-            assert_eq!(&got[..11], b"early first");
-            assert!(
-                got[11..11 + big.len()] == big[..],
-                "the big chunk arrives whole"
-            );
-            assert_eq!(&got[11 + big.len()..], b"last");
-            drop(outbox);
-            writer.await.unwrap();
-            assert_eq!(queued(), 0);
-            assert_eq!(live.writers.load(Ordering::SeqCst), 0);
-        });
-    }
+    let _ = poll_fn(|cx| pipe.poll_shutdown(cx)).await;
 }

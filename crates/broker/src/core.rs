@@ -5,10 +5,11 @@
 //! see that module for the one rule and the lock table.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, MutexGuard};
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use broker_data::Data;
@@ -18,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cmd::{Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
+use crate::intake::{Intake, Receive, Took, CMDS_PER_ROUND, PUBS_PER_ROUND};
 use crate::order::Ordered;
 use crate::outbox::Outbox;
 use crate::queue::Queue;
@@ -46,7 +48,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const UNPEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Publications the core holds while the peers catch up, before publishers block.
-const MAX_PENDING: usize = 65_536;
+pub(crate) const MAX_PENDING: usize = 65_536;
 
 /// Where a peer's messages go.
 enum Link {
@@ -129,16 +131,43 @@ pub(crate) struct Core {
     pub(crate) read_while_waiting: u64,
     /// Addresses we dialed whose connection was redundant, with the peer it reached.
     aliases: HashMap<SocketAddr, EndpointId>,
+    /// Where everything reaches the core (none in tests that drive `handle` directly).
+    pub(crate) intake: Option<Intake>,
 }
 
 /// Where the task loop ([`Core::run`]) finds the core: behind the lock that application
-/// threads may also take (`shared::Shared`), with the count of publication batches on their way
-/// through the channel. Implemented above this module, so that the core does not name it.
+/// threads may also take (`shared::Shared`). Implemented above this module, so that the core
+/// does not name it.
 pub(crate) trait Driver: Send + Sync + 'static {
-    /// Locks the core's state.
-    fn lock(&self) -> Ordered<MutexGuard<'_, Core>>;
-    /// The loop took `n` publication batches out of the channel.
-    fn taken(&self, n: usize);
+    /// The core's state if its lock is free at once.
+    fn try_lock(&self) -> Option<Ordered<MutexGuard<'_, Core>>>;
+    /// The core's doorbell.
+    fn activity(&self) -> Arc<Activity>;
+}
+
+/// Rounds the task loop runs in a row before it lets other tasks on its thread run.
+const ROUNDS_BEFORE_YIELD: usize = 8;
+
+/// Work an application thread brings to its round, handled after everything queued before it.
+pub(crate) enum Own {
+    /// Its publications.
+    Publish(Publications),
+    /// A batch it read from a socket (`Cmd::Incoming`).
+    Handle(Cmd),
+}
+
+/// What a round did (see [`Core::round`]).
+#[derive(Debug, Default)]
+pub(crate) struct Round {
+    /// It took items from the intake: more may be there.
+    pub(crate) took: bool,
+    /// When the runtime thread must look again by itself.
+    pub(crate) deadline: Option<Instant>,
+    /// The task loop ends.
+    pub(crate) finished: bool,
+    /// The runtime thread must look (the loop ends, or the deadline is sooner than the one it
+    /// slept with).
+    pub(crate) needs_runtime: bool,
 }
 
 impl Core {
@@ -165,6 +194,7 @@ impl Core {
             saying_goodbye: false,
             read_while_waiting: 0,
             aliases: HashMap::new(),
+            intake: None,
         }
     }
 
@@ -215,176 +245,255 @@ impl Core {
         self
     }
 
-    /// Runs until shutdown or until every handle is gone. Publications arrive on their own
-    /// bounded channel and are released into the router only as far as the peers have room
-    /// (see `budget`), so a publisher that outpaces the network blocks instead of growing
-    /// memory or overflowing a healthy peer. A publication after a pause may skip the channel
-    /// (see [`Shared::publish_now`]).
-    pub(crate) async fn run(
-        shared: Arc<impl Driver>,
-        mut rx: mpsc::UnboundedReceiver<Cmd>,
-        mut pubs: mpsc::Receiver<Publications>,
-        mut stores: mpsc::Receiver<StoreOutput>,
-    ) {
-        // A store batch that waits for room at the peers (stores block meanwhile).
-        let mut store_waiting: Option<StoreOutput> = None;
-        let mut stores_open = true;
-        let mut batch = Vec::with_capacity(64);
-        let mut pub_batch = Vec::with_capacity(16);
-        let mut pubs_open = true;
-        let doorbell = shared.lock().activity.clone();
+    /// Gives the core its intake (see [`round`](Self::round)).
+    pub(crate) fn with_intake(mut self, intake: Intake) -> Core {
+        self.intake = Some(intake);
+        self
+    }
+
+    /// The task loop on the runtime thread: a round of work whenever the doorbell rings (an
+    /// item in the intake, or an application thread that drove the core and wants a timer
+    /// looked at) or a timer is due, until shutdown or until every handle is gone. It never
+    /// waits for the core's lock: when an application thread holds it, that thread rings the
+    /// doorbell as it leaves (see `shared`).
+    pub(crate) async fn run(shared: Arc<impl Driver>) {
+        let doorbell = shared.activity();
         let bell = Waker::from(doorbell.clone());
-        // A shutdown under way: who waits for it and until when the peers get to take what
-        // was published before it.
-        let mut shutdown: Option<(Vec<oneshot::Sender<()>>, Instant)> = None;
-        let mut pending_len = 0;
-        // When the router wants its `handle_timeout` (link-state refresh and purge).
-        let mut router_timer: Option<Instant> = None;
-        // Whether things wait for a store's full inbox (looked at again every millisecond).
-        let mut stores_behind = false;
-        loop {
-            let take_more = pubs_open && pending_len < MAX_PENDING;
-            let waiting = pending_len > 0 || store_waiting.is_some();
-            let take_store = stores_open && store_waiting.is_none();
-            tokio::select! {
-                n = rx.recv_many(&mut batch, 256) => {
-                    if n == 0 {
+        let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
+        let mut timer = Box::pin(tokio::time::sleep_until(far()));
+        let mut timer_at: Option<Instant> = None;
+        std::future::poll_fn(|cx| {
+            doorbell.register(cx.waker());
+            for _ in 0..ROUNDS_BEFORE_YIELD {
+                let Some(mut core) = shared.try_lock() else {
+                    doorbell.busy();
+                    return Poll::Pending;
+                };
+                let round = core.round(Some(&mut Context::from_waker(&bell)), None);
+                if round.finished {
+                    core.close_queues();
+                    return Poll::Ready(());
+                }
+                if round.took {
+                    continue;
+                }
+                if let Some(intake) = core.intake.as_mut() {
+                    intake.armed = round.deadline;
+                }
+                drop(core);
+                let Some(at) = round.deadline else {
+                    return Poll::Pending;
+                };
+                if timer_at != Some(at) {
+                    timer.as_mut().reset(tokio::time::Instant::from_std(at));
+                    timer_at = Some(at);
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                timer_at = None;
+            }
+            // Other tasks on this thread get their turn before the next rounds.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Closes the subscribers' queues (the task loop's last act).
+    fn close_queues(&mut self) {
+        self.closing = true;
+        for (_, (q, _)) in self.status_subs.drain() {
+            q.close();
+        }
+        for (_, q) in self.subs.drain() {
+            q.close();
+        }
+    }
+
+    /// One round of work on whatever the intake holds, by whoever holds the core's lock: the
+    /// router's timer, publications (released into the router only as far as the peers have
+    /// room, see `budget`, so that a publisher that outpaces the network blocks instead of
+    /// growing memory or overflowing a healthy peer), commands, stores' output, the shutdown's
+    /// progress. `cx` is the runtime thread's doorbell (it registers for more); an application
+    /// thread passes none, takes everything queued and then `own`, its own work, which thus
+    /// overtakes nothing queued before it.
+    pub(crate) fn round(&mut self, mut cx: Option<&mut Context<'_>>, own: Option<Own>) -> Round {
+        let Some(mut intake) = self.intake.take() else {
+            return Round::default();
+        };
+        let app = cx.is_none();
+        self.activity.take();
+        let now = Instant::now();
+        if self.router.poll_timeout().is_some_and(|t| t <= now) {
+            self.router.handle_timeout(now);
+        }
+        let mut took = false;
+        while intake.pubs_open && (app || self.pending.len() < MAX_PENDING) {
+            match intake
+                .pubs
+                .take(cx.as_deref_mut(), &mut intake.pub_batch, PUBS_PER_ROUND)
+            {
+                Took::Some(_) => {
+                    took = true;
+                    self.pending.extend(intake.pub_batch.drain(..).flatten());
+                    if !app {
                         break;
                     }
                 }
-                out = stores.recv(), if take_store => {
-                    match out {
-                        Some(out) => store_waiting = Some(out),
-                        None => stores_open = false,
-                    }
-                }
-                // Publishers ring through the activity's doorbell (see `spin`).
-                n = std::future::poll_fn(|cx| {
-                    doorbell.register(cx.waker());
-                    pubs.poll_recv_many(&mut Context::from_waker(&bell), &mut pub_batch, 16)
-                }), if take_more => {
-                    if n == 0 {
-                        pubs_open = false;
-                    }
-                }
-                // While publications wait, look again now and then: a peer may have been stuck
-                // long enough to count as slow.
-                // (The timers are made inside async blocks: select! evaluates every branch's
-                // expression on each turn, even a disabled one, and a timer costs a clock read.)
-                _ = async { tokio::time::sleep(SLOW_PEER_AFTER / 4).await }, if waiting => {}
-                // While shutting down, look often whether everything went out.
-                _ = async { tokio::time::sleep(std::time::Duration::from_millis(2)).await }, if shutdown.is_some() => {}
-                // A store's inbox was full: look again soon.
-                _ = async { tokio::time::sleep(std::time::Duration::from_millis(1)).await }, if stores_behind => {}
-                // The router's own timer (the sans-IO contract: `poll_timeout` is always armed).
-                _ = async {
-                    if let Some(t) = router_timer {
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
-                    }
-                }, if router_timer.is_some() => {}
-            }
-            let mut guard = shared.lock();
-            let core = &mut *guard;
-            core.activity.take();
-            let now = Instant::now();
-            if core.router.poll_timeout().is_some_and(|t| t <= now) {
-                core.router.handle_timeout(now);
-            }
-            if !pub_batch.is_empty() {
-                let n = pub_batch.len();
-                core.pending.extend(pub_batch.drain(..).flatten());
-                shared.taken(n);
-            }
-            core.catch_up_with_stores();
-            for cmd in batch.drain(..) {
-                if let Cmd::Shutdown(done) = cmd {
-                    match &mut shutdown {
-                        Some((waiting, _)) => waiting.push(done),
-                        None => {
-                            // No new publications; those handed over before still go out,
-                            // as fast as the peers take them, for at most SHUTDOWN_GRACE.
-                            pubs.close();
-                            core.closing = true;
-                            shutdown = Some((vec![done], Instant::now() + SHUTDOWN_GRACE));
-                        }
-                    }
-                    continue;
-                }
-                // Publications handed over before an unpeering go out first: a caller that
-                // publishes and then unpeers must not lose what it published.
-                if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
-                    while let Ok(items) = pubs.try_recv() {
-                        core.pending.extend(items);
-                        shared.taken(1);
-                    }
-                    let run: Vec<_> = core.pending.drain(..).collect();
-                    core.publish_runs(Instant::now(), run);
-                }
-                core.accept(cmd);
-            }
-            core.flush();
-            if let Some(out) = store_waiting.take() {
-                // Store commands share the peers' room with publications.
-                let high_water = (core.router.config().peer_buffer_size / 2).max(1);
-                if core.budget() >= out.commands.len().min(high_water) {
-                    core.apply_store_output(out);
-                    core.flush();
-                } else {
-                    store_waiting = Some(out);
-                }
-            }
-            loop {
-                let n = core.budget().min(core.pending.len());
-                if n == 0 {
-                    break;
-                }
-                let run: Vec<_> = core.pending.drain(..n).collect();
-                core.publish_runs(Instant::now(), run);
-                core.flush();
-            }
-            pending_len = core.pending.len();
-            router_timer = core.router.poll_timeout();
-            stores_behind = core.stores_behind();
-            core.activity.touch();
-            if let Some((_, until)) = &mut shutdown {
-                let now = Instant::now();
-                let sent = !pubs_open
-                    && core.pending.is_empty()
-                    && store_waiting.is_none()
-                    && core.conns.keys().all(|p| {
-                        core.router
-                            .peer_stats(*p)
-                            .is_none_or(|stats| stats.queued == 0)
-                    });
-                // Then, as Broker does, a BYE to every peer over a socket, behind whatever is
-                // still queued for it; the peers answer and we close, each when its pong
-                // arrives (or all after Broker's unpeer timeout).
-                if !core.saying_goodbye && (sent || now >= *until) {
-                    core.say_goodbye();
-                    core.flush();
-                    *until = now + UNPEER_TIMEOUT;
-                }
-                let gone = core.saying_goodbye && !core.has_socket_peers();
-                if gone || now >= *until {
-                    core.shutdown();
-                    if let Some((waiting, _)) = shutdown.take() {
-                        for done in waiting {
-                            let _ = done.send(());
-                        }
-                    }
-                    break;
-                }
+                Took::Nothing => break,
+                Took::Closed => intake.pubs_open = false,
             }
         }
-        let mut guard = shared.lock();
-        let core = &mut *guard;
-        core.closing = true;
-        for (_, (q, _)) in core.status_subs.drain() {
-            q.close();
+        self.catch_up_with_stores();
+        let limit = if app { usize::MAX } else { CMDS_PER_ROUND };
+        match intake
+            .cmds
+            .take(cx.as_deref_mut(), &mut intake.cmd_batch, limit)
+        {
+            Took::Some(_) => took = true,
+            Took::Nothing => {}
+            Took::Closed => intake.finished = true,
         }
-        for (_, q) in core.subs.drain() {
-            q.close();
+        let mut cmds = std::mem::take(&mut intake.cmd_batch);
+        for cmd in cmds.drain(..) {
+            self.take_cmd(&mut intake, cmd);
         }
+        intake.cmd_batch = cmds;
+        match own {
+            Some(Own::Publish(batch)) => self.pending.extend(batch),
+            Some(Own::Handle(cmd)) => self.accept(cmd),
+            None => {}
+        }
+        self.flush();
+        if intake.store_waiting.is_none() && intake.stores_open {
+            let mut one = Vec::new();
+            match intake.stores.take(cx, &mut one, 1) {
+                Took::Some(_) => {
+                    took = true;
+                    intake.store_waiting = one.pop();
+                }
+                Took::Nothing => {}
+                Took::Closed => intake.stores_open = false,
+            }
+        }
+        if let Some(out) = intake.store_waiting.take() {
+            // Store commands share the peers' room with publications.
+            let high_water = (self.router.config().peer_buffer_size / 2).max(1);
+            if self.budget() >= out.commands.len().min(high_water) {
+                self.apply_store_output(out);
+                self.flush();
+            } else {
+                intake.store_waiting = Some(out);
+            }
+        }
+        self.publish_pending();
+        self.shutdown_progress(&mut intake);
+        let deadline = self.deadline(&intake, now);
+        let needs_runtime =
+            intake.finished || deadline.is_some_and(|d| intake.armed.is_none_or(|armed| d < armed));
+        let finished = intake.finished;
+        self.intake = Some(intake);
+        self.activity.touch();
+        Round {
+            took,
+            deadline,
+            finished,
+            needs_runtime,
+        }
+    }
+
+    /// A command from the intake.
+    fn take_cmd(&mut self, intake: &mut Intake, cmd: Cmd) {
+        if let Cmd::Shutdown(done) = cmd {
+            match &mut intake.shutdown {
+                Some((waiting, _)) => waiting.push(done),
+                None => {
+                    // No new publications; those handed over before still go out, as fast as
+                    // the peers take them, for at most SHUTDOWN_GRACE.
+                    intake.pubs.close();
+                    self.closing = true;
+                    intake.shutdown = Some((vec![done], Instant::now() + SHUTDOWN_GRACE));
+                }
+            }
+            return;
+        }
+        // Publications handed over before an unpeering go out first: a caller that publishes
+        // and then unpeers must not lose what it published.
+        if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
+            while let Ok(items) = intake.pubs.try_recv() {
+                self.pending.extend(items);
+            }
+            let run: Vec<_> = self.pending.drain(..).collect();
+            self.publish_runs(Instant::now(), run);
+        }
+        self.accept(cmd);
+    }
+
+    /// Releases pending publications into the router as far as the peers have room.
+    fn publish_pending(&mut self) {
+        loop {
+            let n = self.budget().min(self.pending.len());
+            if n == 0 {
+                break;
+            }
+            let run: Vec<_> = self.pending.drain(..n).collect();
+            self.publish_runs(Instant::now(), run);
+            self.flush();
+        }
+    }
+
+    /// The shutdown's next step, if one is under way.
+    fn shutdown_progress(&mut self, intake: &mut Intake) {
+        let Some((_, until)) = &mut intake.shutdown else {
+            return;
+        };
+        let now = Instant::now();
+        let sent = !intake.pubs_open
+            && self.pending.is_empty()
+            && intake.store_waiting.is_none()
+            && self.conns.keys().all(|p| {
+                self.router
+                    .peer_stats(*p)
+                    .is_none_or(|stats| stats.queued == 0)
+            });
+        // Then, as Broker does, a BYE to every peer over a socket, behind whatever is still
+        // queued for it; the peers answer and we close, each when its pong arrives (or all
+        // after Broker's unpeer timeout).
+        if !self.saying_goodbye && (sent || now >= *until) {
+            self.say_goodbye();
+            self.flush();
+            *until = now + UNPEER_TIMEOUT;
+        }
+        let gone = self.saying_goodbye && !self.has_socket_peers();
+        if gone || now >= *until {
+            self.shutdown();
+            if let Some((waiting, _)) = intake.shutdown.take() {
+                for done in waiting {
+                    let _ = done.send(());
+                }
+            }
+            intake.finished = true;
+        }
+    }
+
+    /// When the runtime thread must look again by itself: the router's timer (the sans-IO
+    /// contract: `poll_timeout` is always armed); while publications or a store wait, now and
+    /// then (a peer may have been stuck long enough to count as slow); often while shutting
+    /// down or while a store's inbox is full.
+    fn deadline(&self, intake: &Intake, now: Instant) -> Option<Instant> {
+        let mut deadline = self.router.poll_timeout();
+        let mut sooner = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        if !self.pending.is_empty() || intake.store_waiting.is_some() {
+            sooner(now + SLOW_PEER_AFTER / 4);
+        }
+        if intake.shutdown.is_some() {
+            sooner(now + std::time::Duration::from_millis(2));
+        }
+        if self.stores_behind() {
+            sooner(now + std::time::Duration::from_millis(1));
+        }
+        deadline
     }
 
     fn apply_store_output(&mut self, out: StoreOutput) {

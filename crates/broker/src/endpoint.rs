@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker_data::Data;
 use broker_routing::{Config as RouterConfig, Router};
@@ -18,6 +18,7 @@ use crate::cmd::{Cmd, Publications, StoreOutput};
 use crate::connection::{self, Live};
 use crate::core::Core;
 use crate::handshake::{Refused, Side};
+use crate::intake::Intake;
 use crate::queue::{deadline, Queue};
 use crate::runtime::Runtime;
 use crate::shared::Shared;
@@ -213,7 +214,10 @@ impl Endpoint {
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
-        let core = Core::new(router).with_sender(&tx);
+        let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
+        let core = Core::new(router)
+            .with_sender(&tx)
+            .with_intake(Intake::new(rx, pub_rx, store_rx));
         let store_events = core.store_events_flag();
         let live = Arc::new(Live::new(core.activity()));
         // One switch turns every fast path off (see `Configuration::fast_paths`).
@@ -223,9 +227,8 @@ impl Endpoint {
             config.spin_wait = Duration::ZERO;
         }
         handle.spawn(crate::spin::spinner(core.activity(), config.spin_wait));
-        let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
-        let shared = Shared::new(core, fast);
-        handle.spawn(Core::run(shared.clone(), rx, pub_rx, store_rx));
+        let shared = Shared::new(core, fast, handle.clone());
+        handle.spawn(Core::run(shared.clone()));
         let metrics_port = config_metrics_port;
         let config = Arc::new(config);
         let net = Arc::new(connection::Net {
@@ -780,10 +783,7 @@ impl Endpoint {
         let Some(batch) = self.inner.shared.publish_now(batch) else {
             return Ok(());
         };
-        let on_its_way = self.inner.shared.in_channel();
-        self.inner.pubs.blocking_send(batch).map_err(|_| closed())?;
-        on_its_way.sent();
-        Ok(())
+        self.inner.pubs.blocking_send(batch).map_err(|_| closed())
     }
 
     /// [`send_publications`](Self::send_publications) for async code.
@@ -791,10 +791,7 @@ impl Endpoint {
         let Some(batch) = self.inner.shared.publish_now(batch) else {
             return Ok(());
         };
-        let on_its_way = self.inner.shared.in_channel();
-        self.inner.pubs.send(batch).await.map_err(|_| closed())?;
-        on_its_way.sent();
-        Ok(())
+        self.inner.pubs.send(batch).await.map_err(|_| closed())
     }
 
     /// Publishes `batch` if that needs no waiting; otherwise hands it back.
@@ -805,10 +802,7 @@ impl Endpoint {
         let Some(batch) = self.inner.shared.publish_now(batch) else {
             return Ok(());
         };
-        let on_its_way = self.inner.shared.in_channel();
-        self.inner.pubs.try_send(batch)?;
-        on_its_way.sent();
-        Ok(())
+        self.inner.pubs.try_send(batch)
     }
 
     /// [`publish`](Self::publish) for async code (any runtime): waits without blocking a thread.
@@ -922,6 +916,7 @@ impl Endpoint {
             queue: queue.clone(),
         })?;
         Ok(Subscriber {
+            spin_until: None,
             id,
             queue,
             endpoint: self.clone(),
@@ -1102,6 +1097,8 @@ fn unshare(d: Arc<Data>) -> Data {
 /// Blocking (`get`, `get_timeout`, `get_n`), non-blocking (`poll`, `available`), a descriptor
 /// for `poll(2)`/`epoll` (`fd`), and a `Stream` for async code.
 pub struct Subscriber {
+    /// While an async reader finds nothing: until when it keeps looking (see `poll_next`).
+    spin_until: Option<Instant>,
     id: u64,
     queue: Arc<Queue<DataMessage>>,
     endpoint: Endpoint,
@@ -1180,10 +1177,30 @@ impl Drop for Subscriber {
 
 impl futures_core::Stream for Subscriber {
     type Item = DataMessage;
+    /// The next message. With nothing there, it reads the endpoint's sockets itself (as a
+    /// blocking `get` does while it spins, see `shared`) and, for `Configuration::spin_wait`
+    /// after the last message, asks to be polled again at once instead of waiting for a
+    /// wake-up from the runtime's thread (which costs tens of microseconds): the async form of
+    /// spinning, which lets the executor run other tasks between looks.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DataMessage>> {
-        match self.queue.poll_one(cx.waker()) {
-            Ok(Some(m)) => Poll::Ready(Some(m)),
-            Ok(None) => Poll::Pending,
+        let this = self.get_mut();
+        let mut next = this.queue.poll_one(cx.waker());
+        if matches!(next, Ok(None)) && this.endpoint.inner.read_now() {
+            next = this.queue.poll_one(cx.waker());
+        }
+        match next {
+            Ok(Some(m)) => {
+                this.spin_until = None;
+                Poll::Ready(Some(m))
+            }
+            Ok(None) => {
+                let now = Instant::now();
+                let until = *this.spin_until.get_or_insert(now + this.queue.spin());
+                if now < until {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
             Err(()) => Poll::Ready(None),
         }
     }
@@ -1197,19 +1214,21 @@ pub struct StatusSubscriber {
 }
 
 impl StatusSubscriber {
-    /// Waits for the next event.
+    /// Waits for the next event (reading the endpoint's sockets while it spins, as
+    /// [`Subscriber::get`] does).
     pub fn get(&self) -> Option<StatusEvent> {
-        self.queue.take(1, None).pop()
+        self.get_n(1, None).pop()
     }
 
     /// Waits up to `timeout` for the next event.
     pub fn get_timeout(&self, timeout: Duration) -> Option<StatusEvent> {
-        self.queue.take(1, deadline(Some(timeout))).pop()
+        self.get_n(1, Some(timeout)).pop()
     }
 
     /// Waits (up to `timeout`, if given) until an event is there, then takes up to `n`.
     pub fn get_n(&self, n: usize, timeout: Option<Duration>) -> Vec<StatusEvent> {
-        self.queue.take(n, deadline(timeout))
+        self.queue
+            .take_reading(n, deadline(timeout), &|| self.endpoint.inner.read_now())
     }
 
     /// Everything pending, without waiting.

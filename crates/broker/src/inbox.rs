@@ -198,12 +198,6 @@ impl Inbox {
         })
     }
 
-    /// The reader's count of batches in the core's hands (tests aim at interleavings with it).
-    #[cfg(test)]
-    pub(crate) fn in_flight_for_tests(&self) -> &InFlight {
-        &self.in_flight
-    }
-
     fn lock(&self) -> Ordered<MutexGuard<'_, State>> {
         // Every update under the lock leaves the buffer consistent (frames are taken whole).
         Ordered::new(
@@ -304,16 +298,17 @@ impl Inbox {
     }
 
     /// From a subscriber's thread, with the core locked: reads what the socket holds (up to
-    /// [`DIRECT_READ_MAX`]) and has the core handle it. Returns whether it found messages.
-    /// Does nothing while the reader task holds the inbox or the core has yet to handle what
-    /// it sent.
-    pub(crate) fn read_now(&self, core: &mut Core) -> bool {
+    /// [`DIRECT_READ_MAX`]) and gives the batch to `deliver`, still under the inbox's lock (so
+    /// that nothing the reader task reads later can overtake it: `deliver` takes what the
+    /// reader handed the core before, then this). Returns whether it found messages. Does
+    /// nothing while the reader task holds the inbox.
+    pub(crate) fn read_now(&self, core: &mut Core, deliver: impl FnOnce(&mut Core, Cmd)) -> bool {
         let Ok(guard) = self.state.try_lock() else {
             return false;
         };
         let mut guard = Ordered::new(Rank::Inbox, guard);
         let st = &mut *guard;
-        if st.done || st.ended.is_some() || self.in_flight.get() > 0 {
+        if st.done || st.ended.is_some() {
             return false;
         }
         let turn = self.read_straight(st);
@@ -323,13 +318,14 @@ impl Inbox {
         match decoded {
             Ok(()) => {
                 if found {
-                    core.handle(Cmd::Incoming {
+                    let batch = Cmd::Incoming {
                         peer: self.peer,
                         conn: self.conn,
                         msgs: coalesce(msgs),
                         ack: None,
                         reader: None,
-                    });
+                    };
+                    deliver(core, batch);
                 }
                 match turn {
                     Turn::Drained => return found,

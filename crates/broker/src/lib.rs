@@ -23,6 +23,7 @@ mod error;
 mod handshake;
 mod inbox;
 mod inflight;
+mod intake;
 mod order;
 mod outbox;
 mod queue;

@@ -225,6 +225,11 @@ impl<T> Queue<T> {
         self.lock().closed
     }
 
+    /// How long a reader spins before it sleeps.
+    pub(crate) fn spin(&self) -> Duration {
+        self.spin
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.lock().items.len()
     }

@@ -1,127 +1,120 @@
-//! The one module that takes more than one lock: the core's state behind its mutex, and the
-//! fast paths that let an application thread do the runtime thread's work while it holds that
-//! lock (a publisher routing and writing its publication, a waiting subscriber reading a
-//! socket). Everything else reaches the core through its channel (`cmd::Cmd`).
+//! The one rule for who drives the core, and the one module that takes more than one lock.
+//!
+//! **The rule: everything reaches the core through its intake, in order, and whoever holds the
+//! core's lock drains it.** Nobody waits for that lock. The runtime thread's task loop
+//! (`Core::run`) takes it whenever its doorbell rings; an application thread that brings work
+//! (a publisher, a subscriber that waits and has read a socket) may take it with `try_lock`
+//! and run the round itself: it first takes everything queued before its own work, so its own
+//! work overtakes nothing, and it writes onto the sockets as the runtime thread would (see
+//! `outbox`). Whoever finds the lock held leaves its work in the intake; the holder, as it
+//! lets go, passes on any ring that came meanwhile, so nothing waits unseen. Order thus
+//! follows from the queues alone: the fast paths decide *who* runs a round, never *what order*
+//! things happen in, and with `Configuration::fast_paths` off only the runtime thread runs
+//! rounds.
+//!
+//! Policy, not order: a publisher runs the round itself only while the runtime thread sleeps
+//! (its spinner is idle). Then the hand-over would cost a wake-up of tens of microseconds;
+//! while the runtime thread is awake it takes a stream of publications in batches (one write
+//! for many), which the publisher, publishing one at a time, could not.
 //!
 //! # Lock table
 //!
 //! | lock | who takes it | what it protects | what may already be held |
 //! |---|---|---|---|
-//! | `Shared::core` (the core's mutex) | the runtime thread (`Core::run`, each round); a publisher (`publish_now`, `try_lock` only); a waiting subscriber (`read_now`, `try_lock` only) | the router, peers' outboxes, subscriber and store queues (`Core`) | nothing |
+//! | `Shared::core` (the core's mutex) | the runtime thread (`Core::run`); a publisher (`publish_now`); a waiting subscriber (`read_now`) — all with `try_lock` | the router, the intake, peers' outboxes, subscriber and store queues (`Core`) | nothing |
 //! | an `Inbox`'s state | the connection's reader task; a waiting subscriber inside `read_now` | the socket's read half, its buffer and frame decoder | the core's mutex (subscriber), nothing (reader task) |
-//! | an outbox's `Pipe::sink` | whoever holds the core's mutex (`Outbox::send`, a direct write); the connection's writer task | the socket's write half | the core's mutex (direct write), nothing (writer task) |
+//! | a `Pipe`'s wire (`outbox`) | whoever holds the core's mutex (`Outbox::send`); the connection's writer task | the socket's write half and the queue of chunks in front of it | the core's mutex (and a waiting subscriber's inbox), nothing (writer task) |
 //!
 //! Leaf locks, each taken alone for a moment and never while taking another: a queue's state
 //! (`queue`), the doorbell's waker slot (`spin::Activity`), a reader's resume slot
 //! (`inflight`), the handshake's claims and the endpoint's dialers and local stores.
 //!
-//! Order: core → inbox → sink, checked in debug builds (`order`). The reader task takes an inbox's lock without the core's and
-//! then only sends to the core's channel; the writer task takes a sink alone. Application
-//! threads never block on the core's mutex: they `try_lock` and, when it is busy, hand their
-//! work to the channel. With `Configuration::fast_paths` off they never take it at all.
+//! Order: core → inbox → wire, checked in debug builds (`order`). The reader task takes an
+//! inbox's lock without the core's and then only sends to the intake; the writer task takes
+//! a wire alone.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use crate::cmd::Publications;
-use crate::core::{Core, Driver};
+use crate::core::{Core, Driver, Own, MAX_PENDING};
 use crate::inbox::Inbox;
 use crate::order::{Ordered, Rank};
+use crate::spin::Activity;
 
-/// Publications closer together than this count as a stream: they go through the core's
-/// channel, where the core joins them into batches (one write for many).
-const STREAM_GAP: std::time::Duration = std::time::Duration::from_micros(10);
-
-/// The core's state, shared by the core task and publishers.
-///
-/// The core task locks it for each round of work. A publisher locks it only to publish
-/// straight away (see [`publish_now`](Self::publish_now)): on its own thread it routes the
-/// publication, writes it onto the sockets and delivers it, without handing it to the
-/// runtime's thread first.
+/// The core's state behind its lock, and how an application thread drives it (see the
+/// module's documentation).
 pub(crate) struct Shared {
     core: Mutex<Core>,
-    /// Publication batches sent into the channel that the core has not yet taken into its
-    /// `pending` list (incremented before sending, so that nothing published later overtakes
-    /// them).
-    in_channel: AtomicUsize,
-    /// When the last publication came, in nanoseconds since `epoch`.
-    last: AtomicU64,
-    epoch: Instant,
-    /// Publications closer together than this count as a stream (`STREAM_GAP`).
-    gap: u64,
-    /// Whether the fast paths are on (`Configuration::fast_paths`): off, nothing publishes
-    /// or reads on an application thread.
+    /// The core's doorbell.
+    activity: Arc<Activity>,
+    /// The endpoint's runtime: a round may start tasks (a dial, a store), also on an
+    /// application thread.
+    runtime: tokio::runtime::Handle,
+    /// Whether application threads drive the core (`Configuration::fast_paths`).
     fast: bool,
 }
 
 impl Shared {
-    pub(crate) fn new(core: Core, fast: bool) -> Arc<Shared> {
-        Self::with_gap(core, STREAM_GAP, fast)
-    }
-
-    fn with_gap(core: Core, gap: std::time::Duration, fast: bool) -> Arc<Shared> {
+    pub(crate) fn new(core: Core, fast: bool, runtime: tokio::runtime::Handle) -> Arc<Shared> {
         Arc::new(Shared {
+            activity: core.activity(),
             core: Mutex::new(core),
-            in_channel: AtomicUsize::new(0),
-            last: AtomicU64::new(0),
-            epoch: Instant::now(),
-            gap: gap.as_nanos() as u64,
+            runtime,
             fast,
         })
     }
 
+    /// The core's state, waiting for its lock (tests, and nothing on a hot path).
+    #[cfg(test)]
     fn lock(&self) -> Ordered<MutexGuard<'_, Core>> {
-        // The core's state stays consistent between commands; a panic in one (a bug) must not
-        // stop the endpoint from shutting down cleanly.
         Ordered::new(
             Rank::Core,
             self.core.lock().unwrap_or_else(|e| e.into_inner()),
         )
     }
 
-    /// The core's lock if it is free at once (application threads never wait for it).
+    /// The core's lock if it is free at once (nobody waits for it).
     fn try_lock(&self) -> Option<Ordered<MutexGuard<'_, Core>>> {
-        self.core
-            .try_lock()
-            .ok()
-            .map(|g| Ordered::new(Rank::Core, g))
+        // The core's state stays consistent between commands; a panic in one (a bug) must not
+        // stop the endpoint from shutting down cleanly.
+        let guard = match self.core.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(Ordered::new(Rank::Core, guard))
     }
 
-    /// Publishes `batch` at once on this thread, if it came after a pause (a stream goes
-    /// through the channel and is batched), nothing published earlier is still on its way, the
-    /// core is not busy and the peers have room. Otherwise hands the batch back: the caller
-    /// sends it through the channel, inside [`in_channel`](Self::in_channel).
+    /// Runs a round on this application thread with `own` work (see the module's
+    /// documentation), with the core already locked.
+    fn drive(&self, mut core: Ordered<MutexGuard<'_, Core>>, own: Own) {
+        self.activity.drive_begin();
+        let _runtime = self.runtime.enter();
+        let round = core.round(None, Some(own));
+        drop(core);
+        self.activity.drive_end(round.needs_runtime);
+    }
+
+    /// Publishes `batch` on this thread, if the fast paths are on, the runtime thread sleeps,
+    /// the core's lock is free and the core holds room for it. Otherwise hands the batch
+    /// back: the caller puts it into the intake.
     pub(crate) fn publish_now(&self, batch: Publications) -> Option<Publications> {
-        if !self.fast {
+        if !self.fast || self.activity.awake() {
             return Some(batch);
         }
-        let now = Instant::now();
-        // (Offset by a gap: the first publication counts as one after a pause.)
-        let at = now.duration_since(self.epoch).as_nanos() as u64 + self.gap;
-        let before = self.last.swap(at, Ordering::Relaxed);
-        if at.saturating_sub(before) < self.gap || self.in_channel.load(Ordering::SeqCst) > 0 {
-            return Some(batch);
-        }
-        let Some(mut core) = self.try_lock() else {
+        let Some(core) = self.try_lock() else {
             return Some(batch);
         };
-        if core.closing
-            || !core.pending.is_empty()
-            || self.in_channel.load(Ordering::SeqCst) > 0
-            || core.budget() < batch.len()
-        {
+        if core.closing || core.pending.len() >= MAX_PENDING {
             return Some(batch);
         }
-        core.publish_runs(now, batch);
-        core.flush();
-        core.activity.touch();
+        self.drive(core, Own::Publish(batch));
         None
     }
 
     /// From a subscriber's thread that waits for messages: reads what `inbox`'s socket holds
-    /// and routes it at once, if the core is not busy (see `inbox`). Returns whether it found
-    /// messages.
+    /// and, if it found messages, runs a round with them (see `inbox`). Returns whether it
+    /// found messages.
     pub(crate) fn read_now(&self, inbox: &Inbox) -> bool {
         if !self.fast {
             return false;
@@ -129,157 +122,294 @@ impl Shared {
         let Some(mut core) = self.try_lock() else {
             return false;
         };
-        if core.closing || !core.pending.is_empty() || core.stores_behind() {
+        if core.closing {
             return false;
         }
-        if !inbox.read_now(&mut core) {
-            return false;
+        let mut round = None;
+        let found = inbox.read_now(&mut core, |core, batch| {
+            self.activity.drive_begin();
+            let _runtime = self.runtime.enter();
+            round = Some(core.round(None, Some(Own::Handle(batch))));
+        });
+        if let Some(round) = round {
+            core.read_while_waiting += 1;
+            drop(core);
+            self.activity.drive_end(round.needs_runtime);
         }
-        core.read_while_waiting += 1;
-        core.flush();
-        core.activity.touch();
-        true
-    }
-
-    /// Counts a batch on its way through the channel until the guard is told it arrived or,
-    /// dropped first, that it was never sent.
-    pub(crate) fn in_channel(&self) -> InChannel<'_> {
-        self.in_channel.fetch_add(1, Ordering::SeqCst);
-        InChannel(Some(&self.in_channel))
-    }
-}
-
-/// See [`Shared::in_channel`].
-pub(crate) struct InChannel<'a>(Option<&'a AtomicUsize>);
-
-impl InChannel<'_> {
-    /// The batch is in the channel: the core counts it out when it takes it.
-    pub(crate) fn sent(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for InChannel<'_> {
-    fn drop(&mut self) {
-        if let Some(n) = self.0 {
-            n.fetch_sub(1, Ordering::SeqCst);
-        }
+        found
     }
 }
 
 impl Driver for Shared {
-    fn lock(&self) -> Ordered<MutexGuard<'_, Core>> {
-        Shared::lock(self)
+    fn try_lock(&self) -> Option<Ordered<MutexGuard<'_, Core>>> {
+        Shared::try_lock(self)
     }
 
-    fn taken(&self, n: usize) {
-        self.in_channel.fetch_sub(n, Ordering::SeqCst);
+    fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::{Cmd, StoreOutput};
+    use crate::intake::Intake;
+    use crate::outbox::{Outbox, Pipe};
+    use crate::queue::Queue;
+    use crate::types::DataMessage;
     use broker_data::Data;
-    use broker_routing::{Config as RouterConfig, Router};
+    use broker_routing::{Config as RouterConfig, PeerKind, Router};
+    use broker_wire::{encode_frame, Envelope, Limits, Payload};
     use broker_wire::{EndpointId, Topic};
+    use bytes::BytesMut;
+    use tokio::io::AsyncWriteExt;
+    use tokio::sync::mpsc;
+
+    const PEER: EndpointId = EndpointId::from_bytes([2; 16]);
 
     fn one(i: u64) -> Publications {
         vec![(Topic::new("/t").unwrap(), Arc::new(Data::Count(i)))]
     }
 
-    #[test]
-    fn with_the_fast_paths_off_nothing_goes_straight_out() {
-        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
-        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), false);
-        assert!(
-            shared.publish_now(one(0)).is_some(),
-            "handed back, for the channel"
-        );
-        assert_eq!(shared.lock().router.stats().published, 0);
+    /// An endpoint's core without its task loop: the test plays the runtime thread.
+    struct Rig {
+        rt: tokio::runtime::Runtime,
+        shared: Arc<Shared>,
+        cmds: mpsc::UnboundedSender<Cmd>,
+        pubs: mpsc::Sender<Publications>,
+        _stores: mpsc::Sender<StoreOutput>,
+        /// A local subscriber to `/t`.
+        sub: Arc<Queue<DataMessage>>,
     }
 
-    #[test]
-    fn a_publication_after_a_pause_goes_straight_out_and_others_through_the_channel() {
-        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
-        // A long gap, so that "right after" holds on a slow machine; a pause is made by
-        // forgetting when the last one came.
-        let shared = Shared::with_gap(Core::new(router), std::time::Duration::from_secs(60), true);
-        let pause = || shared.last.store(0, Ordering::Relaxed);
-        let published = || shared.lock().router.stats().published;
-        let straight = |i| shared.publish_now(one(i)).is_none();
+    impl Rig {
+        fn new(fast: bool) -> Rig {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (cmds, rx) = mpsc::unbounded_channel();
+            let (pubs, prx) = mpsc::channel(8);
+            let (stores, srx) = mpsc::channel(8);
+            let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
+            let core = Core::new(router)
+                .with_sender(&cmds)
+                .with_intake(Intake::new(rx, prx, srx));
+            let shared = Shared::new(core, fast, rt.handle().clone());
+            let sub = Arc::new(Queue::new(100, std::time::Duration::ZERO).unwrap());
+            shared.lock().handle(Cmd::Subscribe {
+                id: 1,
+                topics: vec![Topic::new("/t").unwrap()],
+                queue: sub.clone(),
+            });
+            Rig {
+                rt,
+                shared,
+                cmds,
+                pubs,
+                _stores: stores,
+                sub,
+            }
+        }
 
-        assert!(straight(0), "the first one, with nothing before it");
-        assert_eq!(published(), 1, "routed on this thread");
-        assert!(!straight(1), "right after another: a stream");
-        pause();
-        {
-            let _on_its_way = shared.in_channel();
-            assert!(!straight(2), "an earlier one is still in the channel");
+        /// What the subscriber got, as counts.
+        fn got(&self) -> Vec<u64> {
+            self.sub
+                .take_all()
+                .iter()
+                .map(|m| match *m.data {
+                    Data::Count(n) => n,
+                    ref other => panic!("unexpected {other:?}"),
+                })
+                .collect()
         }
-        pause();
-        assert!(straight(3), "counted out when never sent");
-        pause();
-        {
-            let _busy = shared.lock();
-            assert!(!straight(4), "the core is busy");
+
+        /// The command that makes `PEER` a peer over connection 1, subscribed to `/t`, with
+        /// the far end of its outgoing side.
+        fn handshaken(&self) -> (Cmd, tokio::io::DuplexStream) {
+            let (reply, _) = tokio::sync::oneshot::channel();
+            let (ours, theirs) = tokio::io::duplex(1 << 16);
+            let pipe = Arc::new(Pipe::default());
+            pipe.attach(Box::pin(ours));
+            let cmd = Cmd::Handshaken {
+                peer: PEER,
+                kind: PeerKind::Broker,
+                filter: vec![Topic::new("/t").unwrap()],
+                announced: vec![],
+                addr: "127.0.0.1:1".parse().unwrap(),
+                outbound: true,
+                conn: 1,
+                outbox: Outbox::new(pipe, true),
+                reply,
+            };
+            (cmd, theirs)
         }
-        pause();
-        shared.lock().pending.push_back(one(5).remove(0));
-        assert!(!straight(6), "the core holds earlier ones");
-        shared.lock().pending.clear();
-        pause();
-        shared.lock().closing = true;
-        assert!(!straight(7), "shutting down");
-        assert_eq!(published(), 2, "only the two that went straight out");
+
+        /// Makes `PEER` a peer (see [`handshaken`](Self::handshaken)).
+        fn peer(&self) -> tokio::io::DuplexStream {
+            let (cmd, theirs) = self.handshaken();
+            let _rt = self.rt.enter();
+            self.shared.lock().handle(cmd);
+            theirs
+        }
+
+        /// The counts published to `PEER` so far, from the far end of its socket.
+        fn sent(&self, theirs: &mut tokio::io::DuplexStream) -> Vec<u64> {
+            use tokio::io::AsyncReadExt;
+            let mut buf = BytesMut::new();
+            let wait = std::time::Duration::from_millis(200);
+            while let Ok(Ok(n)) = self
+                .rt
+                .block_on(async { tokio::time::timeout(wait, theirs.read_buf(&mut buf)).await })
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+            let mut frames = broker_wire::FrameDecoder::new(1 << 20);
+            let mut out = Vec::new();
+            while let Some(frame) = frames.decode(&mut buf).unwrap() {
+                let env = Envelope::decode(&frame, &Limits::default()).unwrap();
+                if let Payload::Data(Data::Count(n)) = env.payload {
+                    out.push(n);
+                }
+            }
+            out
+        }
+
+        /// A batch from `PEER` as its reader task hands it over.
+        fn incoming(&self, n: u64) -> Cmd {
+            let msg = crate::translate::to_message(envelope(n), PeerKind::Broker).unwrap();
+            Cmd::Incoming {
+                peer: PEER,
+                conn: 1,
+                msgs: vec![msg],
+                ack: None,
+                reader: None,
+            }
+        }
     }
 
-    /// A reader's batch racing a waiting subscriber, aimed at deterministically: while a batch
-    /// the reader task read is still in the core's channel, a subscriber's thread must not read
-    /// the socket (what it read would overtake that batch); once the core handled the batch, it
-    /// reads. Fails when the in-flight check is removed from `Inbox::read_now`.
-    #[test]
-    fn a_waiting_subscriber_never_reads_past_a_batch_still_in_flight() {
-        use broker_routing::PeerKind;
-        use broker_wire::{encode_frame, Envelope, Limits, Payload};
-        use bytes::BytesMut;
-        use tokio::io::AsyncWriteExt;
-
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (ours, mut theirs) = tokio::io::duplex(4096);
-        let mut bytes = BytesMut::new();
-        let env = Envelope {
-            sender: EndpointId::from_bytes([2; 16]),
+    fn envelope(n: u64) -> Envelope {
+        Envelope {
+            sender: PEER,
             receiver: EndpointId::NIL,
             ttl: 16,
             topic: Topic::new("/t").unwrap(),
-            payload: Payload::Data(Data::Count(7)),
-        };
+            payload: Payload::Data(Data::Count(n)),
+        }
+    }
+
+    #[test]
+    fn with_the_fast_paths_off_nothing_goes_straight_out() {
+        let rig = Rig::new(false);
+        assert!(
+            rig.shared.publish_now(one(0)).is_some(),
+            "handed back, for the intake"
+        );
+        assert_eq!(rig.shared.lock().router.stats().published, 0);
+    }
+
+    /// A publication racing work already in the intake: the publisher that runs the round
+    /// itself first takes what was queued before it (a peering, another publication), so its
+    /// own publication overtakes nothing. Fails when `Core::round` handles `own` first.
+    #[test]
+    fn a_publication_run_on_its_own_thread_overtakes_nothing_queued_before_it() {
+        let rig = Rig::new(true);
+        let (peering, mut theirs) = rig.handshaken();
+        rig.cmds.send(peering).unwrap();
+        rig.pubs.try_send(one(1)).unwrap();
+        assert!(
+            rig.shared.publish_now(one(2)).is_none(),
+            "published on this thread"
+        );
+        assert_eq!(
+            rig.sent(&mut theirs),
+            [1, 2],
+            "to the peer queued before, in order"
+        );
+    }
+
+    #[test]
+    fn whoever_finds_the_core_busy_or_the_runtime_awake_leaves_the_work_in_the_intake() {
+        let rig = Rig::new(true);
+        {
+            let _busy = rig.shared.lock();
+            assert!(rig.shared.publish_now(one(1)).is_some(), "the core is busy");
+        }
+        rig.shared.activity.set_spinning_for_tests(true);
+        assert!(
+            rig.shared.publish_now(one(2)).is_some(),
+            "the runtime is awake"
+        );
+        rig.shared.activity.set_spinning_for_tests(false);
+        rig.shared.lock().closing = true;
+        assert!(rig.shared.publish_now(one(3)).is_some(), "shutting down");
+        assert_eq!(rig.shared.lock().router.stats().published, 0);
+    }
+
+    /// A reader's batch racing a waiting subscriber: a batch the reader task read is still in
+    /// the intake when a subscriber's thread reads the next bytes from the socket; the
+    /// subscriber's round takes the reader's batch first. Fails when `Core::round` handles
+    /// `own` before the queued commands.
+    #[test]
+    fn a_waiting_subscriber_never_overtakes_a_batch_the_reader_already_queued() {
+        let rig = Rig::new(true);
+        let _theirs = rig.peer();
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let mut bytes = BytesMut::new();
+        let env = envelope(2);
         encode_frame(&mut bytes, |b| env.encode(b)).unwrap();
-        rt.block_on(theirs.write_all(&bytes)).unwrap();
+        rig.rt.block_on(theirs.write_all(&bytes)).unwrap();
         let (read, _write) = tokio::io::split(ours);
         let inbox = Inbox::new(
             Box::pin(read),
             BytesMut::new(),
             Arc::default(),
-            EndpointId::from_bytes([2; 16]),
+            PEER,
             1,
             PeerKind::Broker,
             Limits::default(),
         );
-        let router = Router::new(EndpointId::from_bytes([1; 16]), 1, RouterConfig::default());
-        let shared = Shared::new(Core::new(router), true);
-        let _rt = rt.enter();
+        rig.cmds.send(rig.incoming(1)).unwrap();
+        let _rt = rig.rt.enter();
+        assert!(rig.shared.read_now(&inbox), "read on this thread");
+        assert_eq!(rig.got(), [1, 2], "the reader's batch first");
+        assert!(!rig.shared.read_now(&inbox), "nothing more");
+    }
 
-        inbox.in_flight_for_tests().sending();
+    /// A ring that an application thread's round answered by taking the work: the core task
+    /// must still be woken once, to register for the next item (a queue wakes a waiter only
+    /// once per registration). Fails when `Activity::drive_begin` forgets a ring not yet
+    /// answered.
+    #[test]
+    fn after_a_thread_drove_the_core_the_runtime_still_hears_of_the_next_item() {
+        let rig = Rig::new(true);
+        let task = rig.rt.spawn(Core::run(rig.shared.clone()));
+        let settle = || {
+            rig.rt
+                .block_on(async { tokio::time::sleep(std::time::Duration::from_millis(20)).await })
+        };
+        settle();
+        // The spinner spins: a ring waits for it.
+        rig.shared.activity.set_spinning_for_tests(true);
+        rig.cmds.send(Cmd::Forward(vec![])).unwrap();
+        let core = rig.shared.try_lock().expect("the core task is idle");
+        rig.shared.drive(core, Own::Publish(one(1)));
+        rig.shared.activity.stop_spinning_for_tests();
+        settle();
+        let (done, shut) = tokio::sync::oneshot::channel();
+        rig.cmds.send(Cmd::Shutdown(done)).unwrap();
+        settle();
         assert!(
-            !shared.read_now(&inbox),
-            "read past a batch the core has not handled"
+            rig.rt
+                .block_on(async {
+                    tokio::time::timeout(std::time::Duration::from_secs(1), shut).await
+                })
+                .is_ok(),
+            "the core task never heard of the shutdown"
         );
-        inbox.in_flight_for_tests().handled();
-        assert!(shared.read_now(&inbox), "the data is still there, in order");
+        assert!(task.is_finished());
     }
 }

@@ -35,6 +35,9 @@ pub(crate) struct Activity {
     /// while the two differ.
     taken: AtomicU64,
     spinning: AtomicBool,
+    /// An application thread holds the core's lock and drives it (see `shared`): it answers
+    /// rings as it leaves.
+    driving: AtomicBool,
     wake: Notify,
     /// A wake-up for the core is waiting.
     rung: AtomicBool,
@@ -71,6 +74,61 @@ impl Activity {
         self.handed.load(Ordering::Relaxed) != self.taken.load(Ordering::Relaxed)
     }
 
+    /// Whether the runtime's thread is awake and watching (its spinner spins): work left in
+    /// the intake is taken within a microsecond or two.
+    pub(crate) fn awake(&self) -> bool {
+        self.spinning.load(Ordering::Relaxed)
+    }
+
+    /// Sets the spinner's flag as the spinner does (tests aim at interleavings with it).
+    #[cfg(test)]
+    pub(crate) fn set_spinning_for_tests(&self, on: bool) {
+        self.spinning.store(on, Ordering::SeqCst);
+    }
+
+    /// Clears the spinner's flag as the spinner does when it stops (tests).
+    #[cfg(test)]
+    pub(crate) fn stop_spinning_for_tests(&self) {
+        drop(Spinning(self));
+    }
+
+    /// An application thread took the core's lock to drive it: rings meanwhile wait for
+    /// [`drive_end`](Self::drive_end). (A ring not yet answered stays: besides the work it
+    /// announced, which the driving thread takes, it means that the core task must poll its
+    /// queues again to hear of the next item.)
+    pub(crate) fn drive_begin(&self) {
+        self.driving.store(true, Ordering::SeqCst);
+    }
+
+    /// The driving thread let go of the core's lock: it passes on the rings that came
+    /// meanwhile and, with `wanted`, one of its own (the core needs its timer looked at).
+    pub(crate) fn drive_end(&self, wanted: bool) {
+        if wanted {
+            self.rung.store(true, Ordering::SeqCst);
+        }
+        self.driving.store(false, Ordering::SeqCst);
+        if !self.spinning.load(Ordering::SeqCst) {
+            self.answer();
+        }
+    }
+
+    /// The runtime's core task found the core's lock held: whoever holds it answers the ring
+    /// as it leaves, or, if it has already left, the ring wakes the task at once.
+    pub(crate) fn busy(&self) {
+        self.ring();
+    }
+
+    /// Rings: the core task is woken now, unless the spinner or a driving thread will pass the
+    /// ring on.
+    fn ring(&self) {
+        self.rung.store(true, Ordering::SeqCst);
+        // Either a watcher is still watching and will see the ring, or it has stopped and this
+        // sees that (both sides store, then load, sequentially consistent).
+        if !self.spinning.load(Ordering::SeqCst) && !self.driving.load(Ordering::SeqCst) {
+            self.answer();
+        }
+    }
+
     /// Remembers the waker of the task that waits behind this doorbell.
     pub(crate) fn register(&self, waker: &Waker) {
         let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
@@ -98,12 +156,7 @@ impl Wake for Activity {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.rung.store(true, Ordering::SeqCst);
-        // Either the spinner still spins and will see the ring, or it has stopped and this
-        // sees that (both sides store, then load, sequentially consistent).
-        if !self.spinning.load(Ordering::SeqCst) {
-            self.answer();
-        }
+        self.ring();
     }
 }
 
@@ -121,7 +174,9 @@ impl<'a> Spinning<'a> {
 impl Drop for Spinning<'_> {
     fn drop(&mut self) {
         self.0.spinning.store(false, Ordering::SeqCst);
-        self.0.answer();
+        if !self.0.driving.load(Ordering::SeqCst) {
+            self.0.answer();
+        }
     }
 }
 
