@@ -320,6 +320,27 @@ fn tput_contention(n: u64) -> Result<f64> {
     Ok((2 * half) as f64 / end.duration_since(start).as_secs_f64())
 }
 
+/// Throughput in this process over loopback when the publisher calls `publish` once per
+/// message (what most applications and bindings do), instead of handing over batches.
+fn tput_singles(n: u64) -> Result<f64> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    let port = b.listen("127.0.0.1", 0)?;
+    a.peer("127.0.0.1", port, None)?;
+    let start = Instant::now();
+    let publisher = std::thread::spawn(move || -> Result<()> {
+        for i in 0..n {
+            a.publish("/bench/data", Data::Count(i))?;
+        }
+        Ok(())
+    });
+    let end = drain(&sub, n)?;
+    publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    Ok(n as f64 / end.duration_since(start).as_secs_f64())
+}
+
 /// Resident memory of process `pid`, in KiB (Linux `VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -547,6 +568,7 @@ const CASES: &[&str] = &[
     "latency",
     "flood",
     "stream",
+    "singles",
     "contention",
 ];
 
@@ -637,6 +659,11 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
         fields.push(("tput_stream_small_msgs", Some(ts)));
         fields.push(("lat_stream_p50_us", Some(us(ls_50))));
         fields.push(("lat_stream_p99_us", Some(us(ls_99))));
+    }
+    if wanted("singles") {
+        let ts = tput_singles(small / 2)?;
+        println!("one process, one count:     {ts:>12.0} msg/s   (one publish call per message)");
+        fields.push(("tput_singles_small_msgs", Some(ts)));
     }
     if wanted("contention") {
         let tc = tput_contention(small)?;

@@ -159,8 +159,9 @@ enum Command {
         stores: bool,
         /// Run only these cases (comma-separated): tput (two processes), inproc (one process
         /// over loopback), local (peered in process), latency (ping-pong), flood (node memory),
-        /// stream (the subscriber as an async Stream: throughput and ping-pong), contention
-        /// (two publisher threads and two subscriber threads sharing endpoints).
+        /// stream (the subscriber as an async Stream: throughput and ping-pong), singles (one
+        /// `publish` call per message), contention (two publisher threads and two subscriber
+        /// threads sharing endpoints).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

@@ -447,6 +447,7 @@ fn bench_runs_every_case_and_reports_each() {
         "node_flood_rss_peak_kib",
         "tput_stream_small_msgs",
         "lat_stream_p50_us",
+        "tput_singles_small_msgs",
         "tput_contention_small_msgs",
     ] {
         let at = json

@@ -92,7 +92,7 @@ impl Announce for Installer<'_> {
 }
 
 /// What every connection of an endpoint needs, made once per endpoint and shared: the
-/// endpoint's id and configuration, the core's channel, TLS, and the connection counts.
+/// endpoint's id and configuration, the core's command queue, TLS, and the connection counts.
 pub(crate) struct Net {
     pub(crate) me: EndpointId,
     pub(crate) config: Arc<Configuration>,

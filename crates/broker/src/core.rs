@@ -1,6 +1,7 @@
-//! The endpoint's core: the state that owns the router (`Core`), what it does with each command
-//! (`handle`), the task loop that drives it on the runtime thread (`run`), and link flushing
-//! (router messages to outboxes and in-process peers). Whoever holds the core's lock — the
+//! The endpoint's core: the state that owns the router and the intake (`Core`), a round of
+//! work over the intake (`round`), what it does with each command (`handle`), the task loop
+//! that runs rounds on the runtime thread (`run`), and link flushing (router messages to
+//! outboxes and in-process peers). Whoever holds the core's lock — the
 //! runtime thread here, or an application thread through the `shared` module — runs this code;
 //! see that module for the one rule and the lock table.
 
@@ -34,7 +35,7 @@ use crate::Error;
 const CHUNK_MESSAGES: usize = 256;
 
 /// Messages an in-process peer may have received but not yet processed (what a socket
-/// writer's bounded channel allows).
+/// connection's queue of chunks allows).
 const LOCAL_IN_FLIGHT: usize = 8 * CHUNK_MESSAGES;
 
 /// How long a peer's buffer may stay over half full before the peer counts as slow and stops
@@ -56,7 +57,7 @@ enum Link {
     /// (`Cmd::Writable`) when asked to.
     Socket(Outbox),
     /// As they are (shared values), to another endpoint's core in this process. `in_flight`
-    /// counts messages sent but not yet processed, bounded like a socket writer's channel.
+    /// counts messages sent but not yet processed, bounded like a connection's queue of chunks.
     Local {
         core: mpsc::UnboundedSender<Cmd>,
         remote_conn: u64,
@@ -121,7 +122,7 @@ pub(crate) struct Core {
     store_events_wanted: Arc<AtomicBool>,
     /// Where each round of work is reported, for the runtime's spinner.
     pub(crate) activity: Arc<Activity>,
-    /// Publications taken from the channel that wait for room at the peers.
+    /// Publications taken from the intake that wait for room at the peers.
     pub(crate) pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
     /// A shutdown has begun: no new publications.
     pub(crate) closing: bool,
@@ -587,7 +588,7 @@ impl Core {
         !self.store_overflow.is_empty() || !self.deferred.is_empty()
     }
 
-    /// Takes a command from the channel: a batch from a peer (and a peering's start or end)
+    /// Takes a command from the intake: a batch from a peer (and a peering's start or end)
     /// waits while the stores are behind (so its reader stops reading and TCP pushes back, as
     /// for a busy core); anything else is handled at once.
     pub(crate) fn accept(&mut self, cmd: Cmd) {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_data::Data;
 use broker_routing::{Config as RouterConfig, Router};
@@ -916,7 +916,7 @@ impl Endpoint {
             queue: queue.clone(),
         })?;
         Ok(Subscriber {
-            spin_until: None,
+            spun: false,
             id,
             queue,
             endpoint: self.clone(),
@@ -1097,8 +1097,9 @@ fn unshare(d: Arc<Data>) -> Data {
 /// Blocking (`get`, `get_timeout`, `get_n`), non-blocking (`poll`, `available`), a descriptor
 /// for `poll(2)`/`epoll` (`fd`), and a `Stream` for async code.
 pub struct Subscriber {
-    /// While an async reader finds nothing: until when it keeps looking (see `poll_next`).
-    spin_until: Option<Instant>,
+    /// As an async `Stream`: it waited for a message since it last returned one (see
+    /// `poll_next`).
+    spun: bool,
     id: u64,
     queue: Arc<Queue<DataMessage>>,
     endpoint: Endpoint,
@@ -1177,30 +1178,28 @@ impl Drop for Subscriber {
 
 impl futures_core::Stream for Subscriber {
     type Item = DataMessage;
-    /// The next message. With nothing there, it reads the endpoint's sockets itself (as a
-    /// blocking `get` does while it spins, see `shared`) and, for `Configuration::spin_wait`
-    /// after the last message, asks to be polled again at once instead of waiting for a
-    /// wake-up from the runtime's thread (which costs tens of microseconds): the async form of
-    /// spinning, which lets the executor run other tasks between looks.
+    /// The next message. With nothing there, the first poll after a message waits as a
+    /// blocking `get` does before it sleeps: for up to `Configuration::spin_wait` it looks at
+    /// the queue and reads the endpoint's sockets itself (see `shared`), on the polling
+    /// thread. A message that arrives meanwhile is then taken without a wake-up from the
+    /// runtime's thread, which costs tens of microseconds; the price is one poll of up to
+    /// `spin_wait` per message (100 µs by default, within what tokio allows a task between
+    /// awaits; `spin_wait = 0` never holds the executor). Later polls that find nothing (a
+    /// spurious wake-up, a `select!` sibling's turn) return at once.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DataMessage>> {
         let this = self.get_mut();
         let mut next = this.queue.poll_one(cx.waker());
-        if matches!(next, Ok(None)) && this.endpoint.inner.read_now() {
+        if matches!(next, Ok(None)) && !this.spun {
+            this.spun = true;
+            this.queue.spin_reading(&|| this.endpoint.inner.read_now());
             next = this.queue.poll_one(cx.waker());
         }
         match next {
             Ok(Some(m)) => {
-                this.spin_until = None;
+                this.spun = false;
                 Poll::Ready(Some(m))
             }
-            Ok(None) => {
-                let now = Instant::now();
-                let until = *this.spin_until.get_or_insert(now + this.queue.spin());
-                if now < until {
-                    cx.waker().wake_by_ref();
-                }
-                Poll::Pending
-            }
+            Ok(None) => Poll::Pending,
             Err(()) => Poll::Ready(None),
         }
     }

@@ -1,16 +1,17 @@
 //! A connection's incoming side, shared by its reader task and by subscribers' threads that
 //! wait for messages.
 //!
-//! A subscriber that spins in `get` (see `Configuration::spin_wait`) reads the sockets of its
-//! endpoint itself, one connection per turn, and routes what it finds under the core's lock,
-//! as a publisher after a pause publishes straight out (see `core::Shared::publish_now`): a
-//! message then goes from the socket to the subscriber on one thread, without waiting for the
-//! runtime's thread to notice it and hand it over, which on a busy machine costs the
-//! processor's next turn. The reader task still does everything else (waits for data, takes
-//! bulk traffic, finds errors and the end of the stream).
+//! A subscriber that spins in `get` (see `Configuration::spin_wait`), or an async `Stream`
+//! that looks again, reads the sockets of its endpoint itself, one connection per turn, and
+//! runs a round of the core with what it finds (see `shared`): a message then goes from the
+//! socket to the subscriber on one thread, without waiting for the runtime's thread to notice
+//! it and hand it over, which on a busy machine costs the processor's next turn. The reader
+//! task still does everything else (waits for data, takes bulk traffic, finds errors and the
+//! end of the stream).
 //!
-//! Order: both read the same buffer under the inbox's lock, and a subscriber's thread reads
-//! only while none of what the reader task handed the core is still in the core's channel.
+//! Order: both read the same buffer under the inbox's lock; the reader task hands its batches
+//! to the core's intake under that lock, and a subscriber's thread runs its round under it
+//! too, so the round takes the reader's earlier batches before the subscriber's.
 
 use std::future::Future;
 use std::io::{ErrorKind, Read};
@@ -335,7 +336,7 @@ impl Inbox {
             }
             Err(e) => {
                 // Reported as the reader task reports its own (the messages before the bad
-                // frame first, through the core's channel, then the error); the reader task
+                // frame first, through the intake, then the error); the reader task
                 // then closes the connection with this reason.
                 let sender = core.sender();
                 st.ended = Some(Some(match sender {

@@ -1,15 +1,14 @@
 //! How many batches a connection's reader task handed the core that the core has not handled
 //! yet: the reader stops at [`MAX_IN_FLIGHT`] (so TCP pushes back on a peer that sends faster
-//! than the core routes) and is woken when the core catches up; a subscriber's thread reads a
-//! socket itself only while the count is zero (so nothing read later overtakes anything read
-//! earlier). A leaf: the core gets it with each batch (`Cmd::Incoming`) and calls
-//! [`handled`](InFlight::handled), without knowing what a reader is.
+//! than the core routes) and is woken when the core catches up. A leaf: the core gets it with
+//! each batch (`Cmd::Incoming`) and calls [`handled`](InFlight::handled), without knowing what
+//! a reader is. (It is flow control only: order comes from the intake, see `shared`.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Waker};
 
-/// Batches one reader may have in the core's channel before it stops reading. A batch is what
+/// Batches one reader may have in the core's intake before it stops reading. A batch is what
 /// one read brought, at most about 64 KiB.
 pub(crate) const MAX_IN_FLIGHT: usize = 8;
 
@@ -22,8 +21,7 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// A batch is about to be sent to the core (counted before it is sent, so that a thread
-    /// that finds the count at zero knows the core has everything read before).
+    /// A batch is about to be sent to the core.
     pub(crate) fn sending(&self) {
         self.count.fetch_add(1, Ordering::SeqCst);
     }

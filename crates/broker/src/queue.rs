@@ -153,6 +153,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Spins as a reader in `take_reading` does, without taking anything.
+    pub(crate) fn spin_reading(&self, read: &dyn Fn() -> bool) {
+        self.spin_for_items(None, read);
+    }
+
     /// Takes up to `max` items, waiting until at least one is there, the deadline passes or
     /// the queue closes.
     pub(crate) fn take(&self, max: usize, deadline: Option<Instant>) -> Vec<T> {
@@ -223,11 +228,6 @@ impl<T> Queue<T> {
     /// Whether the queue was closed (its endpoint shut down).
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
-    }
-
-    /// How long a reader spins before it sleeps.
-    pub(crate) fn spin(&self) -> Duration {
-        self.spin
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -22,10 +22,11 @@ use tokio::sync::Notify;
 
 /// What the core and the readers report after each round of work; the spinner watches it.
 ///
-/// It is also the doorbell of the core's publication channel (its [`Wake`]): a publisher's
-/// wake-up, which from another thread would cost the runtime's event descriptor a write and a
-/// poll, only rings here while the spinner spins, and the spinner passes it on to the core
-/// from the runtime's own thread at its next turn.
+/// It is also the doorbell of the core's intake (its [`Wake`]: every queue of the intake wakes
+/// the core task through it). A wake-up, which from another thread would cost the runtime's
+/// event descriptor a write and a poll, only rings here while a watcher watches — the spinner,
+/// which passes it on from the runtime's own thread at its next turn, or an application
+/// thread that drives the core (see `shared`), which passes it on as it lets go.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     rounds: AtomicU64,
@@ -62,8 +63,8 @@ impl Activity {
     }
 
     /// Records that the core took its commands: what readers had handed over is in its hands.
-    /// (A hand-over racing with this only costs the spinner a yield; the core's channel still
-    /// wakes the core.)
+    /// (A hand-over racing with this only costs the spinner a yield; the intake still wakes
+    /// the core.)
     pub(crate) fn take(&self) {
         self.taken
             .store(self.handed.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -72,12 +73,6 @@ impl Activity {
     /// Whether a reader handed the core a batch that it has not taken yet.
     fn waiting(&self) -> bool {
         self.handed.load(Ordering::Relaxed) != self.taken.load(Ordering::Relaxed)
-    }
-
-    /// Whether the runtime's thread is awake and watching (its spinner spins): work left in
-    /// the intake is taken within a microsecond or two.
-    pub(crate) fn awake(&self) -> bool {
-        self.spinning.load(Ordering::Relaxed)
     }
 
     /// Sets the spinner's flag as the spinner does (tests aim at interleavings with it).
