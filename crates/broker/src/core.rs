@@ -320,8 +320,17 @@ impl Core {
     /// thread passes none, takes everything queued and then `own`, its own work, which thus
     /// overtakes nothing queued before it.
     pub(crate) fn round(&mut self, mut cx: Option<&mut Context<'_>>, own: Option<Own>) -> Round {
+        let took = self.take_in(cx.as_deref_mut(), own);
+        self.finish_round(cx, took)
+    }
+
+    /// The first half of a [`round`](Self::round): takes what the intake holds, then `own`;
+    /// returns whether it took anything. What is taken is in order from here on: the second
+    /// half only moves its results out (a waiting subscriber runs it after letting go of the
+    /// socket's inbox, see `shared`).
+    pub(crate) fn take_in(&mut self, mut cx: Option<&mut Context<'_>>, own: Option<Own>) -> bool {
         let Some(mut intake) = self.intake.take() else {
-            return Round::default();
+            return false;
         };
         let app = cx.is_none();
         self.activity.take();
@@ -350,7 +359,7 @@ impl Core {
         let limit = if app { usize::MAX } else { CMDS_PER_ROUND };
         match intake
             .cmds
-            .take(cx.as_deref_mut(), &mut intake.cmd_batch, limit)
+            .take(cx, &mut intake.cmd_batch, limit)
         {
             Took::Some(_) => took = true,
             Took::Nothing => {}
@@ -366,6 +375,18 @@ impl Core {
             Some(Own::Handle(cmd)) => self.accept(cmd),
             None => {}
         }
+        self.intake = Some(intake);
+        took
+    }
+
+    /// The second half of a [`round`](Self::round): moves what the router wants done into
+    /// links and subscribers, takes store output, releases pending publications as far as the
+    /// peers have room, and advances a shutdown.
+    pub(crate) fn finish_round(&mut self, cx: Option<&mut Context<'_>>, mut took: bool) -> Round {
+        let Some(mut intake) = self.intake.take() else {
+            return Round::default();
+        };
+        let now = Instant::now();
         self.flush();
         if intake.store_waiting.is_none() && intake.stores_open {
             let mut one = Vec::new();

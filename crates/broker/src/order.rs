@@ -1,5 +1,5 @@
 //! The facade's lock order, checked: every lock that may be held with another has a rank, and
-//! a thread may take a lock only while every lock it holds ranks lower (core → inbox → sink;
+//! a thread may take a lock only while every lock it holds ranks lower (core → inbox → wire;
 //! see the lock table in `shared`). Debug builds (all tests) panic on a wrong order at the
 //! moment it happens, whether or not that run would have deadlocked; release builds check
 //! nothing and pay nothing.
@@ -13,8 +13,8 @@ pub(crate) enum Rank {
     Core = 1,
     /// A connection's incoming side (`Inbox`'s state).
     Inbox = 2,
-    /// A connection's socket write half (`Pipe::sink`).
-    Sink = 3,
+    /// A connection's socket write half and the queue in front of it (`outbox::Pipe`).
+    Wire = 3,
 }
 
 #[cfg(debug_assertions)]
@@ -39,7 +39,7 @@ impl<G> Ordered<G> {
             if let Some(top) = held.iter().max() {
                 assert!(
                     *top < rank,
-                    "lock order violated: taking {rank:?} while holding {top:?} (order: core → inbox → sink)"
+                    "lock order violated: taking {rank:?} while holding {top:?} (order: core → inbox → wire)"
                 );
             }
             held.push(rank);
@@ -85,15 +85,15 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
-    fn the_order_core_inbox_sink_passes() {
+    fn the_order_core_inbox_wire_passes() {
         let (a, b, c) = (Mutex::new(1), Mutex::new(2), Mutex::new(3));
         let core = Ordered::new(Rank::Core, a.lock().unwrap());
         let inbox = Ordered::new(Rank::Inbox, b.lock().unwrap());
-        let sink = Ordered::new(Rank::Sink, c.lock().unwrap());
+        let sink = Ordered::new(Rank::Wire, c.lock().unwrap());
         assert_eq!(*core + *inbox + *sink, 6);
         drop((sink, inbox, core));
         // Released: any lock may be taken again.
-        let _sink = Ordered::new(Rank::Sink, c.lock().unwrap());
+        let _sink = Ordered::new(Rank::Wire, c.lock().unwrap());
     }
 
     #[test]

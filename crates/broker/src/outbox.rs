@@ -59,7 +59,7 @@ impl Pipe {
         // A panic while writing leaves at worst a partly written chunk: the peer sees a bad
         // frame and disconnects, which is what a failed write means anyway.
         Ordered::new(
-            Rank::Sink,
+            Rank::Wire,
             self.wire.lock().unwrap_or_else(|e| e.into_inner()),
         )
     }

@@ -153,14 +153,17 @@ impl Shared {
         if core.closing {
             return false;
         }
-        let mut round = None;
+        let _runtime = self.runtime.enter();
+        let mut took = None;
         let found = inbox.read_now(&mut core, |core, batch| {
             self.activity.drive_begin();
-            let _runtime = self.runtime.enter();
-            round = Some(core.round(None, Some(Own::Handle(batch))));
+            took = Some(core.take_in(None, Some(Own::Handle(batch))));
         });
-        if let Some(round) = round {
+        // The batch is in order now: the rest of the round runs without the inbox's lock, so
+        // that the reader task does not wait for it.
+        if let Some(took) = took {
             core.read_while_waiting += 1;
+            let round = core.finish_round(None, took);
             drop(core);
             self.activity.drive_end(round.needs_runtime);
         }
