@@ -70,3 +70,47 @@ fn the_async_api_works_from_another_runtime() {
         a.shutdown_async().await;
     });
 }
+
+/// A subscriber polled as an async `Stream` takes the same low-latency path as a blocking
+/// `get`: with nothing queued, it reads its endpoint's sockets itself while it waits (as the
+/// metrics' `read_while_waiting` shows), and messages sent one at a time arrive in order. With
+/// the fast paths off (a whole test run with BROKER_FAST_PATHS=false) it never reads.
+#[test]
+fn a_stream_reads_sockets_itself_while_it_waits() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = (
+        Endpoint::new(Configuration::default()).unwrap(),
+        Endpoint::new(Configuration::default()).unwrap(),
+    );
+    let mut sub = b.make_subscriber(&["/lone"], None).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    let sender = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            for i in 0..2_000u64 {
+                std::thread::sleep(Duration::from_micros(30));
+                a.publish("/lone", Data::Count(i)).unwrap();
+            }
+        })
+    };
+    rt.block_on(async {
+        for i in 0..2_000u64 {
+            let m = tokio::time::timeout(Duration::from_secs(10), next(&mut sub))
+                .await
+                .expect("in time")
+                .expect("open");
+            assert_eq!(*m.data, Data::Count(i));
+        }
+    });
+    sender.join().unwrap();
+    let read = b.metrics().unwrap().read_while_waiting;
+    if b.fast_paths() {
+        assert!(read > 0, "the stream never read a socket itself");
+    } else {
+        assert_eq!(read, 0);
+    }
+}

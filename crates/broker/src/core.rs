@@ -357,10 +357,7 @@ impl Core {
         }
         self.catch_up_with_stores();
         let limit = if app { usize::MAX } else { CMDS_PER_ROUND };
-        match intake
-            .cmds
-            .take(cx, &mut intake.cmd_batch, limit)
-        {
+        match intake.cmds.take(cx, &mut intake.cmd_batch, limit) {
             Took::Some(_) => took = true,
             Took::Nothing => {}
             Took::Closed => intake.finished = true,

@@ -90,6 +90,11 @@ impl Pipe {
                         if n == front.len() {
                             wire.queue.pop_front();
                             wrote = true;
+                            if wire.wants_room {
+                                // Told at once, while the rest is still being written: the
+                                // core refills the queue before the socket runs dry.
+                                break;
+                            }
                         } else {
                             *front = front.slice(n..);
                         }
@@ -118,6 +123,7 @@ impl Pipe {
             wire.wants_room = false;
             return Poll::Ready(Turn::Wrote { room: true });
         }
+        // (Nothing written or nothing asked: woken by the socket or the core.)
         Poll::Pending
     }
 
