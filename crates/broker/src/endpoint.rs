@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker_data::Data;
 use broker_routing::{Config as RouterConfig, Router};
@@ -136,8 +136,11 @@ fn random_id() -> EndpointId {
     EndpointId::broker_rs(bytes)
 }
 
-/// Waits until the core lists `peer`, while some connection holds it (see
-/// `handshake::Claims`), for at most `timeout`.
+/// Waits until the core lists `peer`, for at most `timeout`, or until the connection that held
+/// it (see `handshake::Claims`) ends without peering. The peer may refuse our connection as
+/// redundant before its own one has reached us and claimed it here (its drop_conn on one
+/// socket can overtake its version_select on the other), so a claim not yet held is waited
+/// for; one held and released is the end.
 async fn await_peered(
     core: &mpsc::UnboundedSender<Cmd>,
     live: &Live,
@@ -145,6 +148,7 @@ async fn await_peered(
     timeout: Duration,
 ) -> Result<(), Error> {
     let end = tokio::time::Instant::now() + timeout;
+    let mut seen_held = false;
     loop {
         let (tx, rx) = oneshot::channel();
         core.send(Cmd::Peers(tx)).map_err(|_| closed())?;
@@ -152,7 +156,10 @@ async fn await_peered(
         if peers.iter().any(|p| p.id == Some(peer)) {
             return Ok(());
         }
-        if !live.claims.is_held(peer) || tokio::time::Instant::now() >= end {
+        let held = live.claims.is_held(peer);
+        let released = seen_held && !held;
+        seen_held |= held;
+        if released || tokio::time::Instant::now() >= end {
             return Err(Error::new(
                 ErrorCode::PeerUnavailable,
                 format!("the peering with {peer} over another connection did not complete"),
@@ -916,7 +923,7 @@ impl Endpoint {
             queue: queue.clone(),
         })?;
         Ok(Subscriber {
-            spun: false,
+            waiting_since: None,
             id,
             queue,
             endpoint: self.clone(),
@@ -1097,9 +1104,8 @@ fn unshare(d: Arc<Data>) -> Data {
 /// Blocking (`get`, `get_timeout`, `get_n`), non-blocking (`poll`, `available`), a descriptor
 /// for `poll(2)`/`epoll` (`fd`), and a `Stream` for async code.
 pub struct Subscriber {
-    /// As an async `Stream`: it waited for a message since it last returned one (see
-    /// `poll_next`).
-    spun: bool,
+    /// As an async `Stream`: since when it has waited for a message (see `poll_next`).
+    waiting_since: Option<Instant>,
     id: u64,
     queue: Arc<Queue<DataMessage>>,
     endpoint: Endpoint,
@@ -1184,19 +1190,22 @@ impl futures_core::Stream for Subscriber {
     /// thread. A message that arrives meanwhile is then taken without a wake-up from the
     /// runtime's thread, which costs tens of microseconds; the price is one poll of up to
     /// `spin_wait` per message (100 µs by default, within what tokio allows a task between
-    /// awaits; `spin_wait = 0` never holds the executor). Later polls that find nothing (a
+    /// awaits; `spin_wait = 0` never holds the executor), and only while spinning pays (a
+    /// trickle of messages turns it off, see `governor`). Later polls that find nothing (a
     /// spurious wake-up, a `select!` sibling's turn) return at once.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DataMessage>> {
         let this = self.get_mut();
         let mut next = this.queue.poll_one(cx.waker());
-        if matches!(next, Ok(None)) && !this.spun {
-            this.spun = true;
+        if matches!(next, Ok(None)) && this.waiting_since.is_none() {
+            this.waiting_since = Some(Instant::now());
             this.queue.spin_reading(&|| this.endpoint.inner.read_now());
             next = this.queue.poll_one(cx.waker());
         }
         match next {
             Ok(Some(m)) => {
-                this.spun = false;
+                if let Some(since) = this.waiting_since.take() {
+                    this.queue.waited(since);
+                }
                 Poll::Ready(Some(m))
             }
             Ok(None) => Poll::Pending,
