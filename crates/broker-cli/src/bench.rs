@@ -341,6 +341,49 @@ fn tput_singles(n: u64) -> Result<f64> {
     Ok(n as f64 / end.duration_since(start).as_secs_f64())
 }
 
+/// Processor time this process has used so far (user and system, Linux `/proc/self/stat`, in
+/// clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) start at its ')'.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// A trickle in this process over loopback: one small message every 300 µs (longer than the
+/// spin budget), received by a thread blocked in `get`. Returns the processors' share used by
+/// the whole process meanwhile (1.0 = one processor busy): spinning that does not pay shows.
+fn trickle_cpu(n: u64) -> Result<f64> {
+    let (a, b) = (endpoint()?, endpoint()?);
+    let sub = b.make_subscriber(&["/bench/trickle"], None)?;
+    let port = b.listen("127.0.0.1", 0)?;
+    a.peer("127.0.0.1", port, None)?;
+    let (start, cpu) = (Instant::now(), cpu_time());
+    let publisher = std::thread::spawn(move || -> Result<()> {
+        for i in 0..n {
+            std::thread::sleep(Duration::from_micros(300));
+            a.publish("/bench/trickle", Data::Count(i))?;
+        }
+        Ok(())
+    });
+    for _ in 0..n {
+        if sub.get_timeout(WAIT).is_none() {
+            bail!("the trickle stalled");
+        }
+    }
+    let share = (cpu_time() - cpu).as_secs_f64() / start.elapsed().as_secs_f64();
+    publisher
+        .join()
+        .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    Ok(share)
+}
+
 /// Resident memory of process `pid`, in KiB (Linux `VmRSS`).
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -569,6 +612,7 @@ const CASES: &[&str] = &[
     "flood",
     "stream",
     "singles",
+    "trickle",
     "contention",
 ];
 
@@ -664,6 +708,14 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
         let ts = tput_singles(small / 2)?;
         println!("one process, one count:     {ts:>12.0} msg/s   (one publish call per message)");
         fields.push(("tput_singles_small_msgs", Some(ts)));
+    }
+    if wanted("trickle") {
+        let share = trickle_cpu(3_000)?;
+        println!(
+            "trickle, one message / 300 µs: {:>6.1} % of a processor   (one process, both endpoints)",
+            share * 100.0
+        );
+        fields.push(("trickle_cpu_pct", Some(share * 100.0)));
     }
     if wanted("contention") {
         let tc = tput_contention(small)?;

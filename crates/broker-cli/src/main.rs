@@ -160,8 +160,9 @@ enum Command {
         /// Run only these cases (comma-separated): tput (two processes), inproc (one process
         /// over loopback), local (peered in process), latency (ping-pong), flood (node memory),
         /// stream (the subscriber as an async Stream: throughput and ping-pong), singles (one
-        /// `publish` call per message), contention (two publisher threads and two subscriber
-        /// threads sharing endpoints).
+        /// `publish` call per message), trickle (processor share while receiving one message
+        /// every 300 µs), contention (two publisher threads and two subscriber threads sharing
+        /// endpoints).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },

@@ -448,6 +448,7 @@ fn bench_runs_every_case_and_reports_each() {
         "tput_stream_small_msgs",
         "lat_stream_p50_us",
         "tput_singles_small_msgs",
+        "trickle_cpu_pct",
         "tput_contention_small_msgs",
     ] {
         let at = json

@@ -928,6 +928,8 @@ impl Core {
                     peers,
                     subscribers,
                     read_while_waiting: self.read_while_waiting,
+                    spins_skipped: self.activity.governor.skipped()
+                        + self.subs.values().map(|q| q.spins_skipped()).sum::<u64>(),
                     link_states: self.router.known_endpoints().len(),
                     refused_connections: 0,
                 });

@@ -20,6 +20,7 @@ mod connection;
 mod core;
 mod endpoint;
 mod error;
+mod governor;
 mod handshake;
 mod inbox;
 mod inflight;

@@ -10,6 +10,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use crate::governor::Governor;
+
 struct State<T> {
     items: VecDeque<T>,
     dropped: u64,
@@ -35,6 +37,8 @@ pub(crate) struct Queue<T> {
     wake: AtomicBool,
     /// How long a reader spins before it sleeps (see `Configuration::spin_wait`).
     spin: Duration,
+    /// Whether spinning pays for this queue's readers.
+    governor: Governor,
     /// Readable end of the readiness pipe, handed out by `fd()`.
     reader: UnixStream,
     writer: UnixStream,
@@ -60,6 +64,7 @@ impl<T> Queue<T> {
             capacity: capacity.max(1),
             wake: AtomicBool::new(false),
             spin,
+            governor: Governor::default(),
             reader,
             writer,
         })
@@ -134,8 +139,12 @@ impl<T> Queue<T> {
     /// instead of sleeping at once answers in microseconds: waking a sleeping thread costs
     /// tens of microseconds on virtual machines. Between looks it calls `read`, which may
     /// fetch items itself (see `inbox`); it yields the processor only when that found nothing.
+    /// It spins only while that pays (see `governor`).
     fn spin_for_items(&self, deadline: Option<Instant>, read: &dyn Fn() -> bool) {
         if self.spin.is_zero() || self.wake.load(Ordering::Acquire) {
+            return;
+        }
+        if !self.governor.should_spin() {
             return;
         }
         let start = Instant::now();
@@ -148,14 +157,31 @@ impl<T> Queue<T> {
                 return;
             }
             if !read() {
+                let before = Instant::now();
                 std::thread::yield_now();
+                if self.governor.yielded(before.elapsed(), self.spin) {
+                    return;
+                }
             }
         }
     }
 
-    /// Spins as a reader in `take_reading` does, without taking anything.
+    /// Spins as a reader in `take_reading` does, without taking anything (an async reader's
+    /// first look after a message; it reports the wait's end with [`waited`](Self::waited)).
     pub(crate) fn spin_reading(&self, read: &dyn Fn() -> bool) {
         self.spin_for_items(None, read);
+    }
+
+    /// A reader's wait that began at `since` ended with an item (tells the governor).
+    pub(crate) fn waited(&self, since: Instant) {
+        if !self.spin.is_zero() {
+            self.governor.waited(since.elapsed(), self.spin);
+        }
+    }
+
+    /// How many waits slept at once because spinning did not pay.
+    pub(crate) fn spins_skipped(&self) -> u64 {
+        self.governor.skipped()
     }
 
     /// Takes up to `max` items, waiting until at least one is there, the deadline passes or
@@ -172,6 +198,8 @@ impl<T> Queue<T> {
         deadline: Option<Instant>,
         read: &dyn Fn() -> bool,
     ) -> Vec<T> {
+        // A wait that finds items at once says nothing about spinning.
+        let since = (!self.wake.load(Ordering::Acquire)).then(Instant::now);
         self.spin_for_items(deadline, read);
         let mut s = self.lock();
         loop {
@@ -199,6 +227,16 @@ impl<T> Queue<T> {
         let n = max.min(s.items.len());
         let out: Vec<T> = s.items.drain(..n).collect();
         self.after_pop(&mut s);
+        drop(s);
+        if let Some(since) = since {
+            if out.is_empty() {
+                if !self.spin.is_zero() {
+                    self.governor.wasted();
+                }
+            } else {
+                self.waited(since);
+            }
+        }
         out
     }
 
@@ -325,5 +363,35 @@ mod tests {
             q.take(4, None).is_empty(),
             "a closed queue wakes a spinning reader"
         );
+    }
+
+    /// A reader that waits longer than its spin budget four times in a row sleeps at once
+    /// from then on; one wait that ends within the budget turns spinning back on. (Generous
+    /// times: a budget of 20 ms against gaps of 60 ms and 1 ms.)
+    #[test]
+    fn a_trickle_turns_a_readers_spinning_off_and_a_burst_back_on() {
+        let budget = Duration::from_millis(20);
+        let q = std::sync::Arc::new(Queue::new(8, budget).unwrap());
+        let push_after = |gap: Duration, v: u32| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(gap);
+                q.push_all([v]);
+            })
+        };
+        for i in 0..crate::governor::WASTED_BEFORE_SLEEPING {
+            let t = push_after(Duration::from_millis(60), i);
+            assert_eq!(q.take(1, None), [i]);
+            t.join().unwrap();
+        }
+        assert_eq!(q.spins_skipped(), 0, "every one of those spun first");
+        let t = push_after(Duration::from_millis(1), 100);
+        assert_eq!(q.take(1, None), [100]);
+        t.join().unwrap();
+        assert_eq!(q.spins_skipped(), 1, "the trickle turned spinning off");
+        let t = push_after(Duration::from_millis(1), 101);
+        assert_eq!(q.take(1, None), [101]);
+        t.join().unwrap();
+        assert_eq!(q.spins_skipped(), 1, "a quick answer turned it back on");
     }
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::governor::Governor;
+
 /// What the core and the readers report after each round of work; the spinner watches it.
 ///
 /// It is also the doorbell of the core's intake (its [`Wake`]: every queue of the intake wakes
@@ -44,6 +46,8 @@ pub(crate) struct Activity {
     rung: AtomicBool,
     /// The core task's own waker, as last seen.
     core: Mutex<Option<Waker>>,
+    /// Whether the spinner's spinning pays (see `governor`).
+    pub(crate) governor: Governor,
 }
 
 impl Activity {
@@ -182,8 +186,18 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
     if budget.is_zero() {
         return;
     }
+    // When the last activity before the spinner went to sleep was (see `governor`).
+    let mut idle_since: Option<Instant> = None;
     loop {
         activity.wake.notified().await;
+        if let Some(since) = idle_since.take() {
+            activity.governor.waited(since.elapsed(), budget);
+        }
+        if !activity.governor.should_spin() {
+            // Spinning has not paid lately: sleep until the next activity.
+            idle_since = Some(Instant::now());
+            continue;
+        }
         let spinning = Spinning::start(&activity);
         let mut seen = activity.rounds.load(Ordering::Relaxed);
         let mut end = Instant::now() + budget;
@@ -191,6 +205,7 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
         loop {
             // Yielding defers this task until the runtime has polled its I/O driver (without
             // blocking) and run whatever became ready.
+            let before = Instant::now();
             tokio::task::yield_now().await;
             let rounds = activity.rounds.load(Ordering::Relaxed);
             let now = Instant::now();
@@ -213,8 +228,13 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             // A publication that rang meanwhile goes to the core before the sockets are
             // looked at again.
             activity.answer();
+            if activity.governor.yielded(before.elapsed(), budget) {
+                // The processor is wanted elsewhere: spinning costs others more than it saves.
+                break;
+            }
         }
         drop(spinning);
+        idle_since = Some(end - budget);
     }
 }
 

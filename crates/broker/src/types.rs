@@ -108,6 +108,9 @@ pub struct Metrics {
     /// Batches of incoming messages that subscribers' threads, while waiting in `get`, read
     /// from a socket and routed themselves instead of waiting for the endpoint's runtime.
     pub read_while_waiting: u64,
+    /// Waits (of the runtime's spinner and of subscribers) that slept at once because
+    /// spinning had not paid lately (`Configuration::spin_wait` is adaptive).
+    pub spins_skipped: u64,
     /// Link states held (broker-rs endpoints known, this one included).
     pub link_states: usize,
     /// Incoming connections refused by `max_connections` or `max_handshakes`.
@@ -161,6 +164,11 @@ impl Metrics {
                 "broker_read_while_waiting_total",
                 "Batches of incoming messages read and routed by subscribers' threads while they waited.",
                 self.read_while_waiting,
+            ),
+            (
+                "broker_spins_skipped_total",
+                "Waits that slept at once because spinning had not paid lately.",
+                self.spins_skipped,
             ),
         ] {
             let _ = writeln!(
