@@ -358,13 +358,15 @@ fn cpu_time() -> Duration {
 
 /// A trickle in this process over loopback: one small message every 300 µs (longer than the
 /// spin budget), received by a thread blocked in `get`. Returns the processors' share used by
-/// the whole process meanwhile (1.0 = one processor busy): spinning that does not pay shows.
-fn trickle_cpu(n: u64) -> Result<f64> {
+/// the whole process meanwhile (1.0 = one processor busy; spinning that does not pay shows)
+/// and how many waits of both endpoints slept at once instead of spinning.
+fn trickle_cpu(n: u64) -> Result<(f64, u64)> {
     let (a, b) = (endpoint()?, endpoint()?);
     let sub = b.make_subscriber(&["/bench/trickle"], None)?;
     let port = b.listen("127.0.0.1", 0)?;
     a.peer("127.0.0.1", port, None)?;
     let (start, cpu) = (Instant::now(), cpu_time());
+    let a2 = a.clone();
     let publisher = std::thread::spawn(move || -> Result<()> {
         for i in 0..n {
             std::thread::sleep(Duration::from_micros(300));
@@ -378,10 +380,11 @@ fn trickle_cpu(n: u64) -> Result<f64> {
         }
     }
     let share = (cpu_time() - cpu).as_secs_f64() / start.elapsed().as_secs_f64();
+    let skipped = a2.metrics()?.spins_skipped + b.metrics()?.spins_skipped;
     publisher
         .join()
         .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
-    Ok(share)
+    Ok((share, skipped))
 }
 
 /// Resident memory of process `pid`, in KiB (Linux `VmRSS`).
@@ -710,9 +713,9 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
         fields.push(("tput_singles_small_msgs", Some(ts)));
     }
     if wanted("trickle") {
-        let share = trickle_cpu(3_000)?;
+        let (share, skipped) = trickle_cpu(3_000)?;
         println!(
-            "trickle, one message / 300 µs: {:>6.1} % of a processor   (one process, both endpoints)",
+            "trickle, one message / 300 µs: {:>6.1} % of a processor   (one process, both endpoints; {skipped} waits did not spin)",
             share * 100.0
         );
         fields.push(("trickle_cpu_pct", Some(share * 100.0)));

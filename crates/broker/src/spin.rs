@@ -59,6 +59,13 @@ impl Activity {
         }
     }
 
+    /// Consumes a wake-up that `touch` stored for the spinner while nobody waited, if any.
+    fn forget_stored_wake(&self) {
+        let stored = std::pin::pin!(self.wake.notified());
+        let _ =
+            std::future::Future::poll(stored, &mut std::task::Context::from_waker(Waker::noop()));
+    }
+
     /// Records that a reader on this runtime handed the core a batch: the core runs next, so
     /// the spinner keeps the processor for it.
     pub(crate) fn hand_over(&self) {
@@ -194,7 +201,10 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             activity.governor.waited(since.elapsed(), budget);
         }
         if !activity.governor.should_spin() {
-            // Spinning has not paid lately: sleep until the next activity.
+            // Spinning has not paid lately: sleep until the next activity. (Rounds of the
+            // burst that woke us may have stored a wake-up meanwhile: it is not the next
+            // activity, and would make spinning look as if it paid.)
+            activity.forget_stored_wake();
             idle_since = Some(Instant::now());
             continue;
         }
@@ -205,7 +215,6 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
         loop {
             // Yielding defers this task until the runtime has polled its I/O driver (without
             // blocking) and run whatever became ready.
-            let before = Instant::now();
             tokio::task::yield_now().await;
             let rounds = activity.rounds.load(Ordering::Relaxed);
             let now = Instant::now();
@@ -224,6 +233,7 @@ pub(crate) async fn spinner(activity: Arc<Activity>, budget: Duration) {
             }
             // Nothing to do here: let other threads on this processor (a subscriber, the
             // peer process) run first.
+            let before = Instant::now();
             std::thread::yield_now();
             // A publication that rang meanwhile goes to the core before the sockets are
             // looked at again.
@@ -271,6 +281,47 @@ mod tests {
                 "it never stopped"
             );
             assert!(start.elapsed() >= Duration::from_millis(20));
+            task.abort();
+        });
+    }
+
+    /// A trickle (bursts of two rounds, further apart than the budget) turns the spinner's
+    /// spinning off; quick activity turns it back on.
+    #[test]
+    fn a_trickle_of_bursts_turns_the_spinner_off_and_quick_activity_back_on() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let budget = Duration::from_millis(5);
+            let activity = Arc::new(Activity::default());
+            let task = tokio::spawn(spinner(activity.clone(), budget));
+            tokio::task::yield_now().await;
+            let burst = || {
+                activity.touch();
+                activity.touch();
+            };
+            for _ in 0..10 {
+                burst();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let skipped = activity.governor.skipped();
+            assert!(
+                skipped >= 4,
+                "only {skipped} of 10 slow bursts slept at once"
+            );
+            // Quick activity: spinning pays again.
+            for _ in 0..5 {
+                burst();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let before = activity.governor.skipped();
+            for _ in 0..5 {
+                burst();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(activity.governor.skipped(), before, "quick activity spins");
             task.abort();
         });
     }
