@@ -64,6 +64,9 @@ pub struct Configuration {
     /// (default 100 µs; zero: sleep at once). Waking a sleeping thread costs tens of
     /// microseconds, more on virtual machines; spinning briefly after each burst of traffic
     /// keeps round trips in the tens of microseconds at the price of that much processor time.
+    /// Spinning stops by itself while it does not pay (four waits in a row longer than this,
+    /// or a machine too busy to give the processor back in time) and resumes at the first wait
+    /// shorter than this (`Metrics::spins_skipped`).
     pub spin_wait: Duration,
     /// The off switch of every fast path (default on): off, all work goes through the
     /// endpoint's runtime thread — publications are handed to it instead of routed and written
