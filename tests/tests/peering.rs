@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use broker::{Configuration, Endpoint, ErrorCode, StatusCode, StatusEvent};
+use broker::{Configuration, Endpoint, ErrorCode, StatusCode, StatusEvent, SubscriberOverflow};
 use broker_data::Data;
 use broker_wire::{encode_frame, EndpointId, Envelope, FrameDecoder, Handshake, Payload, MAGIC};
 use bytes::BytesMut;
@@ -614,10 +614,12 @@ fn garbage_after_the_handshake_is_reported_once_whoever_reads_it() {
 }
 
 #[test]
-fn a_slow_subscriber_loses_the_oldest_messages_and_nothing_else_stalls() {
+fn a_dropping_subscriber_loses_the_oldest_messages_and_nothing_else_stalls() {
     let (a, b) = (endpoint(), endpoint());
     let port = b.listen("127.0.0.1", 0).unwrap();
-    let slow = b.make_subscriber(&["/t"], Some(4)).unwrap();
+    let slow = b
+        .make_subscriber_with(&["/t"], Some(4), SubscriberOverflow::DropOldest)
+        .unwrap();
     let fast = b.make_subscriber(&["/t"], Some(10_000)).unwrap();
     a.peer("127.0.0.1", port, None).unwrap();
     for i in 0..1000u64 {
@@ -673,6 +675,133 @@ fn the_subscriber_descriptor_is_readable_exactly_while_messages_are_pending() {
     assert!(readable(fd, 0));
     assert!(sub.get().is_some());
     assert!(!readable(fd, 50), "drained: not readable");
+}
+
+/// A lossless subscriber (the default) with a queue of 64 messages that reads slowly paces
+/// the publisher in the other process's endpoint: all 50,000 messages arrive, in order, none
+/// dropped, and its queue never holds more than 64.
+#[test]
+fn a_slow_lossless_subscriber_paces_a_remote_publisher_and_loses_nothing() {
+    let (a, b) = (endpoint(), endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let slow = b.make_subscriber(&["/t"], Some(64)).unwrap();
+    let fast = b.make_subscriber(&["/t"], None).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    let n = 50_000u64;
+    let publisher = std::thread::spawn(move || {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            a.publish_batch(chunk.iter().map(|i| ("/t", Data::Count(*i))))
+                .unwrap();
+        }
+        a
+    });
+    let mut next = 0u64;
+    let mut most = 0;
+    let mut fast_next = 0u64;
+    let mut rounds = 0u32;
+    while next < n {
+        most = most.max(slow.available());
+        let got = slow.get_n(16, Some(WAIT));
+        assert!(!got.is_empty(), "stalled at {next}");
+        for m in got {
+            assert_eq!(*m.data, Data::Count(next));
+            next += 1;
+        }
+        for m in fast.poll() {
+            assert_eq!(*m.data, Data::Count(fast_next));
+            fast_next += 1;
+        }
+        rounds += 1;
+        if rounds.is_multiple_of(128) {
+            // Slower than the publisher.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    while fast_next < n {
+        let m = fast
+            .get_timeout(WAIT)
+            .expect("the other subscriber gets everything");
+        assert_eq!(*m.data, Data::Count(fast_next));
+        fast_next += 1;
+    }
+    assert_eq!((slow.dropped(), fast.dropped()), (0, 0));
+    assert!(most <= 64, "the queue held {most}");
+    let _a = publisher.join().unwrap();
+}
+
+/// A publisher that hands over far more than its peer's buffer and unpeers at once still
+/// delivers everything: the unpeering waits for the publications before it, which go out as
+/// the peer takes them (a subscriber there that reads slowly paces them) instead of
+/// overflowing the peer's buffer.
+#[test]
+fn publications_before_an_unpeering_all_arrive_at_a_slow_subscriber() {
+    let (a, b) = (plain_endpoint(), plain_endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let sub = b.make_subscriber(&["/t"], Some(256)).unwrap();
+    let sa = a.make_status_subscriber(true).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    // 20 MB: more than the sockets, the writer and the peer's buffer hold together.
+    let n = 20_000u64;
+    let value = |i: u64| Data::from(format!("{i:01024}"));
+    let reader = std::thread::spawn(move || {
+        let mut next = 0u64;
+        while next < n {
+            let got = sub.get_n(64, Some(WAIT));
+            assert!(!got.is_empty(), "stalled at {next}");
+            for m in got {
+                assert_eq!(*m.data, value(next));
+                next += 1;
+            }
+            // Slower than the publisher.
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        sub.dropped()
+    });
+    a.publish_batch((0..n).map(|i| ("/t", value(i)))).unwrap();
+    assert!(a.unpeer("127.0.0.1", port).unwrap());
+    assert_eq!(reader.join().unwrap(), 0);
+    while let Some(ev) = sa.get_timeout(Duration::from_millis(10)) {
+        if let StatusEvent::Status { code, message, .. } = &ev {
+            assert_ne!(*code, StatusCode::PeerLost, "{message}");
+        }
+        assert!(!matches!(ev, StatusEvent::Error { .. }), "{ev:?}");
+    }
+}
+
+/// A lossless subscriber that never reads holds everything up for a second at most: then it
+/// counts as stuck and loses its oldest messages, and the others get everything.
+#[test]
+fn a_stuck_lossless_subscriber_stalls_nobody_for_long() {
+    let (a, b) = (endpoint(), endpoint());
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    let stuck = b.make_subscriber(&["/t"], Some(16)).unwrap();
+    let reader = b.make_subscriber(&["/t"], None).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    let n = 5_000u64;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        a.publish_batch(chunk.iter().map(|i| ("/t", Data::Count(*i))))
+            .unwrap();
+    }
+    for i in 0..n {
+        let m = reader
+            .get_timeout(WAIT)
+            .expect("the reader gets everything");
+        assert_eq!(*m.data, Data::Count(i));
+    }
+    assert_eq!(reader.dropped(), 0);
+    // The stuck queue gets its part in the same pass, possibly a moment after the reader's.
+    let end = Instant::now() + WAIT;
+    while stuck.dropped() + (stuck.available() as u64) < n && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(stuck.available(), 16);
+    assert_eq!(stuck.dropped(), n - 16);
+    let last: Vec<Data> = stuck
+        .poll()
+        .into_iter()
+        .map(|m| (*m.data).clone())
+        .collect();
+    assert_eq!(last, (n - 16..n).map(Data::Count).collect::<Vec<_>>());
 }
 
 #[test]
@@ -738,6 +867,9 @@ fn a_peer_that_stops_reading_is_removed_and_others_keep_receiving() {
     let mut received = 0;
     while received < n {
         let got = sub.get_n(100_000, Some(WAIT));
+        if got.is_empty() {
+            eprintln!("A {:#?}\nB {:#?}", a.metrics(), b.metrics());
+        }
         assert!(
             !got.is_empty(),
             "the healthy subscriber stalled at {received}"

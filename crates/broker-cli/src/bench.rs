@@ -86,7 +86,7 @@ pub(crate) fn peer(mode: &str, n: u64, transport: &str) -> Result<()> {
     let port = ep.listen("127.0.0.1", 0)?;
     match mode {
         "sink" => {
-            let sub = ep.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+            let sub = ep.make_subscriber(&["/bench/data"], None)?;
             println!("READY {port}");
             std::io::stdout().flush()?;
             drain(&sub, n)?;
@@ -171,7 +171,7 @@ fn tput_two_processes(n: u64, kind: &str) -> Result<(f64, u64)> {
 /// directly with shared values.
 fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
     let (a, b) = (endpoint()?, endpoint()?);
-    let sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    let sub = b.make_subscriber(&["/bench/data"], None)?;
     if local {
         a.peer_local(&b)?;
     } else {
@@ -201,7 +201,7 @@ async fn next_of(sub: &mut Subscriber) -> Option<broker::DataMessage> {
 /// `Stream` on a tokio runtime instead of blocking `get`.
 fn tput_stream(n: u64) -> Result<f64> {
     let (a, b) = (endpoint()?, endpoint()?);
-    let mut sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    let mut sub = b.make_subscriber(&["/bench/data"], None)?;
     let port = b.listen("127.0.0.1", 0)?;
     a.peer("127.0.0.1", port, None)?;
     let start = Instant::now();
@@ -280,8 +280,8 @@ fn latency_stream(rounds: u64) -> Result<(Duration, Duration)> {
 fn tput_contention(n: u64) -> Result<f64> {
     let (a, b) = (endpoint()?, endpoint()?);
     let subs = [
-        b.make_subscriber(&["/bench/c0"], Some(1_000_000))?,
-        b.make_subscriber(&["/bench/c1"], Some(1_000_000))?,
+        b.make_subscriber(&["/bench/c0"], None)?,
+        b.make_subscriber(&["/bench/c1"], None)?,
     ];
     let port = b.listen("127.0.0.1", 0)?;
     a.peer("127.0.0.1", port, None)?;
@@ -324,7 +324,7 @@ fn tput_contention(n: u64) -> Result<f64> {
 /// message (what most applications and bindings do), instead of handing over batches.
 fn tput_singles(n: u64) -> Result<f64> {
     let (a, b) = (endpoint()?, endpoint()?);
-    let sub = b.make_subscriber(&["/bench/data"], Some(1_000_000))?;
+    let sub = b.make_subscriber(&["/bench/data"], None)?;
     let port = b.listen("127.0.0.1", 0)?;
     a.peer("127.0.0.1", port, None)?;
     let start = Instant::now();
@@ -642,9 +642,12 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
     let mut fields: Vec<(&str, Option<f64>)> = Vec::new();
     if wanted("tput") {
         let (t2_small, sink_kib) = tput_two_processes(small, "small")?;
+        // This process published them: its peak so far is the publisher's.
+        let pub_kib = peak_rss_kib();
         println!(
-            "two processes, one count:   {t2_small:>12.0} msg/s   (sink peak {:.1} MiB)",
-            sink_kib as f64 / 1024.0
+            "two processes, one count:   {t2_small:>12.0} msg/s   (peak RSS: sink {:.1} MiB, publisher {:.1} MiB)",
+            sink_kib as f64 / 1024.0,
+            pub_kib as f64 / 1024.0
         );
         let (t2_big, _) = tput_two_processes(big, "1k")?;
         println!(
@@ -654,6 +657,7 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
         fields.push(("tput_2proc_small_msgs", Some(t2_small)));
         fields.push(("tput_2proc_1k_msgs", Some(t2_big)));
         fields.push(("sink_peak_rss_kib", Some(sink_kib as f64)));
+        fields.push(("pub_peak_rss_kib", Some(pub_kib as f64)));
     }
     if wanted("inproc") {
         let t1_small = tput_in_process(small, "small", false)?;

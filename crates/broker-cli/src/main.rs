@@ -19,6 +19,22 @@ mod throughput;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. Where the kernel backs every aligned
+/// anonymous region with 2 MiB pages (`/sys/kernel/mm/transparent_hugepage/enabled` set to
+/// `always`), mimalloc's arenas become resident 2 MiB at a time: a subscriber that holds a few
+/// megabytes of messages then had 35–45 MiB resident, and 11–15 MiB without huge pages, at the
+/// same speed (`sink_peak_rss_kib` of `broker bench --only tput`, docs/performance.md). The
+/// setting is checked when a page is first touched, so it also covers the arena that the
+/// allocator reserved before `main`.
+#[allow(unsafe_code)]
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours; failure
+    // (an old kernel) only leaves the kernel's default in place.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
@@ -443,6 +459,7 @@ fn unmark(v: &str) -> &str {
 }
 
 fn main() -> Result<()> {
+    no_transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)

@@ -441,6 +441,7 @@ fn bench_runs_every_case_and_reports_each() {
         .expect("a JSON line");
     for key in [
         "tput_2proc_small_msgs",
+        "pub_peak_rss_kib",
         "tput_inproc_small_msgs",
         "tput_local_small_msgs",
         "lat_2proc_p50_us",

@@ -112,16 +112,10 @@ impl Configuration {
     }
 }
 
-/// Python subscribers default to a deep queue: a Python loop drains in bursts.
-const PYTHON_QUEUE: usize = 1 << 18;
-
 impl Configuration {
     pub(crate) fn build(&self, py: Python<'_>) -> PyResult<broker::Configuration> {
         let o = self.options.borrow(py);
-        let mut c = broker::Configuration {
-            subscriber_queue_size: PYTHON_QUEUE,
-            ..broker::Configuration::default()
-        };
+        let mut c = broker::Configuration::default();
         if !o.ignore_broker_conf {
             c.apply_env(std::env::vars()).map_err(py_err)?;
         }

@@ -227,9 +227,11 @@ impl Endpoint {
         )
     }
 
-    /// A subscriber to topic prefixes. `qsize` is accepted for Broker's signature; the queue
-    /// holds at least the configuration's `subscriber_queue_size` (262,144 by default) and
-    /// drops the oldest message beyond (see `Subscriber.dropped()`).
+    /// A subscriber to topic prefixes. `qsize` is accepted for Broker's signature (Broker 2.x
+    /// ignores it too); the queue holds at least the configuration's `subscriber_queue_size`
+    /// (16,384 by default). It is lossless as in Broker: while it is full, the endpoint takes
+    /// nothing more from peers and publishers; a subscriber that takes nothing for a second
+    /// while messages wait loses its oldest ones instead (see `Subscriber.dropped()`).
     #[pyo3(signature = (topics, qsize = 20))]
     fn make_subscriber(&self, topics: &Bound<'_, PyAny>, qsize: usize) -> PyResult<Subscriber> {
         self.subscriber(topics, qsize, false)

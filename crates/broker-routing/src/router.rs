@@ -163,6 +163,8 @@ pub struct PeerStats {
     pub dropped: u64,
     /// Messages waiting in its buffer.
     pub queued: usize,
+    /// Messages taken from its buffer for sending (it grows while the peer makes progress).
+    pub taken: u64,
 }
 
 #[derive(Debug)]
@@ -895,6 +897,7 @@ impl Router {
         let p = self.peers.get_mut(&peer)?;
         let msg = p.queue.pop_front()?;
         p.queued -= msg.count();
+        p.stats.taken += msg.count() as u64;
         Some(msg)
     }
 

@@ -401,8 +401,15 @@ fn a_batch_is_routed_as_one_and_counted_as_many() {
     a.publish(now, topic("/t"), data(5));
     assert_eq!(a.stats().published, 6);
     assert_eq!(a.peer_stats(id(2)).unwrap().queued, 6);
+    let before = a.peer_stats(id(2)).unwrap().taken;
     let msgs: Vec<Message> = std::iter::from_fn(|| a.poll_transmit_for(id(2))).collect();
     assert_eq!(msgs.len(), 3, "the batch travels as one message");
+    let stats = a.peer_stats(id(2)).unwrap();
+    assert_eq!(
+        (stats.queued, stats.taken - before),
+        (0, 6),
+        "taken counts messages"
+    );
     let seqs: Vec<(u64, usize)> = msgs
         .iter()
         .filter_map(|m| match m {

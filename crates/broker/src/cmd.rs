@@ -11,6 +11,7 @@ use broker_routing::{Message, PeerKind};
 use broker_wire::{EndpointId, ErrorCode, InternalCommand, Topic};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::SubscriberOverflow;
 use crate::inflight::InFlight;
 use crate::outbox::Outbox;
 use crate::queue::Queue;
@@ -25,6 +26,7 @@ pub(crate) enum Cmd {
         id: u64,
         topics: Vec<Topic>,
         queue: Arc<Queue<DataMessage>>,
+        overflow: SubscriberOverflow,
     },
     AddTopic {
         id: u64,

@@ -5,6 +5,22 @@ use std::time::Duration;
 
 pub use broker_routing::OverflowPolicy;
 
+/// What a subscriber's full queue does to the messages that keep coming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubscriberOverflow {
+    /// Lossless (the default, as in Broker 2.x, whose subscribers are flow-controlled): the
+    /// endpoint holds what does not fit and takes nothing more from its peers and local
+    /// publishers until the subscriber makes room, so TCP and `publish` push back on the
+    /// senders. A subscriber that takes nothing for a second while messages wait counts as
+    /// stuck: it then loses its oldest messages (counted in `Subscriber::dropped`) until it
+    /// reads again, so that an application that forgot a subscriber cannot stall the cluster.
+    #[default]
+    Block,
+    /// The oldest message is dropped (and counted) to make room: the subscriber never slows
+    /// anybody down.
+    DropOldest,
+}
+
 use crate::{Error, ErrorCode};
 
 /// How an endpoint behaves. The defaults are Broker's.
@@ -24,8 +40,12 @@ pub struct Configuration {
     pub peer_buffer_size: usize,
     /// What happens when a peer's buffer is full (default: disconnect it).
     pub peer_overflow_policy: OverflowPolicy,
-    /// Default size of a subscriber's queue (Broker's 64).
+    /// Default size of a subscriber's queue, in messages (default 16,384: large enough that a
+    /// subscriber that takes messages in batches keeps full speed, small enough to bound its
+    /// memory; Broker's 64 slows a lossless subscriber down, see `docs/performance.md`).
     pub subscriber_queue_size: usize,
+    /// What a subscriber's full queue does (default: [`SubscriberOverflow::Block`], lossless).
+    pub subscriber_overflow_policy: SubscriberOverflow,
     /// Turn TLS off (plain TCP). By default TLS is on: anonymous ECDH (encrypted, not
     /// authenticated, what a default-configured Zeek speaks) unless certificates are set.
     pub disable_ssl: bool,
@@ -95,7 +115,8 @@ impl Default for Configuration {
             ttl: 20,
             peer_buffer_size: 2048,
             peer_overflow_policy: OverflowPolicy::Disconnect,
-            subscriber_queue_size: 64,
+            subscriber_queue_size: 16_384,
+            subscriber_overflow_policy: SubscriberOverflow::Block,
             disable_ssl: false,
             ssl_certificate: None,
             ssl_key: None,
@@ -122,7 +143,8 @@ impl Default for Configuration {
 /// The options a file or the environment may set, with Broker's names where Broker has them
 /// (aliases in parentheses): `disable_ssl`, `forward` (`forward_messages`), `ttl`,
 /// `peer_buffer_size`, `peer_overflow_policy` (`disconnect`, `drop_oldest`, `drop_newest`),
-/// `subscriber_queue_size`, `threads` (`max_threads`), `ssl_certificate`, `ssl_key`
+/// `subscriber_queue_size`, `subscriber_overflow_policy` (`block`, `drop_oldest`), `threads`
+/// (`max_threads`), `ssl_certificate`, `ssl_key`
 /// (`ssl_keyfile`), `ssl_passphrase`, `ssl_cafile`, `ssl_capath`, `listen_address`
 /// (`default_listen_address`), `port` (`default_port`), `listen_retry`
 /// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
@@ -135,6 +157,7 @@ pub const OPTIONS: &[&str] = &[
     "peer_buffer_size",
     "peer_overflow_policy",
     "subscriber_queue_size",
+    "subscriber_overflow_policy",
     "threads",
     "ssl_certificate",
     "ssl_key",
@@ -229,6 +252,13 @@ impl Configuration {
                 }
             }
             "subscriber_queue_size" => self.subscriber_queue_size = parse_num(key, value)?,
+            "subscriber_overflow_policy" => {
+                self.subscriber_overflow_policy = match value {
+                    "block" => SubscriberOverflow::Block,
+                    "drop_oldest" => SubscriberOverflow::DropOldest,
+                    _ => return Err(bad(key, value, "block or drop_oldest")),
+                }
+            }
             "threads" | "max_threads" => self.threads = parse_num(key, value)?,
             "ssl_certificate" => self.ssl_certificate = path(),
             "ssl_key" | "ssl_keyfile" => self.ssl_key = path(),
@@ -363,6 +393,7 @@ mod tests {
             peer_buffer_size = 10
             peer_overflow_policy = "drop_newest"
             subscriber_queue_size = 3
+            subscriber_overflow_policy = "drop_oldest"
             max_threads = 4
             ssl_certificate = "/c.pem"
             ssl_keyfile = "/k.pem"
@@ -380,6 +411,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.disable_ssl && !c.forward);
+        assert_eq!(c.subscriber_overflow_policy, SubscriberOverflow::DropOldest);
         assert_eq!(
             (
                 c.ttl,
@@ -413,6 +445,10 @@ mod tests {
             ("disable_ssl = \"maybe\"", "true or false"),
             ("connect_retry = \"soon\"", "timespan"),
             ("peer_overflow_policy = \"explode\"", "drop_oldest"),
+            (
+                "subscriber_overflow_policy = \"wait\"",
+                "block or drop_oldest",
+            ),
             ("ttl = [1]", "a string, number or boolean"),
             ("= broken", "configuration file"),
         ] {

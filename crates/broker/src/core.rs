@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cmd::{Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
+use crate::config::SubscriberOverflow;
 use crate::intake::{Intake, Receive, Took, CMDS_PER_ROUND, PUBS_PER_ROUND};
 use crate::order::Ordered;
 use crate::outbox::Outbox;
@@ -42,6 +43,10 @@ const LOCAL_IN_FLIGHT: usize = 8 * CHUNK_MESSAGES;
 /// holding publishers back.
 const SLOW_PEER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a lossless subscriber may take nothing while messages wait for room in its queue
+/// before it counts as stuck (see [`SubscriberOverflow::Block`]).
+const STUCK_SUBSCRIBER_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a shutdown lets the peers take what was published before it.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -49,7 +54,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const UNPEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Publications the core holds while the peers catch up, before publishers block.
-pub(crate) const MAX_PENDING: usize = 65_536;
+pub(crate) const MAX_PENDING: usize = 8_192;
 
 /// Where a peer's messages go.
 enum Link {
@@ -76,8 +81,9 @@ struct Conn {
     bye: Option<Bytes>,
     /// The peer said BYE (the reason its closing gives).
     leaving: bool,
-    /// Since when its buffer has been over half full.
-    high_since: Option<Instant>,
+    /// Since when its buffer has been over half full without anything leaving it, and how
+    /// many publications had left it then.
+    high_since: Option<(Instant, u64)>,
 }
 
 impl Conn {
@@ -95,16 +101,75 @@ impl Conn {
     }
 }
 
+/// A local subscriber as the core sees it.
+struct Sub {
+    queue: Arc<Queue<DataMessage>>,
+    overflow: SubscriberOverflow,
+    /// Since when deliveries wait for room in the queue, and how many items its reader had
+    /// taken then: a reader that takes nothing for `STUCK_SUBSCRIBER_AFTER` is stuck.
+    waiting: Option<(Instant, u64)>,
+    /// The reader was stuck: its oldest messages are dropped until it takes again (the count
+    /// it had taken when it was found stuck).
+    stuck_at: Option<u64>,
+}
+
+impl Sub {
+    /// Hands `batch` over, leaving in it what a lossless queue has no room for. Returns
+    /// whether anything is left.
+    fn deliver(&mut self, batch: &mut Vec<DataMessage>, now: &mut Option<Instant>) -> bool {
+        if let Some(at) = self.stuck_at {
+            if self.queue.taken() == at {
+                self.queue.push_all(batch.drain(..));
+                return false;
+            }
+            self.stuck_at = None;
+        }
+        if self.overflow == SubscriberOverflow::DropOldest {
+            self.queue.push_all(batch.drain(..));
+            return false;
+        }
+        self.queue.push_room(batch);
+        if batch.is_empty() {
+            self.waiting = None;
+            return false;
+        }
+        let now = *now.get_or_insert_with(Instant::now);
+        let taken = self.queue.taken();
+        match self.waiting {
+            Some((since, before)) if before == taken => {
+                if now.duration_since(since) >= STUCK_SUBSCRIBER_AFTER {
+                    let n = batch.len();
+                    self.queue.push_all(batch.drain(..));
+                    self.waiting = None;
+                    self.stuck_at = Some(taken);
+                    tracing::warn!(
+                        waited = ?STUCK_SUBSCRIBER_AFTER,
+                        "a subscriber took nothing while messages waited: it drops its oldest \
+                         messages ({n} now) until it reads again"
+                    );
+                    return false;
+                }
+            }
+            _ => self.waiting = Some((now, taken)),
+        }
+        true
+    }
+}
+
 pub(crate) struct Core {
     pub(crate) router: Router,
     id: EndpointId,
     conns: FxHashMap<EndpointId, Conn>,
-    subs: FxHashMap<u64, Arc<Queue<DataMessage>>>,
+    subs: FxHashMap<u64, Sub>,
     status_subs: FxHashMap<u64, (Arc<Queue<StatusEvent>>, bool)>,
     next_bye: u64,
     /// Deliveries collected during one flush, handed to each subscriber in one batch (one lock
-    /// and one wake-up per batch instead of per message).
+    /// and one wake-up per batch instead of per message). What a lossless subscriber's queue
+    /// had no room for stays here, and while anything does, the core takes nothing more from
+    /// peers and local publishers (see [`Core::behind`]).
     deliveries: FxHashMap<u64, Vec<DataMessage>>,
+    /// How many lossless subscribers have deliveries waiting for room.
+    subs_waiting: usize,
     /// Scratch space for the peers' ids during a flush (kept to avoid an allocation per flush).
     peer_ids: Vec<EndpointId>,
     /// This core's own command channel, for in-process peers' acknowledgements.
@@ -116,6 +181,8 @@ pub(crate) struct Core {
     store_overflow: std::collections::VecDeque<(u64, StoreInbound)>,
     /// Batches from peers that wait for the stores to catch up, in order.
     deferred: std::collections::VecDeque<Cmd>,
+    /// Unpeerings that wait for the publications handed over before them to go out, in order.
+    unpeers: std::collections::VecDeque<Cmd>,
     /// Local masters by store name.
     masters: HashMap<String, u64>,
     /// Whether any subscriber follows store events (stores skip building them otherwise).
@@ -182,11 +249,13 @@ impl Core {
             status_subs: FxHashMap::default(),
             next_bye: 1,
             deliveries: FxHashMap::default(),
+            subs_waiting: 0,
             peer_ids: Vec::new(),
             me: None,
             stores: FxHashMap::default(),
             store_overflow: std::collections::VecDeque::new(),
             deferred: std::collections::VecDeque::new(),
+            unpeers: std::collections::VecDeque::new(),
             masters: HashMap::new(),
             store_events_wanted: Arc::new(AtomicBool::new(false)),
             activity: Arc::default(),
@@ -307,8 +376,8 @@ impl Core {
         for (_, (q, _)) in self.status_subs.drain() {
             q.close();
         }
-        for (_, q) in self.subs.drain() {
-            q.close();
+        for (_, sub) in self.subs.drain() {
+            sub.queue.close();
         }
     }
 
@@ -355,7 +424,7 @@ impl Core {
                 Took::Closed => intake.pubs_open = false,
             }
         }
-        self.catch_up_with_stores();
+        self.catch_up();
         let limit = if app { usize::MAX } else { CMDS_PER_ROUND };
         match intake.cmds.take(cx, &mut intake.cmd_batch, limit) {
             Took::Some(_) => took = true,
@@ -439,17 +508,22 @@ impl Core {
         }
         // Publications handed over before an unpeering go out first: a caller that publishes
         // and then unpeers must not lose what it published.
+        // They are released as the peers take them (see `budget`); the unpeering waits.
         if matches!(cmd, Cmd::Unpeer { .. } | Cmd::LocalUnpeer { .. }) {
             while let Ok(items) = intake.pubs.try_recv() {
                 self.pending.extend(items);
             }
-            let run: Vec<_> = self.pending.drain(..).collect();
-            self.publish_runs(Instant::now(), run);
+            self.publish_pending();
+            if !self.pending.is_empty() || !self.unpeers.is_empty() {
+                self.unpeers.push_back(cmd);
+                return;
+            }
         }
         self.accept(cmd);
     }
 
-    /// Releases pending publications into the router as far as the peers have room.
+    /// Releases pending publications into the router as far as the peers have room, and then,
+    /// once none is pending, the unpeerings that waited for them.
     fn publish_pending(&mut self) {
         loop {
             let n = self.budget().min(self.pending.len());
@@ -459,6 +533,11 @@ impl Core {
             let run: Vec<_> = self.pending.drain(..n).collect();
             self.publish_runs(Instant::now(), run);
             self.flush();
+        }
+        if self.pending.is_empty() {
+            while let Some(cmd) = self.unpeers.pop_front() {
+                self.accept(cmd);
+            }
         }
     }
 
@@ -506,10 +585,15 @@ impl Core {
         if !self.pending.is_empty() || intake.store_waiting.is_some() {
             sooner(now + SLOW_PEER_AFTER / 4);
         }
+        // Publications left in the channel while `pending` was full: their senders are done
+        // and will not ring again, so the next round must come by itself, at once.
+        if self.pending.len() < MAX_PENDING && intake.pubs_open && !intake.pubs.is_empty() {
+            sooner(now);
+        }
         if intake.shutdown.is_some() {
             sooner(now + std::time::Duration::from_millis(2));
         }
-        if self.stores_behind() {
+        if self.behind() {
             sooner(now + std::time::Duration::from_millis(1));
         }
         deadline
@@ -538,22 +622,38 @@ impl Core {
     }
 
     /// How many publications the peers can take now: the least room below half of any peer's
-    /// buffer, ignoring peers that have been over that for `SLOW_PEER_AFTER` (they are slow:
-    /// their buffer fills and their overflow policy decides).
+    /// buffer, ignoring peers that have been over that for `SLOW_PEER_AFTER` without taking
+    /// anything from it (they are stuck: their buffer fills and their overflow policy decides).
+    /// A peer that takes its messages slowly, say because a lossless subscriber behind it
+    /// reads slowly, paces the publishers instead.
     pub(crate) fn budget(&mut self) -> usize {
+        if self.subs_waiting > 0 {
+            // A lossless subscriber has no room: local publishers wait for it too.
+            return 0;
+        }
         let high_water = (self.router.config().peer_buffer_size / 2).max(1);
         let now = Instant::now();
         let mut budget = usize::MAX;
         for (peer, c) in self.conns.iter_mut() {
-            let queued = self.router.peer_stats(*peer).map_or(0, |s| s.queued);
+            let (queued, left) = self
+                .router
+                .peer_stats(*peer)
+                .map_or((0, 0), |s| (s.queued, s.taken));
             if queued < high_water {
                 c.high_since = None;
                 budget = budget.min(high_water - queued);
                 continue;
             }
-            let since = *c.high_since.get_or_insert(now);
-            if now.duration_since(since) < SLOW_PEER_AFTER {
-                return 0;
+            match c.high_since {
+                Some((since, before)) if before == left => {
+                    if now.duration_since(since) < SLOW_PEER_AFTER {
+                        return 0;
+                    }
+                }
+                _ => {
+                    c.high_since = Some((now, left));
+                    return 0;
+                }
             }
         }
         budget
@@ -601,14 +701,15 @@ impl Core {
         true
     }
 
-    /// Whether some store's inbox is full and things wait for it.
-    pub(crate) fn stores_behind(&self) -> bool {
-        !self.store_overflow.is_empty() || !self.deferred.is_empty()
+    /// Whether some store's inbox or lossless subscriber's queue is full and things wait for
+    /// it.
+    pub(crate) fn behind(&self) -> bool {
+        !self.store_overflow.is_empty() || !self.deferred.is_empty() || self.subs_waiting > 0
     }
 
     /// Takes a command from the intake: a batch from a peer (and a peering's start or end)
-    /// waits while the stores are behind (so its reader stops reading and TCP pushes back, as
-    /// for a busy core); anything else is handled at once.
+    /// waits while the stores or subscribers are behind (so its reader stops reading and TCP
+    /// pushes back, as for a busy core); anything else is handled at once.
     pub(crate) fn accept(&mut self, cmd: Cmd) {
         // A peer's batches and the ends and starts of peerings keep their order among
         // themselves (a connection's last messages before its close, its close before a new
@@ -620,17 +721,26 @@ impl Core {
                 | Cmd::Handshaken { .. }
                 | Cmd::LocalHandshaken { .. }
         );
-        if of_a_peer && self.stores_behind() {
+        if of_a_peer && self.behind() {
             self.deferred.push_back(cmd);
             return;
         }
         self.handle(cmd);
     }
 
-    /// Hands the stores what waits for them and then handles the batches that waited, in
-    /// order, as far as the stores keep up.
-    pub(crate) fn catch_up_with_stores(&mut self) {
-        while self.drain_store_overflow() {
+    /// Hands the stores and subscribers what waits for them and then handles the batches that
+    /// waited, in order, as far as they keep up.
+    pub(crate) fn catch_up(&mut self) {
+        loop {
+            if !self.drain_store_overflow() {
+                return;
+            }
+            if self.subs_waiting > 0 {
+                self.deliver();
+                if self.subs_waiting > 0 {
+                    return;
+                }
+            }
             let Some(cmd) = self.deferred.pop_front() else {
                 return;
             };
@@ -696,8 +806,22 @@ impl Core {
     pub(crate) fn handle(&mut self, cmd: Cmd) {
         let now = Instant::now();
         match cmd {
-            Cmd::Subscribe { id, topics, queue } => {
-                self.subs.insert(id, queue);
+            Cmd::Subscribe {
+                id,
+                topics,
+                queue,
+                overflow,
+            } => {
+                queue.on_room(Waker::from(self.activity.clone()));
+                self.subs.insert(
+                    id,
+                    Sub {
+                        queue,
+                        overflow,
+                        waiting: None,
+                        stuck_at: None,
+                    },
+                );
                 for t in topics {
                     self.note_topic(&t);
                     self.router.subscribe(id, t);
@@ -922,14 +1046,22 @@ impl Core {
                         })
                     })
                     .collect();
-                let subscribers = self.subs.values().map(|q| (q.len(), q.dropped())).collect();
+                let subscribers = self
+                    .subs
+                    .values()
+                    .map(|s| (s.queue.len(), s.queue.dropped()))
+                    .collect();
                 let _ = reply.send(Metrics {
                     router: self.router.stats().clone(),
                     peers,
                     subscribers,
                     read_while_waiting: self.read_while_waiting,
                     spins_skipped: self.activity.governor.skipped()
-                        + self.subs.values().map(|q| q.spins_skipped()).sum::<u64>(),
+                        + self
+                            .subs
+                            .values()
+                            .map(|s| s.queue.spins_skipped())
+                            .sum::<u64>(),
                     link_states: self.router.known_endpoints().len(),
                     refused_connections: 0,
                 });
@@ -995,16 +1127,24 @@ impl Core {
                 break;
             }
         }
+        self.deliver();
+    }
+
+    /// Hands the collected deliveries to the subscribers' queues (as far as lossless ones have
+    /// room) and counts the subscribers that wait for room.
+    fn deliver(&mut self) {
+        let mut now = None;
+        let mut waiting = 0;
         for (id, batch) in self.deliveries.iter_mut() {
             if batch.is_empty() {
                 continue;
             }
-            if let Some(q) = self.subs.get(id) {
-                q.push_all(batch.drain(..));
-            } else {
-                batch.clear();
+            match self.subs.get_mut(id) {
+                Some(sub) => waiting += usize::from(sub.deliver(batch, &mut now)),
+                None => batch.clear(),
             }
         }
+        self.subs_waiting = waiting;
     }
 
     /// Hands publications to the router, consecutive ones on the same topic as one batch
@@ -1339,16 +1479,126 @@ mod tests {
         // Two in the inbox, one waiting for room, two batches not handled yet.
         assert_eq!(core.store_overflow.len(), 1);
         assert_eq!(core.deferred.len(), 2);
-        assert!(core.stores_behind());
+        assert!(core.behind());
         // The store catches up step by step; every command arrives once, in order.
         let mut got = Vec::new();
         while got.len() < 5 {
             while let Ok(StoreInbound::Command(c)) = store.try_recv() {
                 got.push(c.seq);
             }
-            core.catch_up_with_stores();
+            core.catch_up();
         }
         assert_eq!(got, [1, 2, 3, 4, 5]);
-        assert!(!core.stores_behind());
+        assert!(!core.behind());
+    }
+
+    /// A core with a peer `[2; 16]` (in process) and a lossless subscriber (id 9, topic
+    /// `/t`) whose queue holds three messages; and a batch of two messages from the peer.
+    fn core_with_a_small_lossless_subscriber(
+    ) -> (Core, Arc<Queue<DataMessage>>, impl Fn(i64) -> Cmd) {
+        let me = EndpointId::from_bytes([1; 16]);
+        let peer = EndpointId::from_bytes([2; 16]);
+        let mut core = Core::new(Router::new(me, 1, RouterConfig::default()));
+        let queue = Arc::new(Queue::new(3, std::time::Duration::ZERO).unwrap());
+        core.handle(Cmd::Subscribe {
+            id: 9,
+            topics: vec![Topic::new("/t").unwrap()],
+            queue: queue.clone(),
+            overflow: SubscriberOverflow::Block,
+        });
+        let (peer_core, _peer_rx) = mpsc::unbounded_channel();
+        let (reply, _) = oneshot::channel();
+        core.handle(Cmd::LocalHandshaken {
+            peer,
+            filter: vec![],
+            core: peer_core,
+            conn: 5,
+            remote_conn: 6,
+            in_flight: Arc::default(),
+            reply,
+        });
+        core.flush();
+        let batch = move |n: i64| Cmd::Incoming {
+            peer,
+            conn: 5,
+            msgs: vec![Message::Publication(Publication {
+                sender: peer,
+                receiver: EndpointId::NIL,
+                origin: peer,
+                seq: 2 * n as u64 + 1,
+                ttl: 20,
+                topic: Topic::new("/t").unwrap(),
+                content: Content::Batch(Arc::new(vec![
+                    Arc::new(Data::Integer(2 * n)),
+                    Arc::new(Data::Integer(2 * n + 1)),
+                ])),
+            })],
+            ack: None,
+            reader: None,
+        };
+        (core, queue, batch)
+    }
+
+    fn ints(msgs: Vec<DataMessage>) -> Vec<i64> {
+        msgs.iter()
+            .map(|m| match *m.data {
+                Data::Integer(i) => i,
+                ref other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_full_lossless_subscriber_holds_back_peers_and_publishers_and_loses_nothing() {
+        let (mut core, queue, batch) = core_with_a_small_lossless_subscriber();
+        for n in 0..5 {
+            core.accept(batch(n));
+            core.flush();
+        }
+        // Three in the queue, one waiting for room, three batches not handled yet.
+        assert_eq!(queue.len(), 3);
+        assert_eq!(core.deliveries[&9].len(), 1);
+        assert_eq!(core.deferred.len(), 3);
+        assert!(core.behind());
+        assert_eq!(core.budget(), 0, "local publishers wait too");
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            got.extend(ints(queue.take(2, None)));
+            core.catch_up();
+        }
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        assert_eq!(queue.dropped(), 0);
+        assert!(!core.behind());
+        assert!(core.budget() > 0);
+    }
+
+    #[test]
+    fn a_stuck_lossless_subscriber_drops_its_oldest_until_it_reads_again() {
+        let (mut core, queue, batch) = core_with_a_small_lossless_subscriber();
+        core.accept(batch(0));
+        core.accept(batch(1));
+        core.flush();
+        assert!(core.behind());
+        // Nothing taken for longer than the limit: the subscriber counts as stuck.
+        let sub = core.subs.get_mut(&9).unwrap();
+        let (_, taken) = sub.waiting.unwrap();
+        sub.waiting = Some((Instant::now() - STUCK_SUBSCRIBER_AFTER, taken));
+        core.catch_up();
+        assert!(!core.behind(), "the rest went in, the oldest out");
+        assert_eq!(queue.dropped(), 1);
+        core.accept(batch(2));
+        core.flush();
+        assert!(!core.behind(), "still stuck: it keeps dropping");
+        assert_eq!(queue.dropped(), 3);
+        // It reads again: lossless again.
+        assert_eq!(ints(queue.take_all()), [3, 4, 5]);
+        core.accept(batch(3));
+        core.accept(batch(4));
+        core.flush();
+        assert!(core.behind());
+        assert_eq!(queue.dropped(), 3);
+        assert_eq!(ints(queue.take_all()), [6, 7, 8]);
+        core.catch_up();
+        assert_eq!(ints(queue.take_all()), [9]);
     }
 }

@@ -29,6 +29,22 @@ use crate::{Configuration, Error};
 /// Publication batches the endpoint buffers before `publish` blocks.
 const PUBLICATION_BATCHES: usize = 64;
 
+/// Most publications in one batch of the publication channel: larger batches are handed over
+/// in parts, so that the channel holds at most `PUBLICATION_BATCHES` times this many (16,384).
+const MAX_PUBLICATION_BATCH: usize = 256;
+
+/// `batch` in parts of at most `MAX_PUBLICATION_BATCH` publications, in order.
+fn split(batch: Publications) -> impl Iterator<Item = Publications> {
+    let mut batch = Some(batch);
+    std::iter::from_fn(move || {
+        let mut head = batch.take()?;
+        if head.len() > MAX_PUBLICATION_BATCH {
+            batch = Some(head.split_off(MAX_PUBLICATION_BATCH));
+        }
+        Some(head)
+    })
+}
+
 /// Store output batches the core may hold before stores wait.
 const STORE_BATCHES: usize = 64;
 
@@ -787,18 +803,24 @@ impl Endpoint {
     }
 
     fn send_publications(&self, batch: Publications) -> Result<(), Error> {
-        let Some(batch) = self.inner.shared.publish_now(batch) else {
-            return Ok(());
-        };
-        self.inner.pubs.blocking_send(batch).map_err(|_| closed())
+        for batch in split(batch) {
+            let Some(batch) = self.inner.shared.publish_now(batch) else {
+                continue;
+            };
+            self.inner.pubs.blocking_send(batch).map_err(|_| closed())?;
+        }
+        Ok(())
     }
 
     /// [`send_publications`](Self::send_publications) for async code.
     async fn send_publications_async(&self, batch: Publications) -> Result<(), Error> {
-        let Some(batch) = self.inner.shared.publish_now(batch) else {
-            return Ok(());
-        };
-        self.inner.pubs.send(batch).await.map_err(|_| closed())
+        for batch in split(batch) {
+            let Some(batch) = self.inner.shared.publish_now(batch) else {
+                continue;
+            };
+            self.inner.pubs.send(batch).await.map_err(|_| closed())?;
+        }
+        Ok(())
     }
 
     /// Publishes `batch` if that needs no waiting; otherwise hands it back.
@@ -900,12 +922,48 @@ impl Endpoint {
         self.send(Cmd::Forward(topics))
     }
 
-    /// A subscriber to topic prefixes, with a queue of `queue_size` messages (Broker's default
-    /// 64 when `None`; when full, the oldest message is dropped).
+    /// A subscriber to topic prefixes, with a queue of `queue_size` messages
+    /// (`Configuration::subscriber_queue_size` when `None`). What a full queue does is the
+    /// endpoint's `subscriber_overflow_policy`: by default nothing is lost, and the endpoint
+    /// takes nothing more from its peers and publishers until the subscriber makes room (see
+    /// [`SubscriberOverflow`](crate::SubscriberOverflow)).
     pub fn make_subscriber(
         &self,
         topics: &[&str],
         queue_size: Option<usize>,
+    ) -> Result<Subscriber, Error> {
+        self.make_subscriber_with(
+            topics,
+            queue_size,
+            self.inner.config.subscriber_overflow_policy,
+        )
+    }
+
+    /// [`make_subscriber`](Self::make_subscriber) with this subscriber's own overflow policy:
+    /// a monitor that must never slow the cluster down asks for
+    /// [`DropOldest`](crate::SubscriberOverflow::DropOldest).
+    ///
+    /// ```
+    /// use broker::{Configuration, Endpoint, SubscriberOverflow};
+    /// let ep = Endpoint::new(Configuration::default()).unwrap();
+    /// let sub = ep
+    ///     .make_subscriber_with(&["/a"], Some(2), SubscriberOverflow::DropOldest)
+    ///     .unwrap();
+    /// for i in 0..3u64 {
+    ///     ep.publish("/a/x", i).unwrap();
+    /// }
+    /// // The first of the three made room for the third.
+    /// let got: Vec<_> = std::iter::from_fn(|| sub.get_timeout(std::time::Duration::from_secs(5)))
+    ///     .take(2)
+    ///     .collect();
+    /// assert_eq!(got.len(), 2);
+    /// assert_eq!(sub.dropped(), 1);
+    /// ```
+    pub fn make_subscriber_with(
+        &self,
+        topics: &[&str],
+        queue_size: Option<usize>,
+        overflow: crate::SubscriberOverflow,
     ) -> Result<Subscriber, Error> {
         let topics = topics
             .iter()
@@ -921,6 +979,7 @@ impl Endpoint {
             id,
             topics,
             queue: queue.clone(),
+            overflow,
         })?;
         Ok(Subscriber {
             waiting_since: None,
@@ -1300,5 +1359,28 @@ impl crate::store::Host for Endpoint {
             sink,
             reply,
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_batches_are_handed_over_in_parts_in_order() {
+        let t = topic("/t").unwrap();
+        let batch: Publications = (0..600u64)
+            .map(|i| (t.clone(), Arc::new(Data::Count(i))))
+            .collect();
+        let parts: Vec<Publications> = split(batch).collect();
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [256, 256, 88]);
+        let values: Vec<Data> = parts
+            .concat()
+            .into_iter()
+            .map(|(_, d)| (*d).clone())
+            .collect();
+        assert_eq!(values, (0..600u64).map(Data::Count).collect::<Vec<_>>());
+        assert_eq!(split(Vec::new()).count(), 1, "an empty batch stays one");
     }
 }

@@ -40,7 +40,7 @@ pub use broker_data as data;
 pub use broker_wire::EntityId;
 pub use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 pub use cmd::Publications;
-pub use config::{Configuration, OverflowPolicy, OPTIONS};
+pub use config::{Configuration, OverflowPolicy, SubscriberOverflow, OPTIONS};
 pub use endpoint::{Endpoint, Publisher, StatusSubscriber, Subscriber, TryPublishError};
 pub use error::Error;
 pub use store::{BackendOptions, BackendType, CloneOptions, Store, StoreProxy, StoreResponse};

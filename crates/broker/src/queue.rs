@@ -15,6 +15,13 @@ use crate::governor::Governor;
 struct State<T> {
     items: VecDeque<T>,
     dropped: u64,
+    /// Items taken by readers so far (the core compares it to see whether a reader is alive).
+    taken: u64,
+    /// The core holds items for this queue that did not fit (see `push_room`): the first take
+    /// that leaves the queue at most half full rings `room`.
+    core_waits: bool,
+    /// What rings the core when room opens again.
+    room: Option<Waker>,
     closed: bool,
     /// Whether a byte sits in the descriptor's pipe (it does exactly while items are pending,
     /// once somebody asked for the descriptor).
@@ -26,8 +33,10 @@ struct State<T> {
     waker: Option<Waker>,
 }
 
-/// A bounded queue of `T`. When full, the oldest item is dropped (and counted), so a slow
-/// subscriber can neither stall the endpoint nor grow its memory.
+/// A bounded queue of `T`. The core either pushes only as much as there is room for (see
+/// [`push_room`](Self::push_room): the rest waits in the core, which stops taking more until a
+/// reader makes room) or, with [`push_all`](Self::push_all), drops the oldest items (counted):
+/// either way a slow subscriber cannot grow its memory.
 pub(crate) struct Queue<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
@@ -54,6 +63,9 @@ impl<T> Queue<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 dropped: 0,
+                taken: 0,
+                core_waits: false,
+                room: None,
                 closed: false,
                 signaled: false,
                 armed: false,
@@ -100,6 +112,37 @@ impl<T> Queue<T> {
         s.dropped - before
     }
 
+    /// Adds as many items from the front of `items` as there is room for (from the core), and
+    /// leaves the rest in `items`. When some are left, the next take that leaves the queue at
+    /// most half full rings the waker given to [`on_room`](Self::on_room).
+    pub(crate) fn push_room(&self, items: &mut Vec<T>) {
+        let mut s = self.lock();
+        let room = self.capacity.saturating_sub(s.items.len());
+        let n = room.min(items.len());
+        s.items.extend(items.drain(..n));
+        s.core_waits = !items.is_empty();
+        if n > 0 {
+            self.wake.store(true, Ordering::Release);
+            self.signal(&mut s);
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+            if s.sleepers > 0 {
+                self.ready.notify_all();
+            }
+        }
+    }
+
+    /// What to wake when room opens after [`push_room`](Self::push_room) left items behind.
+    pub(crate) fn on_room(&self, waker: Waker) {
+        self.lock().room = Some(waker);
+    }
+
+    /// How many items readers have taken so far.
+    pub(crate) fn taken(&self) -> u64 {
+        self.lock().taken
+    }
+
     /// Puts the byte in the readiness pipe, once the descriptor is in use and when the byte is
     /// not there yet.
     fn signal(&self, s: &mut State<T>) {
@@ -121,7 +164,14 @@ impl<T> Queue<T> {
         self.ready.notify_all();
     }
 
-    fn after_pop(&self, s: &mut State<T>) {
+    fn after_pop(&self, s: &mut State<T>, n: usize) {
+        s.taken += n as u64;
+        if s.core_waits && s.items.len() <= self.capacity / 2 {
+            s.core_waits = false;
+            if let Some(room) = &s.room {
+                room.wake_by_ref();
+            }
+        }
         if s.items.is_empty() {
             if !s.closed {
                 self.wake.store(false, Ordering::Relaxed);
@@ -226,7 +276,7 @@ impl<T> Queue<T> {
         }
         let n = max.min(s.items.len());
         let out: Vec<T> = s.items.drain(..n).collect();
-        self.after_pop(&mut s);
+        self.after_pop(&mut s, n);
         drop(s);
         if let Some(since) = since {
             if out.is_empty() {
@@ -244,7 +294,7 @@ impl<T> Queue<T> {
     pub(crate) fn take_all(&self) -> Vec<T> {
         let mut s = self.lock();
         let out: Vec<T> = s.items.drain(..).collect();
-        self.after_pop(&mut s);
+        self.after_pop(&mut s, out.len());
         out
     }
 
@@ -253,7 +303,7 @@ impl<T> Queue<T> {
     pub(crate) fn poll_one(&self, waker: &Waker) -> Result<Option<T>, ()> {
         let mut s = self.lock();
         if let Some(item) = s.items.pop_front() {
-            self.after_pop(&mut s);
+            self.after_pop(&mut s, 1);
             return Ok(Some(item));
         }
         if s.closed {
@@ -305,6 +355,37 @@ mod tests {
         assert_eq!(q.push_all(0..5), 2);
         assert_eq!(q.take_all(), [2, 3, 4]);
         assert_eq!(q.dropped(), 2);
+    }
+
+    /// Counts the wakes it gets.
+    struct Bell(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Bell {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn push_room_keeps_what_does_not_fit_and_rings_when_half_is_free() {
+        let q = Queue::new(4, Duration::ZERO).unwrap();
+        let bell = std::sync::Arc::new(Bell(Default::default()));
+        q.on_room(Waker::from(bell.clone()));
+        let mut items: Vec<u32> = (0..7).collect();
+        q.push_room(&mut items);
+        assert_eq!(items, [4, 5, 6], "what did not fit stays with the caller");
+        assert_eq!(q.take(1, None), [0]);
+        assert_eq!(bell.0.load(Ordering::SeqCst), 0, "3 of 4 still taken");
+        assert_eq!(q.take(1, None), [1]);
+        assert_eq!(bell.0.load(Ordering::SeqCst), 1, "half free: rung");
+        assert_eq!(q.take(1, None), [2]);
+        assert_eq!(bell.0.load(Ordering::SeqCst), 1, "rung once per wait");
+        q.push_room(&mut items);
+        assert!(items.is_empty());
+        assert_eq!(q.take_all(), [3, 4, 5, 6]);
+        assert_eq!(bell.0.load(Ordering::SeqCst), 1, "nothing waited");
+        assert_eq!(q.dropped(), 0);
+        assert_eq!(q.taken(), 7);
     }
 
     #[test]

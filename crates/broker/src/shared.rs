@@ -234,6 +234,7 @@ mod tests {
                 id: 1,
                 topics: vec![Topic::new("/t").unwrap()],
                 queue: sub.clone(),
+                overflow: crate::SubscriberOverflow::Block,
             });
             Rig {
                 rt,
