@@ -1,7 +1,9 @@
 //! Operational frames: the messages exchanged once a peering is established.
 
+use std::sync::Arc;
+
 use broker_data::Data;
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::command::{read_command, InternalCommand};
 use crate::data::{encode_data, read_bytes, read_data};
@@ -45,6 +47,16 @@ pub enum Payload {
     },
     /// Version 2: a link-state advertisement.
     LinkState(LinkState),
+    /// Version 3: values published on one topic by one origin, the `i`-th with sequence
+    /// number `seq + i`.
+    RoutedBatch {
+        /// The endpoint that injected the values into the routed domain.
+        origin: EndpointId,
+        /// The origin's sequence number of the first value.
+        seq: u64,
+        /// The values (at least one).
+        values: Vec<Arc<Data>>,
+    },
 }
 
 /// A payload borrowed from wherever its parts live, for encoding without copying them (the
@@ -81,6 +93,16 @@ pub enum PayloadRef<'a> {
     },
     /// Version 2 link state.
     LinkState(&'a LinkState),
+    /// Version 3 batch (at most `u16::MAX` values; see [`encode_routed_batch`] for frames of
+    /// bounded size).
+    RoutedBatch {
+        /// The origin.
+        origin: EndpointId,
+        /// The origin's sequence number of the first value.
+        seq: u64,
+        /// The values.
+        values: &'a [Arc<Data>],
+    },
 }
 
 impl PayloadRef<'_> {
@@ -95,6 +117,7 @@ impl PayloadRef<'_> {
             PayloadRef::RoutedData { .. } => MessageType::RoutedData,
             PayloadRef::RoutedCommand { .. } => MessageType::RoutedCommand,
             PayloadRef::LinkState(_) => MessageType::LinkState,
+            PayloadRef::RoutedBatch { .. } => MessageType::RoutedBatch,
         }
     }
 
@@ -120,8 +143,82 @@ impl PayloadRef<'_> {
                 command.encode(out);
             }
             PayloadRef::LinkState(ls) => ls.encode(out),
+            PayloadRef::RoutedBatch {
+                origin,
+                seq,
+                values,
+            } => {
+                let values = &values[..values.len().min(usize::from(u16::MAX))];
+                out.put_slice(origin.as_bytes());
+                out.put_u64(seq);
+                out.put_u16(values.len() as u16);
+                for v in values {
+                    encode_data(v, out);
+                }
+            }
         }
     }
+}
+
+/// Appends one `routed_batch` frame (length prefix and envelope) to `out` with as many of
+/// `values` as fit in about `max_body` bytes — at least one, at most `u16::MAX` — and returns
+/// how many it took. The caller sends the rest in further frames, the next one from sequence
+/// number `seq + taken`. A frame beyond 4 GiB is not written (`out` is left as it was).
+///
+/// ```
+/// use std::sync::Arc;
+/// use broker_data::Data;
+/// use broker_wire::{encode_routed_batch, EndpointId, Envelope, FrameDecoder, Limits, Payload, Topic};
+/// let values: Vec<Arc<Data>> = (0..100u64).map(|i| Arc::new(Data::Count(i))).collect();
+/// let mut out = bytes::BytesMut::new();
+/// let id = EndpointId::from_bytes([1; 16]);
+/// let topic = Topic::new("/t").unwrap();
+/// let taken =
+///     encode_routed_batch(&mut out, id, EndpointId::NIL, 20, &topic, id, 7, &values, 1 << 16)
+///         .unwrap();
+/// assert_eq!(taken, 100);
+/// // 9 bytes per count, and the header once for all of them.
+/// assert!(out.len() < 100 * 9 + 80);
+/// let frame = FrameDecoder::new(1 << 20).decode(&mut out).unwrap().unwrap();
+/// let env = Envelope::decode(&frame, &Limits::default()).unwrap();
+/// let Payload::RoutedBatch { seq, values, .. } = env.payload else { panic!() };
+/// assert_eq!((seq, values.len()), (7, 100));
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn encode_routed_batch(
+    out: &mut BytesMut,
+    sender: EndpointId,
+    receiver: EndpointId,
+    ttl: u16,
+    topic: &Topic,
+    origin: EndpointId,
+    seq: u64,
+    values: &[Arc<Data>],
+    max_body: usize,
+) -> Result<usize, WireError> {
+    let start = out.len();
+    out.put_u32(0);
+    put_header(out, sender, receiver, MessageType::RoutedBatch, ttl, topic);
+    out.put_slice(origin.as_bytes());
+    out.put_u64(seq);
+    let count_at = out.len();
+    out.put_u16(0);
+    let body = out.len();
+    let mut taken = 0usize;
+    for v in values.iter().take(usize::from(u16::MAX)) {
+        if taken > 0 && out.len() - body >= max_body {
+            break;
+        }
+        encode_data(v, out);
+        taken += 1;
+    }
+    out[count_at..count_at + 2].copy_from_slice(&(taken as u16).to_be_bytes());
+    let Ok(len) = u32::try_from(out.len() - start - 4) else {
+        out.truncate(start);
+        return Err(WireError::TooLarge("frame"));
+    };
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(taken)
 }
 
 /// Appends an envelope (frame body, no length prefix) from borrowed parts.
@@ -161,6 +258,15 @@ impl Payload {
                 command,
             },
             Payload::LinkState(ls) => PayloadRef::LinkState(ls),
+            Payload::RoutedBatch {
+                origin,
+                seq,
+                values,
+            } => PayloadRef::RoutedBatch {
+                origin: *origin,
+                seq: *seq,
+                values,
+            },
         }
     }
 
@@ -175,6 +281,7 @@ impl Payload {
             Payload::RoutedData { .. } => MessageType::RoutedData,
             Payload::RoutedCommand { .. } => MessageType::RoutedCommand,
             Payload::LinkState(_) => MessageType::LinkState,
+            Payload::RoutedBatch { .. } => MessageType::RoutedBatch,
         }
     }
 
@@ -284,7 +391,8 @@ fn read_header(r: &mut Reader<'_>) -> Result<Header, WireError> {
             | MessageType::Pong
             | MessageType::RoutedData
             | MessageType::RoutedCommand
-            | MessageType::LinkState),
+            | MessageType::LinkState
+            | MessageType::RoutedBatch),
         ) => t,
         _ => return Err(WireError::UnknownMessageType(tag)),
     };
@@ -329,6 +437,32 @@ fn read_payload(
             command: read_command(r, limits)?,
         },
         MessageType::LinkState => Payload::LinkState(LinkState::read(r)?),
+        MessageType::RoutedBatch => {
+            let origin = EndpointId::from_bytes(r.array("origin")?);
+            let seq = r.u64("sequence number")?;
+            let count = usize::from(r.u16("batch count")?);
+            if count == 0 {
+                return Err(WireError::EmptyBatch);
+            }
+            // Every value takes at least one byte: a count beyond the input is a lie, and
+            // nothing is reserved for it.
+            if count > r.remaining() {
+                return Err(WireError::LengthBeyondInput {
+                    context: "batch",
+                    length: count as u64,
+                    available: r.remaining(),
+                });
+            }
+            let mut values = Vec::with_capacity(count);
+            for _ in 0..count {
+                values.push(Arc::new(read_data(r, limits, 0)?));
+            }
+            Payload::RoutedBatch {
+                origin,
+                seq,
+                values,
+            }
+        }
         other => return Err(WireError::UnknownMessageType(other as u8)),
     })
 }

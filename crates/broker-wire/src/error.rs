@@ -82,6 +82,9 @@ pub enum WireError {
     /// A container or string too large to encode (lengths are 32-bit on Broker's wire).
     #[error("{0} too large to encode")]
     TooLarge(&'static str),
+    /// A `routed_batch` that declares no values.
+    #[error("a batch of no values")]
+    EmptyBatch,
 }
 
 impl WireError {

@@ -52,6 +52,8 @@ pub enum MessageType {
     RoutedCommand = 65,
     /// Version 2: link-state advertisement.
     LinkState = 66,
+    /// Version 3: a run of values from one origin with consecutive sequence numbers.
+    RoutedBatch = 67,
 }
 
 impl MessageType {
@@ -74,6 +76,7 @@ impl MessageType {
             64 => RoutedData,
             65 => RoutedCommand,
             66 => LinkState,
+            67 => RoutedBatch,
             _ => return None,
         })
     }

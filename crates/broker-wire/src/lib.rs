@@ -50,13 +50,16 @@ pub use codes::{ErrorCode, StatusCode};
 pub use command::{Command, InternalCommand, SequenceNumber};
 pub use data::{decode_data, decode_data_shared, encode_data, encoded_data_len};
 pub use envelope::{
-    bye_token, encode_envelope, Envelope, Payload, PayloadRef, RawEnvelope, HEADER_LEN,
+    bye_token, encode_envelope, encode_routed_batch, Envelope, Payload, PayloadRef, RawEnvelope,
+    HEADER_LEN,
 };
 pub use error::WireError;
 pub use frame::{encode_frame, FrameDecoder};
 pub use handshake::{Filter, Handshake, MessageType, MAGIC, PROTOCOL_VERSION};
 pub use ids::{EndpointId, EntityId, Topic};
-pub use routed::{LinkState, LINK_STATE, ROUTED_COMMAND, ROUTED_DATA, ROUTED_PROTOCOL_VERSION};
+pub use routed::{
+    LinkState, LINK_STATE, ROUTED_BATCH, ROUTED_COMMAND, ROUTED_DATA, ROUTED_PROTOCOL_VERSION,
+};
 
 /// Bounds that decoding enforces on input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

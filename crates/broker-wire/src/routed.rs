@@ -1,14 +1,16 @@
-//! Protocol version 2: broker-rs's routing extension, negotiated through the hello's version
-//! range (we offer 1..=2; C++ Broker offers 1..=1, so it always gets plain version 1).
+//! Protocol versions 2 and 3: broker-rs's routing extension, selected by an originator only for
+//! a peer whose id proves it is broker-rs (C++ Broker always gets plain version 1).
 //!
 //! A version-2 connection uses the same handshake and the same envelope header, with three more
-//! message types (specified in `docs/protocol.md`):
+//! message types, and version 3 adds a fourth (specified in `docs/protocol.md`):
 //!
 //! * `routed_data` (64) and `routed_command` (65): the v1 payload preceded by the message's
 //!   origin (the endpoint that injected it into the routed domain, 16 bytes) and that origin's
 //!   sequence number (`u64`), which every node uses to suppress duplicates;
 //! * `link_state` (66): a link-state advertisement ([`LinkState`]), flooded so that every
-//!   endpoint knows the topology and everyone's subscriptions.
+//!   endpoint knows the topology and everyone's subscriptions;
+//! * `routed_batch` (67, version 3): a run of values from one origin on one topic with
+//!   consecutive sequence numbers, the header written once ([`crate::encode_routed_batch`]).
 
 use bytes::BufMut;
 
@@ -16,8 +18,13 @@ use crate::handshake::{put_filter, read_filter, Filter};
 use crate::reader::{put_varint, Reader};
 use crate::{EndpointId, WireError};
 
-/// The protocol version of the routing extension.
-pub const ROUTED_PROTOCOL_VERSION: u8 = 2;
+/// The protocol version of the routing extension: 3, version 2 (origins, sequence numbers,
+/// link states) with `routed_batch` frames. Endpoints of version 2 and 3 refuse each other's
+/// `version_select` (no batch frame ever reaches an endpoint that cannot read it).
+pub const ROUTED_PROTOCOL_VERSION: u8 = 3;
+
+/// Message type of a run of values from one origin with consecutive sequence numbers.
+pub const ROUTED_BATCH: u8 = 67;
 
 /// Message type of data with origin and sequence number.
 pub const ROUTED_DATA: u8 = 64;

@@ -927,7 +927,7 @@ impl Core {
                 reader,
             } => {
                 if let Some(reader) = reader {
-                    reader.handled();
+                    reader.handled(crate::inflight::weight(&msgs));
                 }
                 if let Some(LocalAck { core, in_flight }) = ack {
                     in_flight.fetch_sub(msgs.iter().map(Message::count).sum(), Ordering::AcqRel);

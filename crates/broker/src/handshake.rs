@@ -4,7 +4,7 @@
 //! byte: our `hello` always offers versions 1..=1, every message we receive is checked as
 //! Broker checks it and refused with Broker's `drop_conn` code and text, a second connection
 //! to a peer we are peered (or peering) with is refused at once with `redundant_connection`.
-//! The routing extension (version 2) is chosen only by an originator whose peer's id proves it
+//! The routing extension (version 3) is chosen only by an originator whose peer's id proves it
 //! is broker-rs ([`EndpointId::is_broker_rs`]): no Broker, whatever range it offers, is ever
 //! sent a version it does not know.
 
@@ -778,6 +778,22 @@ mod tests {
             vec![
                 Handshake::hello(small, 1, 1),
                 Handshake::version_select(small, 2),
+            ],
+        );
+        assert_eq!(
+            drop_conn(&got[2]),
+            (2, "unsupported version selected".into())
+        );
+        // A broker-rs endpoint from before batch frames (version 2): refused as cleanly, so
+        // that no `routed_batch` frame ever reaches it.
+        let old = rs(0);
+        let got = script(
+            Side::Acceptor,
+            rs(1),
+            Arc::default(),
+            vec![
+                Handshake::hello(old, 1, 1),
+                Handshake::version_select(old, 2),
             ],
         );
         assert_eq!(

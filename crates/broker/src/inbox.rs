@@ -30,9 +30,7 @@ use tokio::sync::mpsc;
 use crate::cmd::Cmd;
 use crate::core::Core;
 use crate::error::ConnError;
-use crate::inflight::InFlight;
-#[cfg(test)]
-use crate::inflight::MAX_IN_FLIGHT;
+use crate::inflight::{weight, InFlight};
 use crate::order::{Ordered, Rank};
 use crate::spin::Activity;
 use crate::translate::{coalesce, to_message};
@@ -267,18 +265,20 @@ impl Inbox {
             if !msgs.is_empty() {
                 // Counted before it is sent, under the lock: a subscriber's thread that finds
                 // the count at zero knows the core has everything read before.
-                self.in_flight.sending();
+                let msgs = coalesce(msgs);
+                let weight = weight(&msgs);
+                self.in_flight.sending(weight);
                 if core
                     .send(Cmd::Incoming {
                         peer: self.peer,
                         conn: self.conn,
-                        msgs: coalesce(msgs),
+                        msgs,
                         ack: None,
                         reader: Some(self.in_flight.clone()),
                     })
                     .is_err()
                 {
-                    self.in_flight.not_sent();
+                    self.in_flight.not_sent(weight);
                 }
                 activity.hand_over();
             }
@@ -408,11 +408,13 @@ pub(crate) fn protocol_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inflight::{MAX_IN_FLIGHT, MIN_BATCH_WEIGHT};
     use broker_data::Data;
     use broker_wire::{encode_frame, Payload, Topic};
     use tokio::io::AsyncWriteExt;
 
-    /// A reader whose core is behind stops reading after `MAX_IN_FLIGHT` batches, leaving
+    /// A reader whose core is behind stops reading after 8 batches (of small messages here),
+    /// leaving
     /// the rest in the socket (so TCP pushes back on the sender), and reads on when the core
     /// catches up.
     #[test]
@@ -476,7 +478,7 @@ mod tests {
             while let Ok(c) = commands.try_recv() {
                 batches.push(c);
             }
-            assert_eq!(batches.len(), MAX_IN_FLIGHT);
+            assert_eq!(batches.len(), MAX_IN_FLIGHT / MIN_BATCH_WEIGHT);
             assert!(
                 written.load(Ordering::SeqCst) < total,
                 "the sender was held back"
@@ -490,7 +492,9 @@ mod tests {
             loop {
                 for c in batches.drain(..) {
                     values += count(&c);
-                    inbox.in_flight.handled();
+                    if let Cmd::Incoming { msgs, .. } = &c {
+                        inbox.in_flight.handled(weight(msgs));
+                    }
                 }
                 settle().await;
                 while let Ok(c) = commands.try_recv() {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use broker_data::Data;
 use broker_routing::{Content, Message, PeerKind, Publication};
 use broker_wire::{
-    encode_envelope, encode_frame, EndpointId, Envelope, Payload, PayloadRef, Topic,
+    encode_envelope, encode_frame, encode_routed_batch, EndpointId, Envelope, Payload, PayloadRef,
+    Topic,
 };
 use bytes::BytesMut;
 
@@ -61,6 +62,25 @@ pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, ConnE
             seq,
         )),
         (Payload::LinkState(ls), PeerKind::Routed) => Message::LinkState(Arc::new(ls)),
+        (
+            Payload::RoutedBatch {
+                origin,
+                seq,
+                mut values,
+            },
+            PeerKind::Routed,
+        ) => {
+            let content = match (values.len(), values.pop()) {
+                (1, Some(one)) => Content::Data(one),
+                (_, Some(last)) => {
+                    values.push(last);
+                    Content::Batch(Arc::new(values))
+                }
+                // The decoder refuses empty batches.
+                (_, None) => return Err(ConnError::Misbehaved("an empty batch".into())),
+            };
+            Message::Publication(publication(content, origin, seq))
+        }
         (Payload::Ping(b), _) => Message::Ping(b),
         (Payload::Pong(b), _) => Message::Pong(b),
         (p, k) => {
@@ -130,6 +150,10 @@ pub(crate) fn coalesce(msgs: Vec<Message>) -> Vec<Message> {
     out
 }
 
+/// About how many bytes of values one `routed_batch` frame carries before the next begins (a
+/// batch of large values travels in several frames, each well below any peer's frame limit).
+pub(crate) const BATCH_FRAME_BYTES: usize = 64 * 1024;
+
 /// The TTL C++ Broker writes on every message it sends (`defaults::ttl`; it never decrements
 /// or checks it).
 const BROKER_TTL: u16 = 16;
@@ -172,7 +196,35 @@ pub(crate) fn encode_message(
             match &p.content {
                 Content::Data(d) => frame(data(0, d), sender, receiver, ttl, topic),
                 Content::Batch(values) => {
-                    for (i, d) in (0u64..).zip(values.iter()) {
+                    // Towards broker-rs: the header, origin and first sequence number once per
+                    // frame of values (`routed_batch`).
+                    let mut done = 0;
+                    if kind == PeerKind::Routed {
+                        while done < values.len() {
+                            match encode_routed_batch(
+                                out,
+                                sender,
+                                receiver,
+                                ttl,
+                                topic,
+                                p.origin,
+                                p.seq + done as u64,
+                                &values[done..],
+                                BATCH_FRAME_BYTES,
+                            ) {
+                                Ok(n) => done += n,
+                                // Beyond 4 GiB: one frame per value, as below.
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let mut frame =
+                        |payload: PayloadRef<'_>, sender, receiver, ttl, topic: &Topic| {
+                            let _ = encode_frame(out, |b| {
+                                encode_envelope(b, sender, receiver, ttl, topic, payload)
+                            });
+                        };
+                    for (i, d) in (done as u64..).zip(values[done..].iter()) {
                         frame(data(i, d), sender, receiver, ttl, topic);
                     }
                 }
@@ -271,5 +323,94 @@ mod tests {
         let long = coalesce((0..150).map(|i| publication(1, "/a", 1 + i, i)).collect());
         let sizes: Vec<usize> = shape(&long).iter().map(|s| s.2.len()).collect();
         assert_eq!(sizes, [MAX_BATCH, MAX_BATCH, 150 - 2 * MAX_BATCH]);
+    }
+
+    /// Decodes every frame in `bytes` into router messages of a routed connection.
+    fn decode_all(mut bytes: BytesMut) -> Vec<Message> {
+        let limits = broker_wire::Limits::default();
+        let mut frames = broker_wire::FrameDecoder::new(limits.max_frame_len);
+        let mut out = Vec::new();
+        while let Some(frame) = frames.decode(&mut bytes).unwrap() {
+            let env = Envelope::decode(&frame, &limits).unwrap();
+            out.push(to_message(env, PeerKind::Routed).unwrap());
+        }
+        assert!(bytes.is_empty());
+        out
+    }
+
+    fn batch_of(values: Vec<Data>, seq: u64) -> Message {
+        let origin = EndpointId::from_bytes([9; 16]);
+        Message::Publication(Publication {
+            sender: origin,
+            receiver: EndpointId::NIL,
+            origin,
+            seq,
+            ttl: 20,
+            topic: Topic::new("/bench/data").unwrap(),
+            content: Content::Batch(Arc::new(values.into_iter().map(Arc::new).collect())),
+        })
+    }
+
+    #[test]
+    fn a_batch_travels_to_broker_rs_in_one_frame_of_about_ten_bytes_a_value() {
+        let me = EndpointId::from_bytes([1; 16]);
+        let peer = EndpointId::from_bytes([2; 16]);
+        let values: Vec<Data> = (0..MAX_BATCH as u64).map(Data::Count).collect();
+        let msg = batch_of(values.clone(), 100);
+        let mut out = BytesMut::new();
+        encode_message(&mut out, me, peer, PeerKind::Routed, &msg);
+        let per_value = out.len() as f64 / MAX_BATCH as f64;
+        assert!(per_value <= 11.0, "{per_value} bytes a value");
+        let got = decode_all(out);
+        assert_eq!(shape(&got), [(9, 100, (0..MAX_BATCH as u64).collect())]);
+        // Towards C++ Broker nothing changes: one data frame per value.
+        let mut out = BytesMut::new();
+        encode_message(&mut out, me, peer, PeerKind::Broker, &msg);
+        let limits = broker_wire::Limits::default();
+        let mut frames = broker_wire::FrameDecoder::new(limits.max_frame_len);
+        let mut n = 0;
+        while let Some(frame) = frames.decode(&mut out).unwrap() {
+            let env = Envelope::decode(&frame, &limits).unwrap();
+            assert!(matches!(env.payload, Payload::Data(Data::Count(_))));
+            n += 1;
+        }
+        assert_eq!(n, MAX_BATCH);
+    }
+
+    #[test]
+    fn a_batch_of_large_values_is_split_into_frames_with_consecutive_numbers() {
+        let me = EndpointId::from_bytes([1; 16]);
+        let peer = EndpointId::from_bytes([2; 16]);
+        // Five values of 30,000 bytes: 64 KiB of values per frame makes three frames.
+        let values: Vec<Data> = (0..5)
+            .map(|i| Data::from(format!("{i}").repeat(30_000)))
+            .collect();
+        let msg = batch_of(values.clone(), 7);
+        let mut out = BytesMut::new();
+        encode_message(&mut out, me, peer, PeerKind::Routed, &msg);
+        let got = decode_all(out);
+        let seqs: Vec<(u64, usize)> = got
+            .iter()
+            .map(|m| match m {
+                Message::Publication(p) => (p.seq, p.count()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, [(7, 3), (10, 2)]);
+        let again: Vec<Data> = got
+            .iter()
+            .flat_map(|m| match m {
+                Message::Publication(Publication {
+                    content: Content::Batch(b),
+                    ..
+                }) => b.iter().map(|d| (**d).clone()).collect::<Vec<_>>(),
+                Message::Publication(Publication {
+                    content: Content::Data(d),
+                    ..
+                }) => vec![(**d).clone()],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(again, values);
     }
 }

@@ -145,6 +145,17 @@ pub(crate) fn message(name: &str) -> Option<Msg> {
                 data: Data::Count(42),
             },
         )),
+        "routed_batch" => Msg::Envelope(env(
+            "/test",
+            Payload::RoutedBatch {
+                origin: id(0xcc),
+                seq: 7,
+                values: vec![
+                    std::sync::Arc::new(Data::Count(42)),
+                    std::sync::Arc::new(Data::Count(43)),
+                ],
+            },
+        )),
         "routed_command" => Msg::Envelope(env(
             store,
             Payload::RoutedCommand {
@@ -256,6 +267,7 @@ pub(crate) const MESSAGE_NAMES: &[&str] = &[
     "routed_data",
     "routed_command",
     "link_state",
+    "routed_batch",
 ];
 
 pub(crate) fn encode_msg(m: &Msg) -> Vec<u8> {
