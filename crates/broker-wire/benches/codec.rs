@@ -1,12 +1,18 @@
 //! Encode and decode of a one-count message, a conn.log-like Zeek event (about 20 mixed fields)
-//! and a 1 MB table, each as a complete envelope (frame body).
+//! and a 1 MB table, each as a complete envelope (frame body); and of a stream of 64 counts
+//! between broker-rs endpoints, as 64 `routed_data` frames and as one `routed_batch` frame
+//! (per-value figures: criterion's element throughput).
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use broker_data::zeek::Event;
 use broker_data::{Data, Table};
-use broker_wire::{EndpointId, Envelope, Limits, Payload, Topic};
+use broker_wire::{
+    encode_envelope, encode_frame, encode_routed_batch, EndpointId, Envelope, FrameDecoder, Limits,
+    Payload, PayloadRef, Topic,
+};
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -87,5 +93,72 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// 64 counts on one topic from one origin, framed both ways: encode, and split and decode.
+fn stream(c: &mut Criterion) {
+    const N: usize = 64;
+    let limits = Limits::default();
+    let id = EndpointId::from_bytes([7; 16]);
+    let topic = Topic::new("/bench/data").unwrap();
+    let values: Vec<Arc<Data>> = (0..N as u64).map(|i| Arc::new(Data::Count(i))).collect();
+    let singles = |out: &mut BytesMut| {
+        for (i, v) in values.iter().enumerate() {
+            let payload = PayloadRef::RoutedData {
+                origin: id,
+                seq: i as u64,
+                data: v,
+            };
+            encode_frame(out, |b| {
+                encode_envelope(b, id, EndpointId::NIL, 20, &topic, payload)
+            })
+            .unwrap();
+        }
+    };
+    let batch = |out: &mut BytesMut| {
+        encode_routed_batch(
+            out,
+            id,
+            EndpointId::NIL,
+            20,
+            &topic,
+            id,
+            0,
+            &values,
+            1 << 16,
+        )
+        .unwrap();
+    };
+    let mut g = c.benchmark_group("stream_64_counts");
+    g.throughput(Throughput::Elements(N as u64));
+    for (name, encode) in [
+        ("routed_data", &singles as &dyn Fn(&mut BytesMut)),
+        ("routed_batch", &batch),
+    ] {
+        let mut wire = BytesMut::new();
+        encode(&mut wire);
+        println!(
+            "{name}: {:.1} bytes per value",
+            wire.len() as f64 / N as f64
+        );
+        let wire = wire.freeze();
+        let mut buf = BytesMut::with_capacity(wire.len() * 2);
+        g.bench_function(format!("{name}/encode"), |b| {
+            b.iter(|| {
+                buf.clear();
+                encode(black_box(&mut buf));
+            })
+        });
+        g.bench_function(format!("{name}/decode_and_drop"), |b| {
+            b.iter(|| {
+                let mut input = BytesMut::from(&wire[..]);
+                let mut frames = FrameDecoder::new(limits.max_frame_len);
+                while let Some(frame) = frames.decode(&mut input).unwrap() {
+                    black_box(Envelope::decode(&frame, &limits).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, stream);
 criterion_main!(benches);
