@@ -227,8 +227,11 @@ def test_shutdown_wakes_a_blocked_get():
 
 
 def test_ctrl_c_interrupts_get(tmp_path):
+    # Python leaves SIGINT ignored when it starts with it ignored (a CI job started in the
+    # background): the child installs Python's handler itself, as an interactive one has it.
     code = (
-        "import broker, sys\n"
+        "import broker, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "ep = broker.Endpoint()\n"
         "s = ep.make_subscriber('/nothing')\n"
         "print('ready', flush=True)\n"
