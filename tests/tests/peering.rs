@@ -726,6 +726,9 @@ fn a_slow_lossless_subscriber_paces_a_remote_publisher_and_loses_nothing() {
     }
     assert_eq!((slow.dropped(), fast.dropped()), (0, 0));
     assert!(most <= 64, "the queue held {most}");
+    let m = b.metrics().unwrap();
+    assert!(m.subscriber_waits > 0, "the subscriber held messages back");
+    assert_eq!(m.stuck_subscribers, 0);
     let _a = publisher.join().unwrap();
 }
 
@@ -802,6 +805,7 @@ fn a_stuck_lossless_subscriber_stalls_nobody_for_long() {
         .map(|m| (*m.data).clone())
         .collect();
     assert_eq!(last, (n - 16..n).map(Data::Count).collect::<Vec<_>>());
+    assert_eq!(b.metrics().unwrap().stuck_subscribers, 1);
 }
 
 #[test]

@@ -115,8 +115,13 @@ struct Sub {
 
 impl Sub {
     /// Hands `batch` over, leaving in it what a lossless queue has no room for. Returns
-    /// whether anything is left.
-    fn deliver(&mut self, batch: &mut Vec<DataMessage>, now: &mut Option<Instant>) -> bool {
+    /// whether anything is left, and counts the waits that begin and the readers found stuck.
+    fn deliver(
+        &mut self,
+        batch: &mut Vec<DataMessage>,
+        now: &mut Option<Instant>,
+        counts: &mut SubscriberCounts,
+    ) -> bool {
         if let Some(at) = self.stuck_at {
             if self.queue.taken() == at {
                 self.queue.push_all(batch.drain(..));
@@ -142,6 +147,7 @@ impl Sub {
                     self.queue.push_all(batch.drain(..));
                     self.waiting = None;
                     self.stuck_at = Some(taken);
+                    counts.stuck += 1;
                     tracing::warn!(
                         waited = ?STUCK_SUBSCRIBER_AFTER,
                         "a subscriber took nothing while messages waited: it drops its oldest \
@@ -150,10 +156,23 @@ impl Sub {
                     return false;
                 }
             }
-            _ => self.waiting = Some((now, taken)),
+            Some(_) => self.waiting = Some((now, taken)),
+            None => {
+                counts.waits += 1;
+                self.waiting = Some((now, taken));
+            }
         }
         true
     }
+}
+
+/// How often lossless subscribers held messages back (see [`Metrics`]).
+#[derive(Debug, Default)]
+struct SubscriberCounts {
+    /// Waits for room that began.
+    waits: u64,
+    /// Readers found stuck.
+    stuck: u64,
 }
 
 pub(crate) struct Core {
@@ -170,6 +189,8 @@ pub(crate) struct Core {
     deliveries: FxHashMap<u64, Vec<DataMessage>>,
     /// How many lossless subscribers have deliveries waiting for room.
     subs_waiting: usize,
+    /// How often lossless subscribers held messages back.
+    sub_counts: SubscriberCounts,
     /// Scratch space for the peers' ids during a flush (kept to avoid an allocation per flush).
     peer_ids: Vec<EndpointId>,
     /// This core's own command channel, for in-process peers' acknowledgements.
@@ -250,6 +271,7 @@ impl Core {
             next_bye: 1,
             deliveries: FxHashMap::default(),
             subs_waiting: 0,
+            sub_counts: SubscriberCounts::default(),
             peer_ids: Vec::new(),
             me: None,
             stores: FxHashMap::default(),
@@ -1056,6 +1078,8 @@ impl Core {
                     peers,
                     subscribers,
                     read_while_waiting: self.read_while_waiting,
+                    subscriber_waits: self.sub_counts.waits,
+                    stuck_subscribers: self.sub_counts.stuck,
                     spins_skipped: self.activity.governor.skipped()
                         + self
                             .subs
@@ -1140,7 +1164,9 @@ impl Core {
                 continue;
             }
             match self.subs.get_mut(id) {
-                Some(sub) => waiting += usize::from(sub.deliver(batch, &mut now)),
+                Some(sub) => {
+                    waiting += usize::from(sub.deliver(batch, &mut now, &mut self.sub_counts))
+                }
                 None => batch.clear(),
             }
         }
@@ -1570,6 +1596,8 @@ mod tests {
         assert_eq!(queue.dropped(), 0);
         assert!(!core.behind());
         assert!(core.budget() > 0);
+        assert!(core.sub_counts.waits >= 1);
+        assert_eq!(core.sub_counts.stuck, 0);
     }
 
     #[test]
@@ -1586,6 +1614,7 @@ mod tests {
         core.catch_up();
         assert!(!core.behind(), "the rest went in, the oldest out");
         assert_eq!(queue.dropped(), 1);
+        assert_eq!((core.sub_counts.waits, core.sub_counts.stuck), (1, 1));
         core.accept(batch(2));
         core.flush();
         assert!(!core.behind(), "still stuck: it keeps dropping");

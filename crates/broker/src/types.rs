@@ -105,6 +105,12 @@ pub struct Metrics {
     pub peers: Vec<PeerMetrics>,
     /// Per local subscriber: (messages pending, messages dropped).
     pub subscribers: Vec<(usize, u64)>,
+    /// Times a lossless subscriber's full queue made the endpoint hold messages back (and so
+    /// pace its peers and publishers; `SubscriberOverflow::Block`).
+    pub subscriber_waits: u64,
+    /// Times a lossless subscriber was found stuck (nothing taken for a second while messages
+    /// waited) and began to drop its oldest messages.
+    pub stuck_subscribers: u64,
     /// Batches of incoming messages that subscribers' threads, while waiting in `get`, read
     /// from a socket and routed themselves instead of waiting for the endpoint's runtime.
     pub read_while_waiting: u64,
@@ -164,6 +170,16 @@ impl Metrics {
                 "broker_read_while_waiting_total",
                 "Batches of incoming messages read and routed by subscribers' threads while they waited.",
                 self.read_while_waiting,
+            ),
+            (
+                "broker_subscriber_waits_total",
+                "Times a lossless subscriber's full queue made the endpoint hold messages back.",
+                self.subscriber_waits,
+            ),
+            (
+                "broker_stuck_subscribers_total",
+                "Times a lossless subscriber took nothing for a second and began dropping its oldest messages.",
+                self.stuck_subscribers,
             ),
             (
                 "broker_spins_skipped_total",
