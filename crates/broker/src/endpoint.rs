@@ -945,19 +945,24 @@ impl Endpoint {
     ///
     /// ```
     /// use broker::{Configuration, Endpoint, SubscriberOverflow};
-    /// let ep = Endpoint::new(Configuration::default()).unwrap();
-    /// let sub = ep
+    /// use broker_data::Data;
+    /// use std::time::{Duration, Instant};
+    /// let (a, b) = (Endpoint::new(Configuration::default()).unwrap(), Endpoint::new(Configuration::default()).unwrap());
+    /// let monitor = b
     ///     .make_subscriber_with(&["/a"], Some(2), SubscriberOverflow::DropOldest)
     ///     .unwrap();
+    /// a.peer_local(&b).unwrap();
     /// for i in 0..3u64 {
-    ///     ep.publish("/a/x", i).unwrap();
+    ///     a.publish("/a/x", i).unwrap();
     /// }
-    /// // The first of the three made room for the third.
-    /// let got: Vec<_> = std::iter::from_fn(|| sub.get_timeout(std::time::Duration::from_secs(5)))
-    ///     .take(2)
-    ///     .collect();
-    /// assert_eq!(got.len(), 2);
-    /// assert_eq!(sub.dropped(), 1);
+    /// // Nobody reads yet: the first of the three made room for the third.
+    /// let end = Instant::now() + Duration::from_secs(5);
+    /// while monitor.dropped() < 1 && Instant::now() < end {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// let got: Vec<Data> = monitor.poll().into_iter().map(|m| (*m.data).clone()).collect();
+    /// assert_eq!(got, [Data::Count(1), Data::Count(2)]);
+    /// assert_eq!(monitor.dropped(), 1);
     /// ```
     pub fn make_subscriber_with(
         &self,
