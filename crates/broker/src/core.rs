@@ -1442,6 +1442,22 @@ mod tests {
     use broker_routing::Config as RouterConfig;
     use broker_wire::{Command, EntityId};
 
+    /// Peers `core` with `peer` in process (connection 5), and flushes.
+    fn peer_in_process(core: &mut Core, peer: EndpointId) {
+        let (peer_core, _peer_rx) = mpsc::unbounded_channel();
+        let (reply, _) = oneshot::channel();
+        core.handle(Cmd::LocalHandshaken {
+            peer,
+            filter: vec![],
+            core: peer_core,
+            conn: 5,
+            remote_conn: 6,
+            in_flight: Arc::default(),
+            reply,
+        });
+        core.flush();
+    }
+
     #[test]
     fn batches_from_peers_wait_while_a_store_is_behind_and_nothing_is_lost() {
         let me = EndpointId::from_bytes([1; 16]);
@@ -1457,18 +1473,7 @@ mod tests {
             sink,
             reply,
         });
-        let (peer_core, _peer_rx) = mpsc::unbounded_channel();
-        let (reply, _) = oneshot::channel();
-        core.handle(Cmd::LocalHandshaken {
-            peer,
-            filter: vec![],
-            core: peer_core,
-            conn: 5,
-            remote_conn: 6,
-            in_flight: Arc::default(),
-            reply,
-        });
-        core.flush();
+        peer_in_process(&mut core, peer);
         // (The new peer's statuses reached the store first.)
         while let Ok(note) = store.try_recv() {
             assert!(matches!(note, StoreInbound::Poke));
@@ -1532,18 +1537,7 @@ mod tests {
             queue: queue.clone(),
             overflow: SubscriberOverflow::Block,
         });
-        let (peer_core, _peer_rx) = mpsc::unbounded_channel();
-        let (reply, _) = oneshot::channel();
-        core.handle(Cmd::LocalHandshaken {
-            peer,
-            filter: vec![],
-            core: peer_core,
-            conn: 5,
-            remote_conn: 6,
-            in_flight: Arc::default(),
-            reply,
-        });
-        core.flush();
+        peer_in_process(&mut core, peer);
         let batch = move |n: i64| Cmd::Incoming {
             peer,
             conn: 5,

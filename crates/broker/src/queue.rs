@@ -100,14 +100,7 @@ impl<T> Queue<T> {
             s.items.push_back(item);
         }
         if !s.items.is_empty() {
-            self.wake.store(true, Ordering::Release);
-            self.signal(&mut s);
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-            if s.sleepers > 0 {
-                self.ready.notify_all();
-            }
+            self.items_pending(&mut s);
         }
         s.dropped - before
     }
@@ -122,14 +115,7 @@ impl<T> Queue<T> {
         s.items.extend(items.drain(..n));
         s.core_waits = !items.is_empty();
         if n > 0 {
-            self.wake.store(true, Ordering::Release);
-            self.signal(&mut s);
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-            if s.sleepers > 0 {
-                self.ready.notify_all();
-            }
+            self.items_pending(&mut s);
         }
     }
 
@@ -141,6 +127,19 @@ impl<T> Queue<T> {
     /// How many items readers have taken so far.
     pub(crate) fn taken(&self) -> u64 {
         self.lock().taken
+    }
+
+    /// Tells every kind of reader that items are pending: spinners, the descriptor, an async
+    /// reader's waker, sleepers.
+    fn items_pending(&self, s: &mut State<T>) {
+        self.wake.store(true, Ordering::Release);
+        self.signal(s);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+        if s.sleepers > 0 {
+            self.ready.notify_all();
+        }
     }
 
     /// Puts the byte in the readiness pipe, once the descriptor is in use and when the byte is
