@@ -659,6 +659,23 @@ impl Router {
         self.lsdb.keys().copied().collect()
     }
 
+    /// The links this router knows: from the link states it holds (broker-rs endpoints'
+    /// neighbors) and its own peers (Broker peers included), each as (endpoint, neighbor).
+    pub fn links(&self) -> BTreeSet<(EndpointId, EndpointId)> {
+        let mut links: BTreeSet<(EndpointId, EndpointId)> = self
+            .lsdb
+            .values()
+            .flat_map(|ls| ls.neighbors.iter().map(move |n| (ls.origin, *n)))
+            .collect();
+        links.extend(self.peers.keys().map(|p| (self.id, *p)));
+        links
+    }
+
+    /// The topic prefixes local subscribers (and stores) subscribe to.
+    pub fn local_topics(&self) -> BTreeSet<Topic> {
+        self.subscriptions.values().flatten().cloned().collect()
+    }
+
     /// How many forgotten endpoints' tombstones this router keeps.
     pub fn tombstones(&self) -> usize {
         self.tombstones.len()
@@ -1106,7 +1123,9 @@ impl Router {
         }
     }
 
-    fn local_subscribers(&mut self, topic: &Topic) -> Option<Arc<[SubscriberId]>> {
+    /// The local subscribers whose prefixes match `topic` (cached per topic until the local
+    /// subscriptions change).
+    pub fn local_subscribers(&mut self, topic: &Topic) -> Option<Arc<[SubscriberId]>> {
         if let Some(hit) = self.local_matches.get(topic) {
             return hit.clone();
         }

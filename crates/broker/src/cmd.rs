@@ -3,11 +3,11 @@
 //! nothing of the modules that handle them.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
 use broker_data::Data;
-use broker_routing::{Message, PeerKind};
+use broker_routing::{Message, OverflowPolicy, PeerKind};
 use broker_wire::{EndpointId, ErrorCode, InternalCommand, Topic};
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +27,17 @@ pub(crate) enum Cmd {
         topics: Vec<Topic>,
         queue: Arc<Queue<DataMessage>>,
         overflow: SubscriberOverflow,
+        /// A WebSocket client's subscription (see [`Client`]); none for the endpoint's own.
+        client: Option<Client>,
+    },
+    /// Publications of a WebSocket client (the subscriber `origin`): they reach the peers and
+    /// every local subscriber but the client's own.
+    ClientPublish {
+        origin: u64,
+        items: Publications,
+        /// The client's reader: told when these are handled (`weight` of them).
+        reader: Arc<InFlight>,
+        weight: usize,
     },
     AddTopic {
         id: u64,
@@ -114,6 +125,8 @@ pub(crate) enum Cmd {
     /// The topics other endpoints subscribe to.
     PeerSubscriptions(oneshot::Sender<Vec<Topic>>),
     Metrics(oneshot::Sender<Metrics>),
+    /// What the status page draws: the endpoints and links known, the subscriptions.
+    Topology(oneshot::Sender<TopologySnapshot>),
     Shutdown(oneshot::Sender<()>),
     /// A store frontend starts: it subscribes to its store's command topic.
     AttachStore {
@@ -128,6 +141,26 @@ pub(crate) enum Cmd {
         id: u64,
         name: String,
     },
+}
+
+/// What makes a subscriber a WebSocket client: it also hears this endpoint's own publications
+/// and other clients' (not its own), and its full queue follows a peer's overflow policy
+/// instead of holding anybody back.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) overflow: OverflowPolicy,
+    /// Set by the core when the client was disconnected for overflow (`disconnect` policy):
+    /// its queue is closed at the same time.
+    pub(crate) overflowed: Arc<AtomicBool>,
+}
+
+/// The endpoints and links this endpoint knows, and the subscriptions here and elsewhere.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TopologySnapshot {
+    pub(crate) nodes: std::collections::BTreeSet<EndpointId>,
+    pub(crate) links: std::collections::BTreeSet<(EndpointId, EndpointId)>,
+    pub(crate) local_topics: Vec<Topic>,
+    pub(crate) peer_topics: Vec<Topic>,
 }
 
 /// What a store task hands the core after a batch of work.

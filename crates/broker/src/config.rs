@@ -102,6 +102,34 @@ pub struct Configuration {
     /// Most connections open at once (both directions, default 1,024): an incoming one beyond
     /// is closed at once, counted and logged.
     pub max_connections: usize,
+    /// Address of the WebSocket server (Broker's `web-socket.address`; 127.0.0.1 here).
+    pub web_socket_address: String,
+    /// Port of the WebSocket server, which the endpoint opens when it starts (Broker's
+    /// `web-socket.port`, `BROKER_WEB_SOCKET_PORT`; none by default). See
+    /// [`Endpoint::listen_websocket`](crate::Endpoint::listen_websocket).
+    pub web_socket_port: Option<u16>,
+    /// Messages buffered per WebSocket client before its overflow policy applies (default
+    /// 8,192, as Zeek 7.2 and later).
+    pub web_socket_buffer_size: usize,
+    /// What a WebSocket client's full buffer does (default `drop_oldest`, as Zeek 7.2 and
+    /// later; Broker disconnected): the same three policies as peers'.
+    pub web_socket_overflow_policy: OverflowPolicy,
+    /// Most WebSocket clients at once (default 100, as Zeek): more are refused with HTTP 503.
+    pub web_socket_max_connections: usize,
+    /// How often the server pings each WebSocket client; a client that has not answered two
+    /// pings later is closed with 1011 "Ping timeout" (default 5 s, as Zeek; zero: no pings).
+    pub web_socket_ping_interval: Duration,
+    /// Largest message accepted from a WebSocket client, in bytes (default 4 MiB): a larger
+    /// one closes the connection with 1009.
+    pub web_socket_max_message_size: usize,
+    /// The WebSocket server's certificate (PEM): with a key, the server speaks `wss` (TLS 1.2
+    /// or later); without, plain `ws`, as Zeek.
+    pub web_socket_certificate: Option<PathBuf>,
+    /// The key of [`web_socket_certificate`](Self::web_socket_certificate) (PEM).
+    pub web_socket_key: Option<PathBuf>,
+    /// CA certificates (PEM): when set, WebSocket clients must present a certificate that
+    /// chains to one of them.
+    pub web_socket_cafile: Option<PathBuf>,
     /// Most incoming connections still in their handshakes (TLS and Broker's) at once (default
     /// 64): a peer that has not proved it speaks Broker gets at most this much of the
     /// endpoint, each with at most a 64 KiB frame buffered, for at most `handshake_timeout`.
@@ -136,6 +164,16 @@ impl Default for Configuration {
             link_state_refresh: Duration::from_secs(60),
             max_connections: 1024,
             max_handshakes: 64,
+            web_socket_address: "127.0.0.1".to_owned(),
+            web_socket_port: None,
+            web_socket_buffer_size: 8_192,
+            web_socket_overflow_policy: OverflowPolicy::DropOldest,
+            web_socket_max_connections: 100,
+            web_socket_ping_interval: Duration::from_secs(5),
+            web_socket_max_message_size: 4 * 1024 * 1024,
+            web_socket_certificate: None,
+            web_socket_key: None,
+            web_socket_cafile: None,
         }
     }
 }
@@ -149,7 +187,13 @@ impl Default for Configuration {
 /// (`default_listen_address`), `port` (`default_port`), `listen_retry`
 /// (`default_listen_retry`), `connect_retry` (`default_connect_retry`), `metrics_port`,
 /// `handshake_timeout`, `max_frame_len`, `spin_wait`, `fast_paths`, `link_state_refresh`,
-/// `max_connections`, `max_handshakes`. Durations are timespans like `30s` or `250ms`.
+/// `max_connections`, `max_handshakes`, and the WebSocket server's `web_socket_address`,
+/// `web_socket_port`, `web_socket_buffer_size`, `web_socket_overflow_policy`,
+/// `web_socket_max_connections`, `web_socket_ping_interval`, `web_socket_max_message_size`,
+/// `web_socket_certificate`, `web_socket_key`, `web_socket_cafile`. Durations are timespans
+/// like `30s` or `250ms`. Names may also be written Broker's way, with dots and dashes and a
+/// `broker.` prefix (`broker.web-socket.port`), and TOML tables nest them
+/// (`[broker.web-socket]` then `port = 9997`).
 pub const OPTIONS: &[&str] = &[
     "disable_ssl",
     "forward",
@@ -176,6 +220,16 @@ pub const OPTIONS: &[&str] = &[
     "link_state_refresh",
     "max_connections",
     "max_handshakes",
+    "web_socket_address",
+    "web_socket_port",
+    "web_socket_buffer_size",
+    "web_socket_overflow_policy",
+    "web_socket_max_connections",
+    "web_socket_ping_interval",
+    "web_socket_max_message_size",
+    "web_socket_certificate",
+    "web_socket_key",
+    "web_socket_cafile",
 ];
 
 /// Other names Broker and Zeek use for some of [`OPTIONS`].
@@ -237,20 +291,42 @@ impl Configuration {
     /// aliases). An unknown name or a malformed value is an `invalid_data` error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let path = || Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty());
+        // Broker's spelling: `broker.web-socket.port` is `web_socket_port`.
+        let normalized = key.replace(['-', '.'], "_");
+        let key = normalized.strip_prefix("broker_").unwrap_or(&normalized);
+        let policy = |key: &str| match value {
+            "disconnect" => Ok(OverflowPolicy::Disconnect),
+            "drop_oldest" => Ok(OverflowPolicy::DropOldest),
+            "drop_newest" => Ok(OverflowPolicy::DropNewest),
+            _ => Err(bad(key, value, "disconnect, drop_oldest or drop_newest")),
+        };
         match key {
             "disable_ssl" => self.disable_ssl = parse_bool(key, value)?,
             "fast_paths" => self.fast_paths = parse_bool(key, value)?,
             "forward" | "forward_messages" => self.forward = parse_bool(key, value)?,
             "ttl" => self.ttl = parse_num(key, value)?,
             "peer_buffer_size" => self.peer_buffer_size = parse_num(key, value)?,
-            "peer_overflow_policy" => {
-                self.peer_overflow_policy = match value {
-                    "disconnect" => OverflowPolicy::Disconnect,
-                    "drop_oldest" => OverflowPolicy::DropOldest,
-                    "drop_newest" => OverflowPolicy::DropNewest,
-                    _ => return Err(bad(key, value, "disconnect, drop_oldest or drop_newest")),
+            "peer_overflow_policy" => self.peer_overflow_policy = policy(key)?,
+            "web_socket_overflow_policy" => self.web_socket_overflow_policy = policy(key)?,
+            "web_socket_address" => self.web_socket_address = value.to_owned(),
+            "web_socket_port" => {
+                let port: u16 = parse_num(key, value.strip_suffix("/tcp").unwrap_or(value))?;
+                self.web_socket_port = Some(port)
+            }
+            "web_socket_buffer_size" => {
+                self.web_socket_buffer_size = parse_num(key, value)?;
+                if self.web_socket_buffer_size == 0 {
+                    return Err(bad(key, value, "a size above zero"));
                 }
             }
+            "web_socket_max_connections" => self.web_socket_max_connections = parse_num(key, value)?,
+            "web_socket_ping_interval" => self.web_socket_ping_interval = parse_duration(key, value)?,
+            "web_socket_max_message_size" => {
+                self.web_socket_max_message_size = parse_num(key, value)?
+            }
+            "web_socket_certificate" => self.web_socket_certificate = path(),
+            "web_socket_key" => self.web_socket_key = path(),
+            "web_socket_cafile" => self.web_socket_cafile = path(),
             "subscriber_queue_size" => self.subscriber_queue_size = parse_num(key, value)?,
             "subscriber_overflow_policy" => {
                 self.subscriber_overflow_policy = match value {
@@ -314,14 +390,21 @@ impl Configuration {
         let table: toml::Table = text
             .parse()
             .map_err(|e| Error::new(ErrorCode::InvalidData, format!("configuration file: {e}")))?;
-        for (key, value) in &table {
+        self.apply_table("", &table)
+    }
+
+    /// Sets every value of a TOML table, nested tables' keys joined to their table's name
+    /// (`[broker.web-socket]` `port` is `broker.web-socket.port`).
+    fn apply_table(&mut self, prefix: &str, table: &toml::Table) -> Result<(), Error> {
+        for (key, value) in table {
+            let name = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             match value {
-                toml::Value::Table(inner) if key == "broker" => {
-                    for (k, v) in inner {
-                        self.set_toml(k, v)?;
-                    }
-                }
-                v => self.set_toml(key, v)?,
+                toml::Value::Table(inner) => self.apply_table(&name, inner)?,
+                v => self.set_toml(&name, v)?,
             }
         }
         Ok(())

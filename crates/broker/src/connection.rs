@@ -467,10 +467,10 @@ impl Drop for Listed<'_> {
 }
 
 /// Counts a connection's writer among the endpoint's live writers while it runs.
-struct LiveWriter(Arc<Live>);
+pub(crate) struct LiveWriter(Arc<Live>);
 
 impl LiveWriter {
-    fn new(live: Arc<Live>) -> Self {
+    pub(crate) fn new(live: Arc<Live>) -> Self {
         live.writers.fetch_add(1, Ordering::SeqCst);
         LiveWriter(live)
     }

@@ -14,12 +14,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use broker_data::Data;
-use broker_routing::{Content, Event, FxHashMap, Message, PeerKind, PeerLoss, Publication, Router};
+use broker_routing::{
+    Content, Event, FxHashMap, Message, OverflowPolicy, PeerKind, PeerLoss, Publication, Router,
+};
 use broker_wire::{bye_token, EndpointId, ErrorCode, StatusCode, Topic};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cmd::{Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
+use crate::cmd::{Client, Cmd, LocalAck, Publications, StoreInbound, StoreOutput};
 use crate::config::SubscriberOverflow;
 use crate::intake::{Intake, Receive, Took, CMDS_PER_ROUND, PUBS_PER_ROUND};
 use crate::order::Ordered;
@@ -105,6 +107,9 @@ impl Conn {
 struct Sub {
     queue: Arc<Queue<DataMessage>>,
     overflow: SubscriberOverflow,
+    /// A WebSocket client: hears this endpoint's publications, not its own, and its full
+    /// queue follows its overflow policy.
+    client: Option<Client>,
     /// Since when deliveries wait for room in the queue, and how many items its reader had
     /// taken then: a reader that takes nothing for `STUCK_SUBSCRIBER_AFTER` is stuck.
     waiting: Option<(Instant, u64)>,
@@ -122,6 +127,31 @@ impl Sub {
         now: &mut Option<Instant>,
         counts: &mut SubscriberCounts,
     ) -> bool {
+        if let Some(client) = &self.client {
+            match client.overflow {
+                OverflowPolicy::DropOldest => {
+                    self.queue.push_all(batch.drain(..));
+                }
+                OverflowPolicy::DropNewest => {
+                    self.queue.push_room(batch);
+                    self.queue.note_dropped(batch.len());
+                    batch.clear();
+                }
+                OverflowPolicy::Disconnect => {
+                    self.queue.push_room(batch);
+                    if !batch.is_empty() && !client.overflowed.swap(true, Ordering::AcqRel) {
+                        counts.client_overflows += 1;
+                        tracing::warn!(
+                            "a WebSocket client's buffer overflowed: disconnecting it \
+                             (web_socket_overflow_policy = disconnect)"
+                        );
+                        self.queue.close();
+                    }
+                    batch.clear();
+                }
+            }
+            return false;
+        }
         if let Some(at) = self.stuck_at {
             if self.queue.taken() == at {
                 self.queue.push_all(batch.drain(..));
@@ -173,6 +203,8 @@ struct SubscriberCounts {
     waits: u64,
     /// Readers found stuck.
     stuck: u64,
+    /// WebSocket clients disconnected because their buffer overflowed.
+    client_overflows: u64,
 }
 
 pub(crate) struct Core {
@@ -191,6 +223,9 @@ pub(crate) struct Core {
     subs_waiting: usize,
     /// How often lossless subscribers held messages back.
     sub_counts: SubscriberCounts,
+    /// How many of the subscribers are WebSocket clients (which hear this endpoint's own
+    /// publications).
+    clients: usize,
     /// Scratch space for the peers' ids during a flush (kept to avoid an allocation per flush).
     peer_ids: Vec<EndpointId>,
     /// This core's own command channel, for in-process peers' acknowledgements.
@@ -272,6 +307,7 @@ impl Core {
             deliveries: FxHashMap::default(),
             subs_waiting: 0,
             sub_counts: SubscriberCounts::default(),
+            clients: 0,
             peer_ids: Vec::new(),
             me: None,
             stores: FxHashMap::default(),
@@ -739,6 +775,7 @@ impl Core {
         let of_a_peer = matches!(
             cmd,
             Cmd::Incoming { .. }
+                | Cmd::ClientPublish { .. }
                 | Cmd::Closed { .. }
                 | Cmd::Handshaken { .. }
                 | Cmd::LocalHandshaken { .. }
@@ -833,17 +870,21 @@ impl Core {
                 topics,
                 queue,
                 overflow,
+                client,
             } => {
                 queue.on_room(Waker::from(self.activity.clone()));
-                self.subs.insert(
+                self.clients += usize::from(client.is_some());
+                let old = self.subs.insert(
                     id,
                     Sub {
                         queue,
                         overflow,
+                        client,
                         waiting: None,
                         stuck_at: None,
                     },
                 );
+                self.clients -= usize::from(old.is_some_and(|o| o.client.is_some()));
                 for t in topics {
                     self.note_topic(&t);
                     self.router.subscribe(id, t);
@@ -854,8 +895,18 @@ impl Core {
                 self.router.subscribe(id, topic)
             }
             Cmd::RemoveTopic { id, topic } => self.router.unsubscribe(id, &topic),
+            Cmd::ClientPublish {
+                origin,
+                items,
+                reader,
+                weight,
+            } => {
+                self.publish_from_client(now, origin, items);
+                reader.handled(weight);
+            }
             Cmd::DropSubscriber(id) => {
-                self.subs.remove(&id);
+                let old = self.subs.remove(&id);
+                self.clients -= usize::from(old.is_some_and(|o| o.client.is_some()));
                 self.deliveries.remove(&id);
                 self.router.remove_subscriber(id);
             }
@@ -1088,6 +1139,21 @@ impl Core {
                             .sum::<u64>(),
                     link_states: self.router.known_endpoints().len(),
                     refused_connections: 0,
+                    web_socket_clients: self.clients,
+                    web_socket_overflows: self.sub_counts.client_overflows,
+                });
+            }
+            Cmd::Topology(reply) => {
+                let links = self.router.links();
+                let mut nodes: std::collections::BTreeSet<EndpointId> =
+                    self.router.known_endpoints().into_iter().collect();
+                nodes.insert(self.id);
+                nodes.extend(links.iter().flat_map(|(a, b)| [*a, *b]));
+                let _ = reply.send(crate::cmd::TopologySnapshot {
+                    nodes,
+                    links,
+                    local_topics: self.router.local_topics().into_iter().collect(),
+                    peer_topics: self.router.peer_subscriptions(),
                 });
             }
             Cmd::Shutdown(_) => {}
@@ -1194,6 +1260,10 @@ impl Core {
     }
 
     fn publish_run(&mut self, now: Instant, topic: Topic, mut values: Vec<Arc<Data>>) {
+        if self.clients > 0 {
+            // WebSocket clients hear this endpoint's publications (its own subscribers do not).
+            self.deliver_locally(&topic, &values, |_, sub| sub.client.is_some());
+        }
         let content = match (values.len(), values.pop()) {
             (1, Some(one)) => Content::Data(one),
             (_, Some(last)) => {
@@ -1203,6 +1273,49 @@ impl Core {
             (_, None) => return,
         };
         self.router.publish(now, topic, content);
+    }
+
+    /// Routes a WebSocket client's publications: to the peers as this endpoint's own, and to
+    /// every local subscriber but the client itself.
+    fn publish_from_client(&mut self, now: Instant, origin: u64, items: Publications) {
+        let mut run: Vec<Arc<Data>> = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while let Some((topic, data)) = items.next() {
+            run.push(data);
+            if items.peek().is_some_and(|(t, _)| *t == topic) && run.len() < MAX_BATCH {
+                continue;
+            }
+            let values = std::mem::take(&mut run);
+            self.deliver_locally(&topic, &values, |id, _| id != origin);
+            let content = if values.len() == 1 {
+                Content::Data(values.into_iter().next().unwrap_or_default())
+            } else {
+                Content::Batch(Arc::new(values))
+            };
+            self.router.publish(now, topic, content);
+        }
+    }
+
+    /// Adds `values` on `topic` to the deliveries of the matching local subscribers that
+    /// `wanted` picks.
+    fn deliver_locally(
+        &mut self,
+        topic: &Topic,
+        values: &[Arc<Data>],
+        wanted: impl Fn(u64, &Sub) -> bool,
+    ) {
+        let Some(subscribers) = self.router.local_subscribers(topic) else {
+            return;
+        };
+        for s in subscribers.iter() {
+            if self.subs.get(s).is_some_and(|sub| wanted(*s, sub)) {
+                let batch = self.deliveries.entry(*s).or_default();
+                batch.extend(values.iter().map(|data| DataMessage {
+                    topic: topic.clone(),
+                    data: data.clone(),
+                }));
+            }
+        }
     }
 
     /// Moves what the router holds for `peer` onto its link, as far as the link has room.
@@ -1536,6 +1649,7 @@ mod tests {
             topics: vec![Topic::new("/t").unwrap()],
             queue: queue.clone(),
             overflow: SubscriberOverflow::Block,
+            client: None,
         });
         peer_in_process(&mut core, peer);
         let batch = move |n: i64| Cmd::Incoming {

@@ -77,6 +77,31 @@ struct Inner {
     live: Arc<Live>,
     /// The stores attached here, by name.
     local_stores: crate::store::LocalStores,
+    /// The HTTP server's shared state, once a listener of it opened.
+    web: Mutex<Option<Arc<crate::web::Web>>>,
+    /// The addresses this endpoint listens on, by purpose (for the status page).
+    listeners: Mutex<Vec<(String, SocketAddr)>>,
+}
+
+impl crate::web::StatusSource for Inner {
+    fn stores(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Vec<(String, bool, Option<u64>)>> + Send + '_>,
+    > {
+        Box::pin(crate::store::sizes(&self.local_stores))
+    }
+
+    fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn refused_connections(&self) -> u64 {
+        self.live.refused()
+    }
 }
 
 impl Inner {
@@ -277,10 +302,16 @@ impl Endpoint {
                 stores: store_tx,
                 live,
                 local_stores: Default::default(),
+                web: Mutex::new(None),
+                listeners: Mutex::new(Vec::new()),
             }),
         };
         if let Some(port) = metrics_port {
             endpoint.serve_metrics("127.0.0.1", port)?;
+        }
+        if let Some(port) = endpoint.inner.config.web_socket_port {
+            let address = endpoint.inner.config.web_socket_address.clone();
+            endpoint.listen_websocket(&address, port)?;
         }
         Ok(endpoint)
     }
@@ -392,6 +423,7 @@ impl Endpoint {
         let bound = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        self.note_listener("peers", bound);
         let net = self.inner.net.clone();
         let (config, live) = (net.config.clone(), net.live.clone());
         tokio::spawn(async move {
@@ -703,38 +735,88 @@ impl Endpoint {
     /// `http://address:port/metrics` and returns the bound port (0 picks a free one).
     pub fn serve_metrics(&self, address: &str, port: u16) -> Result<u16, Error> {
         let (listener, bound) = self.bind(address, port, "serve metrics")?;
-        let core = self.inner.core.clone();
-        let live = self.inner.live.clone();
-        self.inner.handle.spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let core = core.clone();
-                let live = live.clone();
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let mut req = [0u8; 1024];
-                    let n = stream.read(&mut req).await.unwrap_or(0);
-                    let wants_metrics = req[..n].starts_with(b"GET /metrics ");
-                    let (tx, rx) = oneshot::channel();
-                    let body = if wants_metrics && core.send(Cmd::Metrics(tx)).is_ok() {
-                        rx.await
-                            .map(|mut m| {
-                                m.refused_connections = live.refused();
-                                m.to_prometheus()
-                            })
-                            .ok()
-                    } else {
-                        None
-                    };
-                    let response = match body {
-                        Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}", b.len()),
-                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
-                    };
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
+        self.serve_http(listener, bound, "http")
+    }
+
+    /// Opens Zeek's WebSocket API (Broker's JSON API v1) on `address:port` (port 0 picks a
+    /// free one) and returns the port: clients connect to `ws://address:port/v1/messages/json`
+    /// (`wss://` when `web_socket_certificate` and `web_socket_key` are configured), send
+    /// their topic prefixes, and then publish and receive JSON data messages as participants
+    /// of this endpoint. The same server answers `/metrics` and the status page `/`.
+    ///
+    /// ```
+    /// use broker::{Configuration, Endpoint};
+    /// let ep = Endpoint::new(Configuration::default()).unwrap();
+    /// let port = ep.listen_websocket("127.0.0.1", 0).unwrap();
+    /// assert!(port > 0);
+    /// ```
+    pub fn listen_websocket(&self, address: &str, port: u16) -> Result<u16, Error> {
+        let (listener, bound) = self.bind(address, port, "listen for WebSocket clients")?;
+        self.serve_http(listener, bound, "websocket")
+    }
+
+    /// [`listen_websocket`](Self::listen_websocket) for async code (any runtime).
+    pub async fn listen_websocket_async(&self, address: &str, port: u16) -> Result<u16, Error> {
+        self.check_running()?;
+        let addr = resolve(address, port)?;
+        let this = self.clone();
+        self.inner
+            .handle
+            .spawn(async move {
+                let listener = TcpListener::bind(addr).await.map_err(|e| {
+                    Error::new(
+                        ErrorCode::CannotOpenResource,
+                        format!("cannot listen for WebSocket clients on {addr}: {e}"),
+                    )
+                })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+                this.serve_http(listener, bound, "websocket")
+            })
+            .await
+            .map_err(|_| closed())?
+    }
+
+    /// Serves the HTTP server (WebSocket API, metrics, status page) on a bound listener.
+    fn serve_http(
+        &self,
+        listener: TcpListener,
+        bound: SocketAddr,
+        purpose: &str,
+    ) -> Result<u16, Error> {
+        let web = self.web()?;
+        let _guard = self.inner.handle.enter();
+        crate::web::start(web, listener);
+        self.note_listener(purpose, bound);
         Ok(bound.port())
+    }
+
+    /// The HTTP server's shared state (made with the first listener).
+    fn web(&self) -> Result<Arc<crate::web::Web>, Error> {
+        let mut web = self.inner.web.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = &*web {
+            return Ok(w.clone());
+        }
+        let weak: std::sync::Weak<dyn crate::web::StatusSource> =
+            Arc::downgrade(&self.inner) as std::sync::Weak<Inner>;
+        let w = Arc::new(crate::web::Web::new(
+            self.inner.id,
+            self.inner.config.clone(),
+            self.inner.core.clone(),
+            weak,
+            self.inner.live.clone(),
+        )?);
+        *web = Some(w.clone());
+        Ok(w)
+    }
+
+    fn note_listener(&self, purpose: &str, addr: SocketAddr) {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((purpose.to_owned(), addr));
     }
 
     /// Attaches the master of store `name` with a backend. When this endpoint has that master
@@ -985,6 +1067,7 @@ impl Endpoint {
             topics,
             queue: queue.clone(),
             overflow,
+            client: None,
         })?;
         Ok(Subscriber {
             waiting_since: None,

@@ -35,6 +35,8 @@ mod store;
 mod tls;
 mod translate;
 mod types;
+mod web;
+mod websocket;
 
 pub use broker_data as data;
 pub use broker_wire::EntityId;

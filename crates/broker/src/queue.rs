@@ -325,6 +325,28 @@ impl<T> Queue<T> {
         self.lock().dropped
     }
 
+    /// Counts `n` items the core dropped instead of pushing (a full queue under `drop_newest`).
+    pub(crate) fn note_dropped(&self, n: usize) {
+        self.lock().dropped += n as u64;
+    }
+
+    /// For async readers: up to `max` items, or registers `waker` and returns none. `Err` when
+    /// the queue is closed and empty.
+    pub(crate) fn poll_take(&self, max: usize, waker: &Waker) -> Result<Vec<T>, ()> {
+        let mut s = self.lock();
+        if !s.items.is_empty() {
+            let n = max.min(s.items.len());
+            let out: Vec<T> = s.items.drain(..n).collect();
+            self.after_pop(&mut s, n);
+            return Ok(out);
+        }
+        if s.closed {
+            return Err(());
+        }
+        s.waker = Some(waker.clone());
+        Ok(Vec::new())
+    }
+
     /// The readiness descriptor: readable exactly while items are pending, from this call on
     /// (a queue nobody polls pays no system call per message).
     pub(crate) fn fd(&self) -> RawFd {

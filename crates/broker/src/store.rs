@@ -300,6 +300,29 @@ impl LocalStores {
     }
 }
 
+/// The stores attached here: name, whether master, and the number of keys (none when the
+/// store does not answer within a second).
+pub(crate) async fn sizes(stores: &LocalStores) -> Vec<(String, bool, Option<u64>)> {
+    let handles: Vec<Store> = stores
+        .lock()
+        .values()
+        .filter_map(Weak::upgrade)
+        .map(|inner| Store { inner })
+        .collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for s in handles {
+        let keys = tokio::time::timeout(std::time::Duration::from_secs(1), s.keys_async()).await;
+        let size = match keys {
+            Ok(Ok(Data::Set(k))) => Some(k.len() as u64),
+            Ok(Ok(Data::Vector(k))) => Some(k.len() as u64),
+            _ => None,
+        };
+        out.push((s.name().to_owned(), s.is_master(), size));
+    }
+    out.sort();
+    out
+}
+
 struct Handle {
     name: String,
     id: EntityId,

@@ -121,6 +121,10 @@ pub struct Metrics {
     pub link_states: usize,
     /// Incoming connections refused by `max_connections` or `max_handshakes`.
     pub refused_connections: u64,
+    /// WebSocket clients connected now.
+    pub web_socket_clients: usize,
+    /// WebSocket clients disconnected because their buffer overflowed (policy `disconnect`).
+    pub web_socket_overflows: u64,
 }
 
 impl Metrics {
@@ -182,6 +186,11 @@ impl Metrics {
                 self.stuck_subscribers,
             ),
             (
+                "broker_web_socket_overflows_total",
+                "WebSocket clients disconnected because their buffer overflowed.",
+                self.web_socket_overflows,
+            ),
+            (
                 "broker_spins_skipped_total",
                 "Waits that slept at once because spinning had not paid lately.",
                 self.spins_skipped,
@@ -196,6 +205,11 @@ impl Metrics {
             out,
             "# HELP broker_peers Connected peers.\n# TYPE broker_peers gauge\nbroker_peers {}",
             self.peers.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP broker_web_socket_clients Connected WebSocket clients.\n# TYPE broker_web_socket_clients gauge\nbroker_web_socket_clients {}",
+            self.web_socket_clients
         );
         let _ = writeln!(
             out,
