@@ -42,7 +42,10 @@ async fn connect(port: u16, path: &str) -> Ws {
 /// The next text message (pings and pongs skipped); none when the connection closes.
 async fn next_text(ws: &mut Ws) -> Option<String> {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time")? {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")?
+        {
             Ok(Message::Text(t)) => return Some(t.to_string()),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
@@ -53,7 +56,10 @@ async fn next_text(ws: &mut Ws) -> Option<String> {
 /// The close frame that ends the connection (skipping anything before it).
 async fn close_code(ws: &mut Ws) -> Option<(CloseCode, String)> {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("closed in time") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(Message::Close(Some(f)))) => return Some((f.code, f.reason.to_string())),
             Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => {}
@@ -97,13 +103,26 @@ fn every_type_both_ways_between_a_client_and_the_endpoint() {
     let (ep, port) = node(Configuration::default());
     let sub = ep.make_subscriber(&["/from-ws"], None).unwrap();
     let values: Vec<Data> = [
-        "nil", "T", "42", "-7", "-7.5", "\"a\\tb\"", "10.0.0.1", "2001:db8::/32", "80/tcp",
-        "2022-04-10T07:00:00.123456Z", "1500ms", "{1, 2}",
-        "{1 -> \"a\"}", "(1, (2, \"x\"))",
+        "nil",
+        "T",
+        "42",
+        "-7",
+        "-7.5",
+        "\"a\\tb\"",
+        "10.0.0.1",
+        "2001:db8::/32",
+        "80/tcp",
+        "2022-04-10T07:00:00.123456Z",
+        "1500ms",
+        "{1, 2}",
+        "{1 -> \"a\"}",
+        "(1, (2, \"x\"))",
     ]
     .iter()
     .map(|t| t.parse().unwrap())
-    .chain([Data::EnumValue(broker_data::EnumValue::new("Log::WRITER_ASCII"))])
+    .chain([Data::EnumValue(broker_data::EnumValue::new(
+        "Log::WRITER_ASCII",
+    ))])
     .collect();
     let rt = runtime();
     let mut ws = rt.block_on(async {
@@ -115,7 +134,10 @@ fn every_type_both_ways_between_a_client_and_the_endpoint() {
     });
     for v in &values {
         let m = sub.get_timeout(WAIT).expect("the client's message");
-        assert_eq!((m.topic.to_string(), (*m.data).clone()), ("/from-ws".into(), v.clone()));
+        assert_eq!(
+            (m.topic.to_string(), (*m.data).clone()),
+            ("/from-ws".into(), v.clone())
+        );
     }
     for v in &values {
         ep.publish("/to-ws/x", v.clone()).unwrap();
@@ -136,7 +158,9 @@ fn zeek_events_with_metadata_pass_through_unchanged() {
     a.peer_local(&b).unwrap();
     let event = Data::from(
         broker_data::zeek::Event::new("ping", vec![Data::from("hi"), Data::Count(1)])
-            .with_timestamp(broker_data::Timestamp::from_nanos(1_700_000_000_500_000_000))
+            .with_timestamp(broker_data::Timestamp::from_nanos(
+                1_700_000_000_500_000_000,
+            ))
             .with_metadata(200, "user"),
     );
     runtime().block_on(async {
@@ -145,7 +169,8 @@ fn zeek_events_with_metadata_pass_through_unchanged() {
     });
     let m = sub.get_timeout(WAIT).expect("the event at the peer");
     assert_eq!(*m.data, event);
-    let broker_data::zeek::Message::Event(ev) = broker_data::zeek::Message::try_from(&*m.data).unwrap()
+    let broker_data::zeek::Message::Event(ev) =
+        broker_data::zeek::Message::try_from(&*m.data).unwrap()
     else {
         panic!("not an event");
     };
@@ -164,15 +189,27 @@ fn clients_hear_each_other_by_raw_prefix_and_never_themselves() {
         a.send(msg("/foobar", &Data::Count(1))).await.unwrap();
         b.send(msg("/foobar", &Data::Count(2))).await.unwrap();
         c.send(msg("/foobar", &Data::Count(3))).await.unwrap();
-        let got_b: Vec<_> = vec![parse(&next_text(&mut b).await.unwrap()).1, parse(&next_text(&mut b).await.unwrap()).1];
+        let got_b: Vec<_> = vec![
+            parse(&next_text(&mut b).await.unwrap()).1,
+            parse(&next_text(&mut b).await.unwrap()).1,
+        ];
         assert_eq!(got_b, [Data::Count(1), Data::Count(3)]);
-        let got_a: Vec<_> = vec![parse(&next_text(&mut a).await.unwrap()).1, parse(&next_text(&mut a).await.unwrap()).1];
+        let got_a: Vec<_> = vec![
+            parse(&next_text(&mut a).await.unwrap()).1,
+            parse(&next_text(&mut a).await.unwrap()).1,
+        ];
         assert_eq!(got_a, [Data::Count(2), Data::Count(3)]);
         // Nothing else for anybody: a marker from B shows what A has after it.
         b.send(msg("/foo/end", &Data::from("end"))).await.unwrap();
-        assert_eq!(parse(&next_text(&mut a).await.unwrap()).1, Data::from("end"));
+        assert_eq!(
+            parse(&next_text(&mut a).await.unwrap()).1,
+            Data::from("end")
+        );
         c.send(msg("/bar", &Data::from("end"))).await.unwrap();
-        assert_eq!(parse(&next_text(&mut a).await.unwrap()).1, Data::from("end"));
+        assert_eq!(
+            parse(&next_text(&mut a).await.unwrap()).1,
+            Data::from("end")
+        );
     });
 }
 
@@ -214,9 +251,15 @@ fn messages_sent_before_the_ack_are_processed_after_it_in_order() {
             ws.feed(msg("/pipe", &Data::Count(i))).await.unwrap();
         }
         ws.flush().await.unwrap();
-        assert!(next_text(&mut ws).await.unwrap().starts_with(r#"{"type":"ack""#));
+        assert!(next_text(&mut ws)
+            .await
+            .unwrap()
+            .starts_with(r#"{"type":"ack""#));
         for i in 0..10u64 {
-            assert_eq!(parse(&next_text(&mut listener).await.unwrap()).1, Data::Count(i));
+            assert_eq!(
+                parse(&next_text(&mut listener).await.unwrap()).1,
+                Data::Count(i)
+            );
         }
     });
 }
@@ -297,13 +340,19 @@ fn fragmented_and_binary_messages_are_reassembled_and_read_as_text() {
         let text = broker_json::data_message("/frag", &big).into_bytes();
         let chunks: Vec<&[u8]> = text.chunks(4096).collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            let opcode = if i == 0 { OpCode::Data(OpData::Text) } else { OpCode::Data(OpData::Continue) };
+            let opcode = if i == 0 {
+                OpCode::Data(OpData::Text)
+            } else {
+                OpCode::Data(OpData::Continue)
+            };
             let frame = Frame::message(chunk.to_vec(), opcode, i + 1 == chunks.len());
             ws.send(Message::Frame(frame)).await.unwrap();
         }
-        ws.send(Message::binary(broker_json::data_message("/frag", &Data::Count(2)).into_bytes()))
-            .await
-            .unwrap();
+        ws.send(Message::binary(
+            broker_json::data_message("/frag", &Data::Count(2)).into_bytes(),
+        ))
+        .await
+        .unwrap();
     });
     assert_eq!(*sub.get_timeout(WAIT).unwrap().data, big);
     assert_eq!(*sub.get_timeout(WAIT).unwrap().data, Data::Count(2));
@@ -320,7 +369,8 @@ fn overflow(policy: OverflowPolicy) -> (Vec<Data>, Option<(CloseCode, String)>, 
     let rt = runtime();
     let mut ws = rt.block_on(async { client(port, r#"["/flood"]"#).await.0 });
     // Hold the client's writer up: a message too large for the socket buffers first.
-    ep.publish("/flood", Data::from("y".repeat(8 << 20))).unwrap();
+    ep.publish("/flood", Data::from("y".repeat(8 << 20)))
+        .unwrap();
     for i in 0..50u64 {
         ep.publish("/flood", Data::Count(i)).unwrap();
     }
@@ -339,7 +389,10 @@ fn overflow(policy: OverflowPolicy) -> (Vec<Data>, Option<(CloseCode, String)>, 
             }
         }
     });
-    let counts = got.into_iter().filter(|d| matches!(d, Data::Count(_))).collect();
+    let counts = got
+        .into_iter()
+        .filter(|d| matches!(d, Data::Count(_)))
+        .collect();
     (counts, closed, metrics)
 }
 
@@ -347,7 +400,10 @@ fn overflow(policy: OverflowPolicy) -> (Vec<Data>, Option<(CloseCode, String)>, 
 fn a_client_that_stops_reading_loses_its_oldest_under_drop_oldest() {
     let (got, closed, _) = overflow(OverflowPolicy::DropOldest);
     // The writer held at most one batch when it stalled; the buffer kept the last ten.
-    assert!(got.ends_with(&(40..50u64).map(Data::Count).collect::<Vec<_>>()), "{got:?}");
+    assert!(
+        got.ends_with(&(40..50u64).map(Data::Count).collect::<Vec<_>>()),
+        "{got:?}"
+    );
     assert!(got.len() < 50, "{got:?}");
     assert!(closed.is_none());
 }
@@ -380,9 +436,10 @@ fn clients_beyond_the_limit_get_http_503() {
     runtime().block_on(async {
         let _a = client(port, "[]").await;
         let _b = client(port, "[]").await;
-        let err = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/v1/messages/json"))
-            .await
-            .unwrap_err();
+        let err =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/v1/messages/json"))
+                .await
+                .unwrap_err();
         match err {
             tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 503),
             e => panic!("expected HTTP 503, got {e}"),
@@ -453,13 +510,23 @@ fn wss_with_a_certificate_and_client_verification() {
                 b.set_ca_file(&ca_path).unwrap();
                 b.set_verify(SslVerifyMode::NONE);
                 if with_cert {
-                    b.set_certificate_file(&ccert, openssl::ssl::SslFiletype::PEM).unwrap();
-                    b.set_private_key_file(&ckey, openssl::ssl::SslFiletype::PEM).unwrap();
+                    b.set_certificate_file(&ccert, openssl::ssl::SslFiletype::PEM)
+                        .unwrap();
+                    b.set_private_key_file(&ckey, openssl::ssl::SslFiletype::PEM)
+                        .unwrap();
                 }
-                let ssl = b.build().configure().unwrap().into_ssl("localhost").unwrap();
+                let ssl = b
+                    .build()
+                    .configure()
+                    .unwrap()
+                    .into_ssl("localhost")
+                    .unwrap();
                 let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
                 let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-                std::pin::Pin::new(&mut tls).connect().await.map_err(|e| e.to_string())?;
+                std::pin::Pin::new(&mut tls)
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let (ws, _) = tokio_tungstenite::client_async(
                     format!("wss://127.0.0.1:{port}/v1/messages/json"),
                     tls,
@@ -469,12 +536,21 @@ fn wss_with_a_certificate_and_client_verification() {
                 Ok::<_, String>(ws)
             }
         };
-        let mut ws = connect(true).await.expect("a client with a certificate gets in");
+        let mut ws = connect(true)
+            .await
+            .expect("a client with a certificate gets in");
         ws.send(Message::text("[]")).await.unwrap();
-        let ack = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let ack = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert!(ack.to_text().unwrap().starts_with(r#"{"type":"ack""#));
         ws.send(msg("/tls", &Data::from("secret"))).await.unwrap();
-        assert!(connect(false).await.is_err(), "a client without a certificate is refused");
+        assert!(
+            connect(false).await.is_err(),
+            "a client without a certificate is refused"
+        );
     });
     assert_eq!(*sub.get_timeout(WAIT).unwrap().data, Data::from("secret"));
 }
@@ -487,7 +563,10 @@ async fn http_get(port: u16, path: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -514,7 +593,11 @@ fn one_server_serves_metrics_the_status_page_and_its_data() {
         assert_eq!(s["peers"][0]["id"], b.node_id().to_string());
         assert_eq!(s["stores"][0]["name"], "users");
         assert_eq!(s["stores"][0]["role"], "master");
-        assert!(s["subscriptions"]["local"].as_array().unwrap().iter().any(|t| t == "/a"));
+        assert!(s["subscriptions"]["local"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "/a"));
         assert_eq!(http_get(port, "/nope").await.0, 404);
         // A request head that never ends is cut off by the head timeout, not held forever:
         // covered by hyper's header_read_timeout; a huge head is refused at once.
@@ -522,8 +605,14 @@ fn one_server_serves_metrics_the_status_page_and_its_data() {
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(64 * 1024));
         let _ = s.write_all(huge.as_bytes()).await;
         let mut out = Vec::new();
-        let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out)).await.unwrap();
-        assert!(out.is_empty() || out.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&out));
+        let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+            .await
+            .unwrap();
+        assert!(
+            out.is_empty() || out.starts_with(b"HTTP/1.1 431"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     });
 }
 
@@ -544,7 +633,10 @@ fn a_client_and_a_native_peer_exchange_through_the_node() {
         .iter()
         .any(|t| t.to_string() == "/native")
     {
-        assert!(std::time::Instant::now() < end, "the client's subscription did not propagate");
+        assert!(
+            std::time::Instant::now() < end,
+            "the client's subscription did not propagate"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     native.publish("/native/x", vector![1u64, "hi"]).unwrap();
@@ -554,4 +646,43 @@ fn a_client_and_a_native_peer_exchange_through_the_node() {
         ws.send(msg("/ws/y", &Data::Count(7))).await.unwrap();
     });
     assert_eq!(*from_ws.get_timeout(WAIT).unwrap().data, Data::Count(7));
+}
+
+/// A client that closes while messages flow to it gets the answer to its close frame at once
+/// (it reads on meanwhile, as a client must during a closing handshake).
+#[test]
+fn a_client_that_closes_while_messages_flow_gets_the_closing_handshake() {
+    let (ep, port) = node(Configuration::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (stop, ep) = (stop.clone(), ep.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ep.publish("/flow", Data::Count(i)).unwrap();
+                i += 1;
+                if i % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        })
+    };
+    runtime().block_on(async {
+        let (mut ws, _) = client(port, r#"["/flow"]"#).await;
+        next_text(&mut ws).await.unwrap();
+        ws.close(None).await.unwrap();
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+                Ok(Some(Ok(Message::Close(f)))) => break f,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        };
+        assert!(
+            answer.is_none_or(|f| f.code == CloseCode::Normal),
+            "{answer:?}"
+        );
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
 }

@@ -133,6 +133,14 @@ enum Command {
         /// Serve Prometheus metrics on 127.0.0.1 at this port.
         #[arg(long)]
         metrics_port: Option<u16>,
+        /// Serve Zeek's WebSocket API (and the status page, and metrics) at this port (0
+        /// picks a free one; the bound port is printed). Also `web_socket_port` in the
+        /// configuration or `BROKER_WEB_SOCKET_PORT`.
+        #[arg(long)]
+        websocket_port: Option<u16>,
+        /// Address of the WebSocket server (default 127.0.0.1).
+        #[arg(long)]
+        websocket_address: Option<String>,
         /// Subscribe to these topic prefixes and print `topic: value` for every message that
         /// arrives (repeatable), as `broker-node -t` subscribes.
         #[arg(long = "subscribe", value_name = "TOPIC")]
@@ -258,6 +266,8 @@ struct NodeOptions {
     no_forward: bool,
     ttl: Option<u16>,
     metrics_port: Option<u16>,
+    websocket_port: Option<u16>,
+    websocket_address: Option<String>,
     subscribe: Vec<String>,
     master_stores: Vec<String>,
     clone_stores: Vec<String>,
@@ -295,6 +305,17 @@ fn node(o: NodeOptions) -> Result<()> {
         config.metrics_port = o.metrics_port;
     }
     config.apply_env(std::env::vars())?;
+    if o.websocket_port.is_some() {
+        config.web_socket_port = o.websocket_port;
+    }
+    if let Some(a) = o.websocket_address {
+        config.web_socket_address = a;
+    }
+    // The node opens the WebSocket server itself, to print the port it got.
+    let websocket = config
+        .web_socket_port
+        .take()
+        .map(|p| (config.web_socket_address.clone(), p));
     let (address, port, retry) = (
         config.listen_address.clone(),
         config.port,
@@ -325,6 +346,10 @@ fn node(o: NodeOptions) -> Result<()> {
     // A node keeps trying to listen (every listen_retry) until it can.
     let bound = ep.listen_with_retry(&address, port, listen_retry, Duration::MAX)?;
     println!("node {} listening on {address}:{bound}", ep.node_id());
+    if let Some((ws_address, ws_port)) = websocket {
+        let ws_bound = ep.listen_websocket(&ws_address, ws_port)?;
+        println!("websocket listening on ws://{ws_address}:{ws_bound}/v1/messages/json");
+    }
     std::io::stdout().flush()?;
     for p in &o.peers {
         let (host, port) = split_peer(p)?;
@@ -472,6 +497,8 @@ fn main() -> Result<()> {
             no_forward,
             ttl,
             metrics_port,
+            websocket_port,
+            websocket_address,
             subscribe,
             master_stores,
             clone_stores,
@@ -483,6 +510,8 @@ fn main() -> Result<()> {
             no_forward,
             ttl,
             metrics_port,
+            websocket_port,
+            websocket_address,
             subscribe,
             master_stores,
             clone_stores,

@@ -101,6 +101,14 @@ impl Endpoint {
         py.detach(|| self.inner.listen(&address, port)).unwrap_or(0)
     }
 
+    /// Opens Zeek's WebSocket API (JSON) on `address:port` (0 picks a free port); returns the
+    /// port, 0 on failure. Clients connect to `ws://address:port/v1/messages/json`.
+    #[pyo3(signature = (address = "127.0.0.1".to_owned(), port = 0))]
+    fn listen_websocket(&self, py: Python<'_>, address: String, port: u16) -> u16 {
+        py.detach(|| self.inner.listen_websocket(&address, port))
+            .unwrap_or(0)
+    }
+
     /// Peers with `address:port`, waiting for the handshake; returns whether it succeeded.
     /// With `retry` seconds (> 0), a failed or lost peering is dialed again at that interval.
     #[pyo3(signature = (address, port, retry = 10.0))]

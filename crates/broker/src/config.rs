@@ -319,8 +319,12 @@ impl Configuration {
                     return Err(bad(key, value, "a size above zero"));
                 }
             }
-            "web_socket_max_connections" => self.web_socket_max_connections = parse_num(key, value)?,
-            "web_socket_ping_interval" => self.web_socket_ping_interval = parse_duration(key, value)?,
+            "web_socket_max_connections" => {
+                self.web_socket_max_connections = parse_num(key, value)?
+            }
+            "web_socket_ping_interval" => {
+                self.web_socket_ping_interval = parse_duration(key, value)?
+            }
             "web_socket_max_message_size" => {
                 self.web_socket_max_message_size = parse_num(key, value)?
             }

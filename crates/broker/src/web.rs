@@ -80,7 +80,9 @@ pub(crate) struct Web {
 /// What the status page needs from the endpoint beyond the core's state.
 pub(crate) trait StatusSource: Send + Sync {
     /// The stores attached here: name, whether master, number of keys (if known in time).
-    fn stores(&self) -> Pin<Box<dyn std::future::Future<Output = Vec<(String, bool, Option<u64>)>> + Send + '_>>;
+    fn stores(
+        &self,
+    ) -> Pin<Box<dyn std::future::Future<Output = Vec<(String, bool, Option<u64>)>> + Send + '_>>;
     /// The addresses this endpoint listens on, by purpose (`peers`, `http`).
     fn listeners(&self) -> Vec<(String, SocketAddr)>;
     /// Connections refused by the peer listener's limits.
@@ -237,7 +239,11 @@ async fn serve_connection(web: &Arc<Web>, stream: tokio::net::TcpStream, addr: S
     }
 }
 
-fn reply(status: Http, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn reply(
+    status: Http,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -256,18 +262,30 @@ async fn route(web: Arc<Web>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         "/" | "/index.html" => reply(Http::OK, "text/html; charset=utf-8", STATUS_PAGE),
         "/metrics" => match metrics(&web).await {
             Some(m) => reply(Http::OK, "text/plain; version=0.0.4", m.to_prometheus()),
-            None => reply(Http::SERVICE_UNAVAILABLE, "text/plain", "endpoint shut down\n"),
+            None => reply(
+                Http::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "endpoint shut down\n",
+            ),
         },
         "/v1/status" => match status(&web).await {
             Some(s) => reply(Http::OK, "application/json", s.to_string()),
-            None => reply(Http::SERVICE_UNAVAILABLE, "text/plain", "endpoint shut down\n"),
+            None => reply(
+                Http::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "endpoint shut down\n",
+            ),
         },
         crate::websocket::PATH => reply(
             Http::BAD_REQUEST,
             "text/plain",
             "this is a WebSocket endpoint: connect with a WebSocket client\n",
         ),
-        _ => reply(Http::NOT_FOUND, "text/plain", "not found; try / or /metrics\n"),
+        _ => reply(
+            Http::NOT_FOUND,
+            "text/plain",
+            "not found; try / or /metrics\n",
+        ),
     }
 }
 
@@ -296,9 +314,8 @@ async fn status(web: &Web) -> Option<serde_json::Value> {
     let peers: Vec<serde_json::Value> = peers
         .iter()
         .map(|p| {
-            let m = p
-                .id
-                .and_then(|id| metrics.peers.iter().find(|m| m.id == id));
+            let m =
+                p.id.and_then(|id| metrics.peers.iter().find(|m| m.id == id));
             json!({
                 "id": p.id.as_ref().map(id_text),
                 "address": p.address.map(|a| a.to_string()),
@@ -322,11 +339,19 @@ async fn status(web: &Web) -> Option<serde_json::Value> {
         .iter()
         .rev()
         .map(|(t, e)| match e {
-            StatusEvent::Status { code, context, message } => json!({
+            StatusEvent::Status {
+                code,
+                context,
+                message,
+            } => json!({
                 "time": t, "kind": "status", "code": code.to_string(),
                 "endpoint": id_text(&context.id), "message": message,
             }),
-            StatusEvent::Error { code, context, message } => json!({
+            StatusEvent::Error {
+                code,
+                context,
+                message,
+            } => json!({
                 "time": t, "kind": "error", "code": code.to_string(),
                 "endpoint": id_text(&context.id), "message": message,
             }),

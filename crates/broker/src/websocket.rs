@@ -205,9 +205,13 @@ async fn session(web: &Arc<Web>, mut ws: Ws, path_ok: bool, app: Option<String>)
             return refuse(ws, e).await;
         }
     };
-    let topics: Result<Vec<Topic>, _> = topics.iter().map(|t| Topic::try_from(t.as_str())).collect();
+    let topics: Result<Vec<Topic>, _> =
+        topics.iter().map(|t| Topic::try_from(t.as_str())).collect();
     let Ok(topics) = topics else {
-        let e = broker_json::error("deserialization_failed", "invalid subscription: topic too long");
+        let e = broker_json::error(
+            "deserialization_failed",
+            "invalid subscription: topic too long",
+        );
         return refuse(ws, e).await;
     };
     let Ok(queue) = Queue::new(web.config.web_socket_buffer_size, Duration::ZERO) else {
@@ -233,7 +237,11 @@ async fn session(web: &Arc<Web>, mut ws: Ws, path_ok: bool, app: Option<String>)
         let _ = ws.send(close(CloseCode::Away, "Terminating")).await;
         return;
     }
-    tracing::info!(client = id, app = app.as_deref().unwrap_or("-"), "WebSocket client connected");
+    tracing::info!(
+        client = id,
+        app = app.as_deref().unwrap_or("-"),
+        "WebSocket client connected"
+    );
     let ack = broker_json::ack(&web.id.to_string(), env!("CARGO_PKG_VERSION"));
     if ws.send(Message::text(ack)).await.is_err() {
         let _ = web.core.send(Cmd::DropSubscriber(id));
@@ -370,7 +378,8 @@ fn hand_over(web: &Web, origin: u64, reader: &Arc<InFlight>, items: &mut Publica
 /// A data message from the client: its topic and value.
 fn decode(bytes: &[u8]) -> Result<(Topic, Arc<Data>), broker_json::MessageError> {
     let (topic, value) = broker_json::parse_message(bytes)?;
-    let topic = Topic::try_from(topic.as_str()).map_err(|_| broker_json::MessageError::InvalidData)?;
+    let topic =
+        Topic::try_from(topic.as_str()).map_err(|_| broker_json::MessageError::InvalidData)?;
     Ok((topic, Arc::new(value)))
 }
 
@@ -388,7 +397,11 @@ async fn write_loop(
     started: Instant,
 ) {
     let pings = !ping_every.is_zero();
-    let mut ping = tokio::time::interval(if pings { ping_every } else { Duration::from_secs(3600) });
+    let mut ping = tokio::time::interval(if pings {
+        ping_every
+    } else {
+        Duration::from_secs(3600)
+    });
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_ping: Option<u64> = None;
@@ -448,6 +461,7 @@ async fn write_loop(
         }
     };
     if let Some(frame) = ending {
+        // After the client's close frame this only flushes tungstenite's answer to it.
         let _ = timed(sink.send(frame)).await;
     }
     let _ = timed(sink.close()).await;
