@@ -661,7 +661,7 @@ fn a_client_that_closes_while_messages_flow_gets_the_closing_handshake() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 ep.publish("/flow", Data::Count(i)).unwrap();
                 i += 1;
-                if i % 20 == 0 {
+                if i.is_multiple_of(20) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
@@ -679,7 +679,7 @@ fn a_client_that_closes_while_messages_flow_gets_the_closing_handshake() {
             }
         };
         assert!(
-            answer.is_none_or(|f| f.code == CloseCode::Normal),
+            answer.as_ref().is_none_or(|f| f.code == CloseCode::Normal),
             "{answer:?}"
         );
     });

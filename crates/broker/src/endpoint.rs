@@ -84,11 +84,7 @@ struct Inner {
 }
 
 impl crate::web::StatusSource for Inner {
-    fn stores(
-        &self,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Vec<(String, bool, Option<u64>)>> + Send + '_>,
-    > {
+    fn stores(&self) -> crate::web::StoresFuture<'_> {
         Box::pin(crate::store::sizes(&self.local_stores))
     }
 

@@ -235,6 +235,7 @@ mod tests {
                 topics: vec![Topic::new("/t").unwrap()],
                 queue: sub.clone(),
                 overflow: crate::SubscriberOverflow::Block,
+                client: None,
             });
             Rig {
                 rt,

@@ -302,7 +302,7 @@ impl LocalStores {
 
 /// The stores attached here: name, whether master, and the number of keys (none when the
 /// store does not answer within a second).
-pub(crate) async fn sizes(stores: &LocalStores) -> Vec<(String, bool, Option<u64>)> {
+pub(crate) async fn sizes(stores: &LocalStores) -> Vec<crate::web::StoreInfo> {
     let handles: Vec<Store> = stores
         .lock()
         .values()

@@ -77,12 +77,18 @@ pub(crate) struct Web {
     history: Mutex<History>,
 }
 
+/// A store as the status page lists it: name, whether master, number of keys (if the store
+/// answered in time).
+pub(crate) type StoreInfo = (String, bool, Option<u64>);
+
+/// The stores of an endpoint, once they answered.
+pub(crate) type StoresFuture<'a> =
+    Pin<Box<dyn std::future::Future<Output = Vec<StoreInfo>> + Send + 'a>>;
+
 /// What the status page needs from the endpoint beyond the core's state.
 pub(crate) trait StatusSource: Send + Sync {
-    /// The stores attached here: name, whether master, number of keys (if known in time).
-    fn stores(
-        &self,
-    ) -> Pin<Box<dyn std::future::Future<Output = Vec<(String, bool, Option<u64>)>> + Send + '_>>;
+    /// The stores attached here.
+    fn stores(&self) -> StoresFuture<'_>;
     /// The addresses this endpoint listens on, by purpose (`peers`, `http`).
     fn listeners(&self) -> Vec<(String, SocketAddr)>;
     /// Connections refused by the peer listener's limits.

@@ -252,14 +252,16 @@ async fn session(web: &Arc<Web>, mut ws: Ws, path_ok: bool, app: Option<String>)
     let last_pong = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut writer = tokio::spawn(write_loop(
-        LiveWriter::new(web.live.clone()),
         sink,
-        queue,
-        out_rx,
-        overflowed,
-        web.config.web_socket_ping_interval,
-        last_pong.clone(),
-        started,
+        Outgoing {
+            _live: LiveWriter::new(web.live.clone()),
+            queue,
+            out: out_rx,
+            overflowed,
+            ping_every: web.config.web_socket_ping_interval,
+            last_pong: last_pong.clone(),
+            started,
+        },
     ));
     // The session ends with the reader (the client closed; the writer then closes too) or
     // with the writer (shutdown, overflow, ping timeout, a stalled socket: nothing more is
@@ -383,19 +385,35 @@ fn decode(bytes: &[u8]) -> Result<(Topic, Arc<Data>), broker_json::MessageError>
     Ok((topic, Arc::new(value)))
 }
 
+/// What a client's writer sends from, and what it watches.
+struct Outgoing {
+    /// Counts the writer among the endpoint's (a shutdown lets it send its close frame).
+    _live: LiveWriter,
+    /// The client's subscription.
+    queue: Arc<Queue<DataMessage>>,
+    /// The reader's errors for the client.
+    out: mpsc::Receiver<Out>,
+    /// Set by the core when the client's buffer overflowed under `disconnect`.
+    overflowed: Arc<AtomicBool>,
+    ping_every: Duration,
+    /// When the last pong came (milliseconds after `started`).
+    last_pong: Arc<AtomicU64>,
+    started: Instant,
+}
+
 /// Sends what the client's queue holds, the reader's errors, and pings; closes the
 /// connection when the queue closes (1001 "Terminating" at shutdown, 1011 after an overflow
 /// under `disconnect`) or a ping goes unanswered (1011 "Ping timeout").
-async fn write_loop(
-    _live: LiveWriter,
-    mut sink: futures_util::stream::SplitSink<Ws, Message>,
-    queue: Arc<Queue<DataMessage>>,
-    mut out: mpsc::Receiver<Out>,
-    overflowed: Arc<AtomicBool>,
-    ping_every: Duration,
-    last_pong: Arc<AtomicU64>,
-    started: Instant,
-) {
+async fn write_loop(mut sink: futures_util::stream::SplitSink<Ws, Message>, o: Outgoing) {
+    let Outgoing {
+        _live,
+        queue,
+        mut out,
+        overflowed,
+        ping_every,
+        last_pong,
+        started,
+    } = o;
     let pings = !ping_every.is_zero();
     let mut ping = tokio::time::interval(if pings {
         ping_every
