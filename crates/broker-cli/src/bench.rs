@@ -617,6 +617,7 @@ const CASES: &[&str] = &[
     "singles",
     "trickle",
     "contention",
+    "websocket",
 ];
 
 /// A JSON number, or `null` for a case that did not run.
@@ -730,6 +731,20 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
             "2 publishers → 2 subscribers: {tc:>10.0} msg/s   (threads sharing each endpoint)"
         );
         fields.push(("tput_contention_small_msgs", Some(tc)));
+    }
+    if wanted("websocket") {
+        let (into, out, p50, p99) = crate::ws_bench::run(endpoint()?, small / 5, rounds)?;
+        println!("WebSocket client → node:     {into:>10.0} msg/s   (small Zeek events as JSON, to a native subscriber)");
+        println!("node → WebSocket client:     {out:>10.0} msg/s   (from a native publisher)");
+        println!(
+            "ping-pong, WebSocket client: p50 {:>8.1} µs   p99 {:>8.1} µs   (native responder)",
+            us(p50),
+            us(p99)
+        );
+        fields.push(("ws_into_node_msgs", Some(into)));
+        fields.push(("ws_out_of_node_msgs", Some(out)));
+        fields.push(("lat_ws_p50_us", Some(us(p50))));
+        fields.push(("lat_ws_p99_us", Some(us(p99))));
     }
     if wanted("flood") {
         let (nb, np, na) = node_memory_under_flood(big)?;

@@ -11,6 +11,7 @@
 mod bench;
 mod store_bench;
 mod throughput;
+mod ws_bench;
 
 /// The binary's allocator. Messages are allocated by the publishing thread and freed by the
 /// subscribing one; mimalloc's thread-local free lists take such cross-thread frees cheaply,

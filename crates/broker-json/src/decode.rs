@@ -155,15 +155,37 @@ fn real(data: &Value) -> Option<f64> {
 /// assert_eq!(err.context(1), "no topic in top-level JSON object");
 /// ```
 pub fn parse_message(text: &[u8]) -> Result<(String, Data), MessageError> {
-    let first = text.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        // Not an object: tell malformed text from other JSON.
-        return Err(match serde_json::from_slice::<IgnoredAny>(text) {
-            Ok(_) => MessageError::NotObject,
-            Err(e) => MessageError::Malformed(e.to_string()),
-        });
+    check_object(text)?;
+    topic_and_value(read(text, MessageSeed)?)
+}
+
+/// [`parse_message`] for text known to be UTF-8 (a WebSocket text frame, which the WebSocket
+/// layer has validated already): the strings in it are not validated again.
+///
+/// ```
+/// let (topic, _) = broker_json::parse_message_str(r#"{"topic":"/t","@data-type":"none"}"#).unwrap();
+/// assert_eq!(topic, "/t");
+/// ```
+pub fn parse_message_str(text: &str) -> Result<(String, Data), MessageError> {
+    check_object(text.as_bytes())?;
+    topic_and_value(finish(
+        serde_json::Deserializer::from_str(text),
+        MessageSeed,
+    )?)
+}
+
+/// Refuses anything but an object up front, telling malformed text from other JSON.
+fn check_object(text: &[u8]) -> Result<(), MessageError> {
+    if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Ok(());
     }
-    let msg = read(text, MessageSeed)?;
+    Err(match serde_json::from_slice::<IgnoredAny>(text) {
+        Ok(_) => MessageError::NotObject,
+        Err(e) => MessageError::Malformed(e.to_string()),
+    })
+}
+
+fn topic_and_value(msg: crate::stream::Message) -> Result<(String, Data), MessageError> {
     match msg.topic {
         Some(topic) => Ok((topic, msg.data)),
         None => Err(MessageError::NoTopic),
@@ -176,7 +198,13 @@ pub(crate) fn read<T>(
     text: &[u8],
     seed: impl for<'de> DeserializeSeed<'de, Value = T>,
 ) -> Result<T, MessageError> {
-    let mut de = serde_json::Deserializer::from_slice(text);
+    finish(serde_json::Deserializer::from_slice(text), seed)
+}
+
+fn finish<'de, R: serde_json::de::Read<'de>, T>(
+    mut de: serde_json::Deserializer<R>,
+    seed: impl DeserializeSeed<'de, Value = T>,
+) -> Result<T, MessageError> {
     let out = seed.deserialize(&mut de).map_err(classify)?;
     de.end().map_err(classify)?;
     Ok(out)

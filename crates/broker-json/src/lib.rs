@@ -31,7 +31,9 @@ mod encode;
 mod stream;
 mod text;
 
-pub use decode::{decode, parse_message, parse_subscriptions, MessageError, SubscriptionError};
+pub use decode::{
+    decode, parse_message, parse_message_str, parse_subscriptions, MessageError, SubscriptionError,
+};
 pub use encode::{ack, data_message, error, type_name, write_data, write_data_message};
 
 /// Parses JSON text holding one typed object.

@@ -296,6 +296,7 @@ proptest! {
         let (topic, back) = parse_message(msg.as_bytes()).unwrap();
         prop_assert_eq!(topic, "/t");
         prop_assert_eq!(back, lossy(&v));
+        prop_assert_eq!(parse_message_str(&msg).unwrap().1, lossy(&v));
     }
 
     #[test]
@@ -303,7 +304,7 @@ proptest! {
         let text = v.to_string();
         // The streaming decoder and the tree decoder agree.
         prop_assert_eq!(from_str(&text).ok(), decode(&v).ok(), "{}", text);
-        let _ = parse_message(text.as_bytes());
+        prop_assert_eq!(parse_message(text.as_bytes()), parse_message_str(&text));
         let _ = parse_subscriptions(text.as_bytes());
     }
 

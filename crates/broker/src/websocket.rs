@@ -321,19 +321,20 @@ async fn read_loop(
         .await;
         let mut next = stream.next().await;
         loop {
-            let bytes = match next {
+            let decoded = match next {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break 'read,
-                Some(Ok(Message::Text(t))) => Bytes::from(t),
-                Some(Ok(Message::Binary(b))) => b,
+                // Text frames are UTF-8 already (tungstenite checked): not validated again.
+                Some(Ok(Message::Text(t))) => Some(decode(broker_json::parse_message_str(&t))),
+                Some(Ok(Message::Binary(b))) => Some(decode(broker_json::parse_message(&b))),
                 Some(Ok(Message::Pong(_))) => {
                     last_pong.store(started.elapsed().as_millis() as u64, Ordering::Release);
-                    Bytes::new()
+                    None
                 }
-                Some(Ok(_)) => Bytes::new(),
+                Some(Ok(_)) => None,
             };
-            if !bytes.is_empty() {
+            if let Some(decoded) = decoded {
                 n += 1;
-                match decode(&bytes) {
+                match decoded {
                     Ok(item) => items.push(item),
                     Err(e) => {
                         let text = broker_json::error("deserialization_failed", &e.context(n));
@@ -378,8 +379,10 @@ fn hand_over(web: &Web, origin: u64, reader: &Arc<InFlight>, items: &mut Publica
 }
 
 /// A data message from the client: its topic and value.
-fn decode(bytes: &[u8]) -> Result<(Topic, Arc<Data>), broker_json::MessageError> {
-    let (topic, value) = broker_json::parse_message(bytes)?;
+fn decode(
+    parsed: Result<(String, Data), broker_json::MessageError>,
+) -> Result<(Topic, Arc<Data>), broker_json::MessageError> {
+    let (topic, value) = parsed?;
     let topic =
         Topic::try_from(topic.as_str()).map_err(|_| broker_json::MessageError::InvalidData)?;
     Ok((topic, Arc::new(value)))
