@@ -469,6 +469,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn web_socket_options_take_brokers_names_tables_and_variables() {
+        let mut c = Configuration::default();
+        assert_eq!(c.web_socket_port, None);
+        assert_eq!(c.web_socket_overflow_policy, OverflowPolicy::DropOldest);
+        c.apply_toml(
+            "[broker.web-socket]\naddress = \"0.0.0.0\"\nport = 9997\nbuffer-size = 64\noverflow-policy = \"disconnect\"\nping-interval = \"1s\"",
+        )
+        .unwrap();
+        assert_eq!(c.web_socket_address, "0.0.0.0");
+        assert_eq!(c.web_socket_port, Some(9997));
+        assert_eq!(c.web_socket_buffer_size, 64);
+        assert_eq!(c.web_socket_overflow_policy, OverflowPolicy::Disconnect);
+        assert_eq!(c.web_socket_ping_interval, Duration::from_secs(1));
+        c.set("broker.web-socket.port", "9998/tcp").unwrap();
+        assert_eq!(c.web_socket_port, Some(9998));
+        c.apply_env([
+            ("BROKER_WEB_SOCKET_PORT".to_owned(), "9999".to_owned()),
+            (
+                "BROKER_WEB_SOCKET_MAX_CONNECTIONS".to_owned(),
+                "5".to_owned(),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.web_socket_port, c.web_socket_max_connections),
+            (Some(9999), 5)
+        );
+        assert!(c.set("web_socket_buffer_size", "0").is_err());
+        assert!(c.set("web_socket_overflow_policy", "block").is_err());
+    }
+
+    #[test]
     fn every_option_is_settable_and_the_environment_wins() {
         let mut c = Configuration::default();
         c.apply_toml(
