@@ -181,14 +181,19 @@ class Script(Proc):
 
 _STATUS = re.compile(r"^(status|error) (\w+): ([0-9a-f-]+)")
 _LISTEN = re.compile(r"^node ([0-9a-f-]+) listening on [^ ]+:(\d+)$")
+_WS = re.compile(r"^websocket listening on wss?://[^ ]+:(\d+)/v1/messages/json$")
 
 
 class RsNode(Proc):
     """Our `broker node`: prints its id and port, statuses, and with --subscribe the messages
-    (`topic: value`, Broker's text format)."""
+    (`topic: value`, Broker's text format). With `websocket`, it serves Zeek's WebSocket API
+    on a port of its own (`ws_port`). `env` adds variables to its environment."""
 
-    def __init__(self, name, disable_ssl=True, peers=(), subscribe=(), forward=True, extra=()):
+    def __init__(self, name, disable_ssl=True, peers=(), subscribe=(), forward=True, extra=(),
+                 websocket=False, env=None):
         argv = [broker_bin(), "node", "--port", "0"]
+        if websocket:
+            argv += ["--websocket-port", "0"]
         if disable_ssl:
             argv.append("--disable-ssl")
         if not forward:
@@ -198,12 +203,17 @@ class RsNode(Proc):
         for t in subscribe:
             argv += ["--subscribe", t]
         argv += list(extra)
-        env = dict(os.environ)
-        env.setdefault("BROKER_CONNECT_RETRY", "1")
-        super().__init__(name, argv, env=env, stdin=False)
+        e = dict(os.environ)
+        e.setdefault("BROKER_CONNECT_RETRY", "1")
+        e.update(env or {})
+        super().__init__(name, argv, env=e, stdin=False)
         first = self.wait_for(lambda l: _LISTEN.match(l), what="listening line")
         m = _LISTEN.match(first)
         self.id, self.port = m.group(1), int(m.group(2))
+        self.ws_port = None
+        if websocket:
+            line = self.wait_for(lambda l: _WS.match(l), what="websocket line")
+            self.ws_port = int(_WS.match(line).group(1))
 
     def statuses(self):
         with self.cond:
@@ -218,7 +228,7 @@ class RsNode(Proc):
         with self.cond:
             out = []
             for l in self.lines:
-                if _STATUS.match(l) or _LISTEN.match(l) or ": " not in l:
+                if _STATUS.match(l) or _LISTEN.match(l) or _WS.match(l) or ": " not in l:
                     continue
                 topic, value = l.split(": ", 1)
                 if topic.startswith(topic_prefix):

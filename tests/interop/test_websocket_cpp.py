@@ -6,7 +6,6 @@ Skipped, with one line saying so, when no built C++ Broker is found.
 """
 
 import json
-import re
 import time
 
 import pytest
@@ -17,9 +16,6 @@ from harness import RsNode, Script, cpp_available, peered, settle_until
 pytestmark = pytest.mark.skipif(
     not cpp_available(), reason="no built C++ Broker (CPP_BROKER_DIR): interop suite skipped"
 )
-
-_WS = re.compile(r"^websocket listening on ws://[^:]+:(\d+)/v1/messages/json$")
-
 
 def typed(t, v):
     return {"@data-type": t, "data": v}
@@ -59,9 +55,8 @@ def net():
 
 
 def ws_node(procs, peers):
-    n = RsNode("WS", disable_ssl=True, peers=peers, extra=["--websocket-port", "0"])
+    n = RsNode("WS", disable_ssl=True, peers=peers, websocket=True)
     procs.append(n)
-    n.ws_port = int(_WS.match(n.wait_for(lambda l: _WS.match(l), what="websocket line")).group(1))
     return n
 
 

@@ -428,6 +428,25 @@ fn a_client_that_stops_reading_is_disconnected_under_disconnect() {
 }
 
 #[test]
+fn a_message_beyond_the_size_limit_closes_with_1009() {
+    let (ep, port) = node(Configuration {
+        web_socket_max_message_size: 1024,
+        ..Configuration::default()
+    });
+    let sub = ep.make_subscriber(&["/size"], None).unwrap();
+    runtime().block_on(async {
+        let (mut ws, _) = client(port, "[]").await;
+        ws.send(msg("/size", &Data::from("small"))).await.unwrap();
+        let _ = ws.send(msg("/size", &Data::from("x".repeat(2000)))).await;
+        assert_eq!(
+            close_code(&mut ws).await.map(|c| c.0),
+            Some(CloseCode::Size)
+        );
+    });
+    assert_eq!(*sub.get_timeout(WAIT).unwrap().data, Data::from("small"));
+}
+
+#[test]
 fn clients_beyond_the_limit_get_http_503() {
     let (_ep, port) = node(Configuration {
         web_socket_max_connections: 2,

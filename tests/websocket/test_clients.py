@@ -19,7 +19,8 @@ import websockets
 import broker
 from broker import zeek
 
-from harness import Node, WAIT, broker_bin, data_message, event, settle_until, typed
+from ws_harness import Node, WAIT, broker_bin, data_message, event, settle_until, typed
+from node import canon  # the interop suite's type-tagged text of a received value
 
 
 @pytest.fixture
@@ -27,41 +28,6 @@ def node():
     n = Node()
     yield n
     n.stop()
-
-
-def canon(v):
-    """A type-tagged text for a value our bindings hand out."""
-    if v is None:
-        return "nil"
-    if isinstance(v, bool):
-        return "bool:" + ("T" if v else "F")
-    if isinstance(v, broker.Count):
-        return "count:%d" % v.value
-    if isinstance(v, int):
-        return "int:%d" % v
-    if isinstance(v, float):
-        return "real:%r" % v
-    if isinstance(v, str):
-        return "str:" + v
-    if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return "addr:%s" % v
-    if isinstance(v, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return "subnet:%s" % v
-    if isinstance(v, broker.Port):
-        return "port:%s" % v
-    if isinstance(v, datetime.datetime):
-        return "time:%.6f" % v.timestamp()
-    if isinstance(v, datetime.timedelta):
-        return "span:%.6f" % v.total_seconds()
-    if isinstance(v, broker.Enum):
-        return "enum:" + v.name
-    if isinstance(v, (set, frozenset)):
-        return "{" + ", ".join(sorted(canon(x) for x in v)) + "}"
-    if isinstance(v, dict):
-        return "{" + ", ".join(sorted("%s -> %s" % (canon(k), canon(x)) for k, x in v.items())) + "}"
-    if isinstance(v, (tuple, list)):
-        return "(" + ", ".join(canon(x) for x in v) + ")"
-    return "?%s:%r" % (type(v).__name__, v)
 
 
 # What zeekpy sends for each type (floats for reals, fractional nanoseconds, ISO times with a

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 import websockets
 
-from harness import HERE, Node, data_message, settle_until, typed
+from ws_harness import HERE, Node, data_message, settle_until, typed
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

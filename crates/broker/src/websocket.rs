@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::cmd::{Client, Cmd, Publications};
@@ -180,7 +180,10 @@ async fn refuse(mut ws: Ws, first: String) {
 
 /// What the reader asks the writer to send.
 enum Out {
+    /// An error message for the client.
     Text(String),
+    /// The end, with this close frame (e.g. 1009 for a message beyond the size limit).
+    Close(Message),
 }
 
 async fn session(web: &Arc<Web>, mut ws: Ws, path_ok: bool, app: Option<String>) {
@@ -322,6 +325,13 @@ async fn read_loop(
         let mut next = stream.next().await;
         loop {
             let decoded = match next {
+                Some(Err(WsError::Capacity(e))) => {
+                    tracing::info!(client = id, error = %e, "WebSocket message too large");
+                    let _ = out
+                        .send(Out::Close(close(CloseCode::Size, "message too big")))
+                        .await;
+                    break 'read;
+                }
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break 'read,
                 // Text frames are UTF-8 already (tungstenite checked): not validated again.
                 Some(Ok(Message::Text(t))) => Some(decode(broker_json::parse_message_str(&t))),
@@ -436,6 +446,7 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<Ws, Message>, o: O
                         break None;
                     }
                 }
+                Some(Out::Close(frame)) => break Some(frame),
                 // The reader is done: the client closed or went away.
                 None => break Some(close(CloseCode::Normal, "")),
             },
