@@ -54,7 +54,7 @@ fn payload(kind: &str) -> Data {
 }
 
 /// Receives `n` messages, returning when the last arrived.
-fn drain(sub: &Subscriber, n: u64) -> Result<Instant> {
+pub(crate) fn drain(sub: &Subscriber, n: u64) -> Result<Instant> {
     let mut got = 0u64;
     while got < n {
         let batch = sub.get_n(100_000, Some(WAIT));

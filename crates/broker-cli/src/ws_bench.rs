@@ -61,17 +61,7 @@ fn into_node(ep: &Endpoint, port: u16, n: u64) -> Result<f64> {
         .collect();
     let rt = runtime()?;
     let mut ws = rt.block_on(connect(port, "[]"))?;
-    let drain = std::thread::spawn(move || -> Result<Instant> {
-        let mut got = 0u64;
-        while got < n {
-            let batch = sub.get_n(65_536, Some(WAIT));
-            if batch.is_empty() {
-                bail!("stalled after {got} messages");
-            }
-            got += batch.len() as u64;
-        }
-        Ok(Instant::now())
-    });
+    let drain = std::thread::spawn(move || crate::bench::drain(&sub, n));
     let start = Instant::now();
     rt.block_on(async {
         for i in 0..n {
