@@ -671,6 +671,28 @@ impl Router {
         links
     }
 
+    /// About how many bytes the link-state database takes: each state's fixed part, its
+    /// neighbors and its filters (topics counted by their length plus their handle).
+    pub fn link_state_bytes(&self) -> usize {
+        let filter = |f: &[Topic]| {
+            f.iter()
+                .map(|t| std::mem::size_of::<Topic>() + t.as_bytes().len())
+                .sum::<usize>()
+        };
+        self.lsdb
+            .values()
+            .map(|ls| {
+                std::mem::size_of::<LinkState>()
+                    + std::mem::size_of::<EndpointId>() * (1 + ls.neighbors.len())
+                    + filter(&ls.filter)
+                    + ls.stubs
+                        .iter()
+                        .map(|(_, f)| std::mem::size_of::<EndpointId>() + filter(f))
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     /// The topic prefixes local subscribers (and stores) subscribe to.
     pub fn local_topics(&self) -> BTreeSet<Topic> {
         self.subscriptions.values().flatten().cloned().collect()
