@@ -111,11 +111,21 @@ impl Net {
         let (before, t0) = (self.delivered, self.now);
         while let Some(Reverse((at, _, from, to, Wrapped(msg)))) = self.queue.pop() {
             self.now = at;
+            // What arrives at once on one link is one read: one batch for the router.
+            let mut batch = vec![msg];
+            while let Some(Reverse((t, _, f, d, _))) = self.queue.peek() {
+                if (*t, *f, *d) != (at, from, to) {
+                    break;
+                }
+                if let Some(Reverse((_, _, _, _, Wrapped(m)))) = self.queue.pop() {
+                    batch.push(m);
+                }
+            }
             if !self.up.contains(&(from.min(to), from.max(to))) {
                 continue;
             }
-            self.delivered += 1;
-            self.routers[to].handle_message(at, id_of(from), msg);
+            self.delivered += batch.len() as u64;
+            self.routers[to].handle_messages(at, id_of(from), batch);
             self.pump(to);
         }
         (self.delivered - before, self.now - t0)

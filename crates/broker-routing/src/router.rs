@@ -714,7 +714,31 @@ impl Router {
     }
 
     /// A message arrived from `from`.
-    pub fn handle_message(&mut self, _now: Instant, from: EndpointId, msg: Message) {
+    pub fn handle_message(&mut self, now: Instant, from: EndpointId, msg: Message) {
+        self.handle_messages(now, from, [msg]);
+    }
+
+    /// Messages arrived from `from`, in this order (what one read brought): handled as one
+    /// by one, except that link states only mark the graph out of date, and it is rebuilt
+    /// (with the reachability statuses and the filters announced to Broker peers) once — when
+    /// a publication needs it to be routed, and at the end. A burst of link states, as when a
+    /// large network forms, so costs one rebuild instead of one per state. When this returns,
+    /// everything derived is up to date, as after `handle_message`.
+    pub fn handle_messages(
+        &mut self,
+        _now: Instant,
+        from: EndpointId,
+        msgs: impl IntoIterator<Item = Message>,
+    ) {
+        for msg in msgs {
+            self.handle_one(from, msg);
+        }
+        if self.topology_dirty || self.own_dirty {
+            self.refresh();
+        }
+    }
+
+    fn handle_one(&mut self, from: EndpointId, msg: Message) {
         let Some(kind) = self.peers.get(&from).map(|p| p.kind) else {
             return; // A message from a peer we do not know (any more) is ignored.
         };
@@ -723,6 +747,10 @@ impl Router {
                 let n = p.count() as u64;
                 if n == 0 {
                     return;
+                }
+                if self.topology_dirty || self.own_dirty {
+                    // Routed with the graph of every link state before it.
+                    self.refresh();
                 }
                 self.stats.received += n;
                 if let Some(peer) = self.peers.get_mut(&from) {
@@ -860,8 +888,9 @@ impl Router {
         for t in targets {
             self.push(t, Message::LinkState(ls.clone()));
         }
+        // The graph is rebuilt once the batch of messages this came in is handled (see
+        // `handle_messages`).
         self.topology_dirty = true;
-        self.refresh();
     }
 
     /// Call when [`poll_timeout`](Self::poll_timeout)'s time has come: re-advertises our link

@@ -1009,16 +1009,19 @@ impl Core {
                     }
                 }
                 if self.conns.get(&peer).is_some_and(|c| c.id == conn) {
-                    for m in msgs {
-                        if let Message::Ping(b) = &m {
-                            if b.starts_with(b"BYE") {
-                                if let Some(c) = self.conns.get_mut(&peer) {
+                    let conns = &mut self.conns;
+                    // One batch: a burst of link states rebuilds the graph once.
+                    self.router.handle_messages(
+                        now,
+                        peer,
+                        msgs.into_iter().inspect(|m| {
+                            if matches!(m, Message::Ping(b) if b.starts_with(b"BYE")) {
+                                if let Some(c) = conns.get_mut(&peer) {
                                     c.leaving = true;
                                 }
                             }
-                        }
-                        self.router.handle_message(now, peer, m);
-                    }
+                        }),
+                    );
                 }
             }
             Cmd::Closed { peer, conn, reason } => {

@@ -556,11 +556,19 @@ impl Sim {
             return false;
         };
         let link = self.links.get_mut(&Self::key(from, to)).unwrap();
-        let (_, msg) = link.queues[usize::from(from > to)].pop_front().unwrap();
+        let queue = &mut link.queues[usize::from(from > to)];
+        // What arrives at the same instant on one link is one read: one batch for the router
+        // (link states in it rebuild the graph once, see `Router::handle_messages`).
+        let mut batch = Vec::new();
+        while queue.front().is_some_and(|(t, _)| *t <= at) {
+            batch.push(queue.pop_front().unwrap().1);
+        }
         self.now = self.now.max(at);
-        self.steps += 1;
+        self.steps += batch.len() as u64;
         let now = self.now;
-        self.nodes[to].router.handle_message(now, id_of(from), msg);
+        self.nodes[to]
+            .router
+            .handle_messages(now, id_of(from), batch);
         self.pump(to);
         true
     }
