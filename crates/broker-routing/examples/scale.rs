@@ -27,33 +27,16 @@ struct Net {
     routers: Vec<Router>,
     /// Messages in flight, earliest first.
     queue: BinaryHeap<Reverse<InFlight>>,
+    payloads: std::collections::HashMap<u64, Message>,
     seq: u64,
     /// Messages delivered so far.
     delivered: u64,
     up: std::collections::HashSet<(usize, usize)>,
 }
 
-/// A message in flight: arrival, order of sending, from, to, the message.
-type InFlight = (Instant, u64, usize, usize, Wrapped);
-
-/// A message in the heap (ordered by arrival and sequence only).
-struct Wrapped(Message);
-impl PartialEq for Wrapped {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for Wrapped {}
-impl PartialOrd for Wrapped {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Wrapped {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
-}
+/// A message in flight, as the heap orders it: arrival, order of sending, from, to (the
+/// message itself waits in `Net::payloads` under its order of sending).
+type InFlight = (Instant, u64, usize, usize);
 
 impl Net {
     fn new(n: usize) -> Net {
@@ -65,6 +48,7 @@ impl Net {
                 .map(|i| Router::new(id_of(i), 1, Config::default()))
                 .collect(),
             queue: BinaryHeap::new(),
+            payloads: Default::default(),
             seq: 0,
             delivered: 0,
             up: Default::default(),
@@ -80,8 +64,8 @@ impl Net {
         while let Some((to, msg)) = self.routers[a].poll_transmit() {
             let b = self.index(to);
             self.seq += 1;
-            self.queue
-                .push(Reverse((self.now + HOP, self.seq, a, b, Wrapped(msg))));
+            self.payloads.insert(self.seq, msg);
+            self.queue.push(Reverse((self.now + HOP, self.seq, a, b)));
         }
         while self.routers[a].poll_event().is_some() {}
     }
@@ -109,17 +93,16 @@ impl Net {
     /// Delivers everything in flight; returns (messages, virtual time until quiet).
     fn settle(&mut self) -> (u64, Duration) {
         let (before, t0) = (self.delivered, self.now);
-        while let Some(Reverse((at, _, from, to, Wrapped(msg)))) = self.queue.pop() {
+        while let Some(Reverse((at, seq, from, to))) = self.queue.pop() {
             self.now = at;
             // What arrives at once on one link is one read: one batch for the router.
-            let mut batch = vec![msg];
-            while let Some(Reverse((t, _, f, d, _))) = self.queue.peek() {
-                if (*t, *f, *d) != (at, from, to) {
+            let mut batch = vec![self.payloads.remove(&seq).expect("sent")];
+            while let Some(&Reverse((t, next, f, d))) = self.queue.peek() {
+                if (t, f, d) != (at, from, to) {
                     break;
                 }
-                if let Some(Reverse((_, _, _, _, Wrapped(m)))) = self.queue.pop() {
-                    batch.push(m);
-                }
+                self.queue.pop();
+                batch.push(self.payloads.remove(&next).expect("sent"));
             }
             if !self.up.contains(&(from.min(to), from.max(to))) {
                 continue;

@@ -224,6 +224,20 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
         })
 }
 
+/// Binds a TCP listener at `addr` for `purpose` (used in the error); returns it with the
+/// address it got (port 0 picks a free one). Must run on a runtime with a reactor.
+async fn bind_at(addr: SocketAddr, purpose: &str) -> Result<(TcpListener, SocketAddr), Error> {
+    let err = |e: std::io::Error| {
+        Error::new(
+            ErrorCode::CannotOpenResource,
+            format!("cannot {purpose} on {addr}: {e}"),
+        )
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
+}
+
 fn topic(t: &str) -> Result<Topic, Error> {
     Topic::try_from(t).map_err(|e| Error::new(ErrorCode::InvalidTopicKey, e.to_string()))
 }
@@ -347,19 +361,7 @@ impl Endpoint {
     ) -> Result<(TcpListener, SocketAddr), Error> {
         self.check_running()?;
         let addr = resolve(address, port)?;
-        let err = |e: std::io::Error| {
-            Error::new(
-                ErrorCode::CannotOpenResource,
-                format!("cannot {purpose} on {addr}: {e}"),
-            )
-        };
-        let listener = self
-            .inner
-            .handle
-            .block_on(TcpListener::bind(addr))
-            .map_err(err)?;
-        let bound = listener.local_addr().map_err(err)?;
-        Ok((listener, bound))
+        self.inner.handle.block_on(bind_at(addr, purpose))
     }
 
     /// Listens for peers on `address:port` (port 0 picks a free one) and returns the port.
@@ -410,15 +412,7 @@ impl Endpoint {
 
     /// Binds and starts accepting; must run on the endpoint's runtime.
     async fn listen_on(&self, addr: SocketAddr) -> Result<u16, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            Error::new(
-                ErrorCode::CannotOpenResource,
-                format!("cannot listen on {addr}: {e}"),
-            )
-        })?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+        let (listener, bound) = bind_at(addr, "listen").await?;
         self.note_listener("peers", bound);
         let net = self.inner.net.clone();
         let (config, live) = (net.config.clone(), net.live.clone());
@@ -759,15 +753,7 @@ impl Endpoint {
         self.inner
             .handle
             .spawn(async move {
-                let listener = TcpListener::bind(addr).await.map_err(|e| {
-                    Error::new(
-                        ErrorCode::CannotOpenResource,
-                        format!("cannot listen for WebSocket clients on {addr}: {e}"),
-                    )
-                })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|e| Error::new(ErrorCode::CannotOpenResource, e.to_string()))?;
+                let (listener, bound) = bind_at(addr, "listen for WebSocket clients").await?;
                 this.serve_http(listener, bound, "websocket")
             })
             .await

@@ -436,7 +436,6 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<Ws, Message>, o: O
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_ping: Option<u64> = None;
-    let mut text = String::with_capacity(256);
     let ending = loop {
         tokio::select! {
             biased;
@@ -464,9 +463,11 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<Ws, Message>, o: O
                 };
                 let sent = timed(async {
                     for m in batch {
-                        text.clear();
-                        broker_json::write_data_message(&mut text, &m.topic.to_string(), &m.data);
-                        sink.feed(Message::text(text.clone())).await?;
+                        // Each message's text moves into its frame: one allocation a message.
+                        let mut text = String::with_capacity(128);
+                        let topic = String::from_utf8_lossy(m.topic.as_bytes());
+                        broker_json::write_data_message(&mut text, &topic, &m.data);
+                        sink.feed(Message::text(text)).await?;
                     }
                     sink.flush().await
                 })
