@@ -85,6 +85,30 @@ pub enum WireError {
     /// A `routed_batch` that declares no values.
     #[error("a batch of no values")]
     EmptyBatch,
+    /// A file that does not start with the generator file magic (read little-endian).
+    #[error("not a generator file (magic {0:#010x}, expected 0x2eecc0de)")]
+    NotAGeneratorFile(u32),
+    /// A generator file of a version other than 1 or 2.
+    #[error("generator file version {0} (this reader knows 1 and 2)")]
+    UnsupportedGeneratorVersion(u8),
+    /// A generator file entry type other than new topic, data or command.
+    #[error("unknown generator file entry type {0}")]
+    UnknownGeneratorEntry(u8),
+    /// A generator file entry that names a topic number not yet introduced.
+    #[error("generator file entry names topic {0}, which was never introduced")]
+    UnknownTopicId(u16),
+    /// More than 65,536 topics in one generator file (their numbers are 16-bit).
+    #[error("more than 65536 topics in one generator file")]
+    TooManyTopics,
+    /// A recorded shape whose made-up content would exceed the reader's limit.
+    #[error("a generator file entry declares more content than the limit allows")]
+    GeneratorEntryTooLarge,
+    /// A set or table shape with more elements than distinct values of their type.
+    #[error("cannot make up a distinct {0} for the recorded shape")]
+    GeneratorCannotDraw(&'static str),
+    /// A command that a generator file of this version cannot record.
+    #[error("{0} cannot be recorded in a version-{1} generator file")]
+    NotInGeneratorVersion(&'static str, u8),
 }
 
 impl WireError {

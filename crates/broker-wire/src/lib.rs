@@ -10,6 +10,8 @@
 //! * Protocol version 2, our routing extension: [`Payload::RoutedData`],
 //!   [`Payload::RoutedCommand`] and [`LinkState`] (see the `routed` docs and
 //!   `docs/routing.md`).
+//! * [`GeneratorWriter`] / [`GeneratorReader`]: Broker's generator files (the `messages.dat`
+//!   of a recording directory), versions 1 and 2.
 //! * [`encode_frame`] / [`FrameDecoder`]: the `u32` length prefix; with the `codec` feature, a
 //!   tokio-util [`FrameCodec`].
 //!
@@ -39,6 +41,7 @@ mod data;
 mod envelope;
 mod error;
 mod frame;
+mod generator;
 mod handshake;
 mod ids;
 mod reader;
@@ -55,6 +58,10 @@ pub use envelope::{
 };
 pub use error::WireError;
 pub use frame::{encode_frame, FrameDecoder};
+pub use generator::{
+    generator_header, GeneratorEntry, GeneratorLimits, GeneratorReader, GeneratorStats,
+    GeneratorWriter, GENERATOR_HEADER_LEN, GENERATOR_MAGIC, GENERATOR_VERSION,
+};
 pub use handshake::{Filter, Handshake, MessageType, MAGIC, PROTOCOL_VERSION};
 pub use ids::{EndpointId, EntityId, Topic};
 pub use routed::{
