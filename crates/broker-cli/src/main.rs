@@ -6,9 +6,17 @@
 //! broker publish TOPIC [VALUE...] --peer HOST:PORT     (values in broker-data's literal syntax;
 //!                                                       one per line from stdin when none given)
 //! broker subscribe TOPIC... --peer HOST:PORT           (prints `topic: value` lines)
+//! broker bench [--only CASES]                          (throughput and latency)
+//! broker bench cluster DIR... | --config FILE          (replay recordings, Broker's cluster
+//!                              [--processes]            benchmark; --generate-config prints
+//!                              [--generate-config]      the configuration in Broker's format)
+//! broker bench fan-out [-p PEERS] [-m MESSAGES] [-s BYTES]
 //! ```
 
 mod bench;
+mod cluster;
+mod cluster_config;
+mod fanout;
 mod store_bench;
 mod throughput;
 mod ws_bench;
@@ -168,8 +176,12 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Measure throughput and latency between two processes and within one.
+    /// Measure throughput and latency between two processes and within one; `bench cluster`
+    /// and `bench fan-out` are Broker's cluster and fan-out benchmarks.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        kind: Option<BenchKind>,
         /// Small messages per throughput case (1 KiB cases send a fifth of this).
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
@@ -207,6 +219,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seconds: u64,
     },
+    /// One node of `broker bench cluster --processes` (started by it).
+    #[command(hide = true)]
+    BenchClusterNode {
+        /// The cluster configuration.
+        config: String,
+        /// The node's name.
+        name: String,
+    },
     /// The other side of a two-process benchmark (started by `broker bench`).
     #[command(hide = true)]
     BenchPeer {
@@ -227,6 +247,62 @@ enum Command {
         peer: String,
         #[command(flatten)]
         connection: Connection,
+    },
+}
+
+/// Broker's benchmarks.
+#[derive(Subcommand)]
+enum BenchKind {
+    /// Broker's cluster benchmark: replay the recordings of a cluster's nodes (directories
+    /// written with `broker.recording-directory`) on a cluster of endpoints, or run a cluster
+    /// configuration in Broker's format, and check that every node receives exactly what it
+    /// should from each other node.
+    Cluster {
+        /// Recording directories, one per node (the directory's name is the node's).
+        dirs: Vec<String>,
+        /// Read the cluster configuration from this file (Broker's format; `-` for stdin).
+        #[arg(short = 'c', long = "config", alias = "cluster-config-file")]
+        config: Option<String>,
+        /// Print the configuration generated from the directories, as Broker's
+        /// `--mode=generate-config`, and stop.
+        #[arg(long)]
+        generate_config: bool,
+        /// Print what the generator files hold, as Broker's `--mode=dump-stats`, and stop.
+        #[arg(long)]
+        dump_stats: bool,
+        /// Run each node as its own process over loopback (else every node in this one).
+        #[arg(long)]
+        processes: bool,
+        /// Give up after this many seconds, with a report of what is missing.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Say what happens.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Broker's fan-out benchmark: one publisher, many subscriber endpoints in one process.
+    FanOut {
+        /// Subscriber endpoints.
+        #[arg(short = 'p', long, default_value_t = 10)]
+        peer_count: u64,
+        /// Messages to publish.
+        #[arg(short = 'm', long, default_value_t = 10_000)]
+        message_count: u64,
+        /// Bytes per message (a random alphanumeric string).
+        #[arg(short = 's', long, default_value_t = 1_000)]
+        payload_size: u64,
+        /// Seed of the payload generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Publish one message per call instead of in batches.
+        #[arg(long)]
+        naive_publish: bool,
+        /// Plain TCP instead of TLS.
+        #[arg(long)]
+        disable_ssl: bool,
+        /// Say what happens.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -530,6 +606,46 @@ fn main() -> Result<()> {
             connection,
         } => subscribe(topics, peer, connection),
         Command::Bench {
+            kind: Some(kind), ..
+        } => match kind {
+            BenchKind::Cluster {
+                dirs,
+                config,
+                generate_config,
+                dump_stats,
+                processes,
+                timeout,
+                verbose,
+            } => cluster::run(cluster::ClusterArgs {
+                dirs,
+                config,
+                generate_config,
+                dump_stats,
+                processes,
+                timeout: Duration::from_secs(timeout),
+                verbose,
+            }),
+            BenchKind::FanOut {
+                peer_count,
+                message_count,
+                payload_size,
+                seed,
+                naive_publish,
+                disable_ssl,
+                verbose,
+            } => fanout::run(fanout::FanOutArgs {
+                peer_count,
+                message_count,
+                payload_size,
+                seed,
+                naive_publish,
+                disable_ssl,
+                verbose,
+            }),
+        },
+        Command::BenchClusterNode { config, name } => cluster::node_process(&config, &name),
+        Command::Bench {
+            kind: None,
             messages,
             rounds,
             disable_ssl,

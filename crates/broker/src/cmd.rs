@@ -47,6 +47,12 @@ pub(crate) enum Cmd {
         id: u64,
         topic: Topic,
     },
+    /// A message counter (see `counter`): a subscription whose messages are only counted.
+    Count {
+        id: u64,
+        topics: Vec<Topic>,
+        tally: Arc<crate::counter::Tally>,
+    },
     DropSubscriber(u64),
     StatusSubscribe {
         id: u64,

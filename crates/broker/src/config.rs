@@ -134,6 +134,14 @@ pub struct Configuration {
     /// 64): a peer that has not proved it speaks Broker gets at most this much of the
     /// endpoint, each with at most a 64 KiB frame buffered, for at most `handshake_timeout`.
     pub max_handshakes: usize,
+    /// Record what this endpoint does into this directory, as Broker 2.0–2.2 did (Broker's
+    /// `broker.recording-directory`, `BROKER_RECORDING_DIRECTORY`; none by default): its id,
+    /// its peers, its subscriptions and the shape of every message it publishes, for
+    /// `broker bench cluster` to replay (see `docs/recording.md`).
+    pub recording_directory: Option<PathBuf>,
+    /// Most messages recorded into `messages.dat` (Broker's `broker.output-generator-file-cap`,
+    /// `BROKER_OUTPUT_GENERATOR_FILE_CAP`; unlimited by default).
+    pub output_generator_file_cap: u64,
 }
 
 impl Default for Configuration {
@@ -174,6 +182,8 @@ impl Default for Configuration {
             web_socket_certificate: None,
             web_socket_key: None,
             web_socket_cafile: None,
+            recording_directory: None,
+            output_generator_file_cap: u64::MAX,
         }
     }
 }
@@ -230,6 +240,8 @@ pub const OPTIONS: &[&str] = &[
     "web_socket_certificate",
     "web_socket_key",
     "web_socket_cafile",
+    "recording_directory",
+    "output_generator_file_cap",
 ];
 
 /// Other names Broker and Zeek use for some of [`OPTIONS`].
@@ -331,6 +343,8 @@ impl Configuration {
             "web_socket_certificate" => self.web_socket_certificate = path(),
             "web_socket_key" => self.web_socket_key = path(),
             "web_socket_cafile" => self.web_socket_cafile = path(),
+            "recording_directory" => self.recording_directory = path(),
+            "output_generator_file_cap" => self.output_generator_file_cap = parse_num(key, value)?,
             "subscriber_queue_size" => self.subscriber_queue_size = parse_num(key, value)?,
             "subscriber_overflow_policy" => {
                 self.subscriber_overflow_policy = match value {

@@ -27,6 +27,7 @@ use crate::intake::{Intake, Receive, Took, CMDS_PER_ROUND, PUBS_PER_ROUND};
 use crate::order::Ordered;
 use crate::outbox::Outbox;
 use crate::queue::Queue;
+use crate::recording::Recorder;
 use crate::spin::Activity;
 use crate::translate::{encode_message, MAX_BATCH};
 use crate::types::{
@@ -257,6 +258,10 @@ pub(crate) struct Core {
     aliases: HashMap<SocketAddr, EndpointId>,
     /// Where everything reaches the core (none in tests that drive `handle` directly).
     pub(crate) intake: Option<Intake>,
+    /// What `broker.recording-directory` asked to record (see `recording`).
+    recorder: Option<Recorder>,
+    /// Message counters, by subscriber id (see `counter`).
+    counters: FxHashMap<u64, Arc<crate::counter::Tally>>,
 }
 
 /// Where the task loop ([`Core::run`]) finds the core: behind the lock that application
@@ -323,6 +328,8 @@ impl Core {
             read_while_waiting: 0,
             aliases: HashMap::new(),
             intake: None,
+            recorder: None,
+            counters: FxHashMap::default(),
         }
     }
 
@@ -334,6 +341,12 @@ impl Core {
     /// The flag telling stores whether anybody follows their events.
     pub(crate) fn store_events_flag(&self) -> Arc<AtomicBool> {
         self.store_events_wanted.clone()
+    }
+
+    fn record_subscription(&mut self, t: &Topic) {
+        if let Some(r) = &mut self.recorder {
+            r.subscription(t);
+        }
     }
 
     fn note_topic(&self, t: &Topic) {
@@ -370,6 +383,12 @@ impl Core {
     /// Lets the core hand its own channel to in-process peers.
     pub(crate) fn with_sender(mut self, tx: &mpsc::UnboundedSender<Cmd>) -> Core {
         self.me = Some(tx.downgrade());
+        self
+    }
+
+    /// Gives the core a recorder (`broker.recording-directory`).
+    pub(crate) fn with_recorder(mut self, recorder: Option<Recorder>) -> Core {
+        self.recorder = recorder;
         self
     }
 
@@ -659,6 +678,9 @@ impl Core {
 
     fn apply_store_output(&mut self, out: StoreOutput) {
         for (topic, to, command) in out.commands {
+            if let Some(r) = &mut self.recorder {
+                r.command(&topic, &command.content);
+            }
             let receiver = to.unwrap_or(EndpointId::NIL);
             self.router
                 .publish_to(receiver, topic, Content::Command(command));
@@ -855,6 +877,8 @@ impl Core {
                 .remove_peer(Instant::now(), p, PeerLoss::Removed);
         }
         self.flush();
+        // Writes what the recording holds and waits for the disk.
+        self.recorder = None;
     }
 
     /// Where commands to this core go (none once it is gone).
@@ -887,11 +911,13 @@ impl Core {
                 self.clients -= usize::from(old.is_some_and(|o| o.client.is_some()));
                 for t in topics {
                     self.note_topic(&t);
+                    self.record_subscription(&t);
                     self.router.subscribe(id, t);
                 }
             }
             Cmd::AddTopic { id, topic } => {
                 self.note_topic(&topic);
+                self.record_subscription(&topic);
                 self.router.subscribe(id, topic)
             }
             Cmd::RemoveTopic { id, topic } => self.router.unsubscribe(id, &topic),
@@ -904,7 +930,16 @@ impl Core {
                 self.publish_from_client(now, origin, items);
                 reader.handled(weight);
             }
+            Cmd::Count { id, topics, tally } => {
+                self.counters.insert(id, tally);
+                for t in topics {
+                    self.note_topic(&t);
+                    self.record_subscription(&t);
+                    self.router.subscribe(id, t);
+                }
+            }
             Cmd::DropSubscriber(id) => {
+                self.counters.remove(&id);
                 let old = self.subs.remove(&id);
                 self.clients -= usize::from(old.is_some_and(|o| o.client.is_some()));
                 self.deliveries.remove(&id);
@@ -920,7 +955,12 @@ impl Core {
             Cmd::DropStatusSubscriber(id) => {
                 self.status_subs.remove(&id);
             }
-            Cmd::Forward(topics) => topics.into_iter().for_each(|t| self.router.forward(t)),
+            Cmd::Forward(topics) => {
+                for t in topics {
+                    self.record_subscription(&t);
+                    self.router.forward(t);
+                }
+            }
             Cmd::AnnouncedFilter { peer, reply } => {
                 // Everything reachable through us, for either kind of peer: a routed peer uses
                 // it until our link states arrive, so that it can publish at once.
@@ -1144,6 +1184,14 @@ impl Core {
                     refused_connections: 0,
                     web_socket_clients: self.clients,
                     web_socket_overflows: self.sub_counts.client_overflows,
+                    recorded: self
+                        .recorder
+                        .as_ref()
+                        .map_or(0, |r| r.stats().recorded.load(Ordering::Relaxed)),
+                    recording_errors: self
+                        .recorder
+                        .as_ref()
+                        .map_or(0, |r| r.stats().errors.load(Ordering::Relaxed)),
                 });
             }
             Cmd::Topology(reply) => {
@@ -1188,6 +1236,7 @@ impl Core {
                     self.masters.insert(name, id);
                 }
                 self.stores.insert(id, sink);
+                self.record_subscription(&topic);
                 self.router.subscribe(id, topic);
                 let _ = reply.send(Ok(()));
             }
@@ -1263,6 +1312,9 @@ impl Core {
     }
 
     fn publish_run(&mut self, now: Instant, topic: Topic, mut values: Vec<Arc<Data>>) {
+        if let Some(r) = &mut self.recorder {
+            r.data(&topic, values.iter().map(|v| &**v));
+        }
         if self.clients > 0 {
             // WebSocket clients hear this endpoint's publications (its own subscribers do not).
             self.deliver_locally(&topic, &values, |_, sub| sub.client.is_some());
@@ -1289,6 +1341,9 @@ impl Core {
                 continue;
             }
             let values = std::mem::take(&mut run);
+            if let Some(r) = &mut self.recorder {
+                r.data(&topic, values.iter().map(|v| &**v));
+            }
             self.deliver_locally(&topic, &values, |id, _| id != origin);
             let content = if values.len() == 1 {
                 Content::Data(values.into_iter().next().unwrap_or_default())
@@ -1409,6 +1464,15 @@ impl Core {
                 subscribers,
                 publication,
             } => {
+                if !self.counters.is_empty() {
+                    let n = publication.count() as u64;
+                    let commands = matches!(publication.content, Content::Command(_));
+                    for s in subscribers.iter() {
+                        if let Some(t) = self.counters.get(s) {
+                            t.add(publication.sender, n, commands);
+                        }
+                    }
+                }
                 let Publication { topic, content, .. } = publication;
                 let data = match content {
                     Content::Data(data) => data,
@@ -1448,6 +1512,11 @@ impl Core {
                 endpoint,
                 message,
             } => {
+                if code == StatusCode::PeerAdded {
+                    if let Some(r) = &mut self.recorder {
+                        r.peer(endpoint);
+                    }
+                }
                 let note = match code {
                     StatusCode::PeerAdded | StatusCode::EndpointDiscovered => {
                         Some(StoreInbound::Poke)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker_data::Data;
 use broker_routing::{Config as RouterConfig, Router};
-use broker_wire::{EndpointId, ErrorCode, Topic};
+use broker_wire::{EndpointId, EntityId, ErrorCode, Topic};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -273,8 +273,18 @@ impl Endpoint {
         let (tx, rx) = mpsc::unbounded_channel();
         let (pub_tx, pub_rx) = mpsc::channel(PUBLICATION_BATCHES);
         let (store_tx, store_rx) = mpsc::channel(STORE_BATCHES);
+        let recorder = match &config.recording_directory {
+            Some(dir) => Some(crate::recording::Recorder::open(
+                dir,
+                id,
+                &config,
+                Default::default(),
+            )?),
+            None => None,
+        };
         let core = Core::new(router)
             .with_sender(&tx)
+            .with_recorder(recorder)
             .with_intake(Intake::new(rx, pub_rx, store_rx));
         let store_events = core.store_events_flag();
         let live = Arc::new(Live::new(core.activity()));
@@ -1059,6 +1069,68 @@ impl Endpoint {
         })
     }
 
+    /// Publishes a store command on `topic` as if one of this endpoint's stores had (sender:
+    /// this endpoint, to every subscriber of the topic). Stores do this themselves; this is for
+    /// replaying recorded traffic (`broker bench cluster`), where the commands of a recorded
+    /// master or clone go out without the store. Like a store's output it waits while the peers
+    /// are behind.
+    pub fn publish_command(
+        &self,
+        topic_name: &str,
+        command: broker_wire::Command,
+    ) -> Result<(), Error> {
+        let t = topic(topic_name)?;
+        let content = Arc::new(broker_wire::InternalCommand {
+            seq: 0,
+            sender: EntityId {
+                endpoint: self.inner.id,
+                object: 0,
+            },
+            receiver: EntityId::NIL,
+            content: command,
+        });
+        let out = crate::cmd::StoreOutput {
+            commands: vec![(t, None, content)],
+            ..Default::default()
+        };
+        self.inner.stores.blocking_send(out).map_err(|_| closed())
+    }
+
+    /// A counter of the messages published on topics with these prefixes, data and store
+    /// commands alike, by publishing endpoint: a subscription that keeps counts instead of
+    /// messages, so it never holds anybody back. `broker bench cluster` checks with counters
+    /// that every node receives what it should from each sender.
+    ///
+    /// ```
+    /// use broker::{Configuration, Endpoint};
+    /// use std::time::Duration;
+    /// let (a, b) = (Endpoint::new(Configuration::default()).unwrap(), Endpoint::new(Configuration::default()).unwrap());
+    /// let counter = b.make_counter(&["/a"]).unwrap();
+    /// a.peer_local(&b).unwrap();
+    /// b.await_peer(a.node_id(), Duration::from_secs(5)).unwrap();
+    /// a.publish_batch((0..3u64).map(|i| ("/a/x", i))).unwrap();
+    /// assert_eq!(counter.wait_for(3, Duration::from_secs(5)), 3);
+    /// assert_eq!(counter.by_sender()[&a.node_id()].data, 3);
+    /// ```
+    pub fn make_counter(&self, topics: &[&str]) -> Result<MessageCounter, Error> {
+        let topics = topics
+            .iter()
+            .map(|t| topic(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tally = Arc::new(crate::counter::Tally::default());
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(Cmd::Count {
+            id,
+            topics,
+            tally: tally.clone(),
+        })?;
+        Ok(MessageCounter {
+            id,
+            tally,
+            endpoint: self.clone(),
+        })
+    }
+
     /// A subscriber to errors, and to statuses too when `receive_statuses`.
     pub fn make_status_subscriber(
         &self,
@@ -1305,6 +1377,46 @@ impl Subscriber {
     }
 }
 
+/// Counts the messages on some topics by publishing endpoint (see
+/// [`Endpoint::make_counter`]). Dropping it ends the subscription.
+pub struct MessageCounter {
+    id: u64,
+    tally: Arc<crate::counter::Tally>,
+    endpoint: Endpoint,
+}
+
+impl MessageCounter {
+    /// Messages counted so far.
+    pub fn total(&self) -> u64 {
+        self.tally.total()
+    }
+
+    /// Messages counted so far, by the endpoint that published them.
+    pub fn by_sender(&self) -> std::collections::BTreeMap<EndpointId, crate::MessageCounts> {
+        self.tally.by_sender()
+    }
+
+    /// Waits until at least `total` messages were counted or `timeout` passed, and returns
+    /// the count then.
+    pub fn wait_for(&self, total: u64, timeout: Duration) -> u64 {
+        self.tally.wait_for(total, timeout)
+    }
+}
+
+impl std::fmt::Debug for MessageCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageCounter")
+            .field("total", &self.total())
+            .finish()
+    }
+}
+
+impl Drop for MessageCounter {
+    fn drop(&mut self) {
+        let _ = self.endpoint.send(Cmd::DropSubscriber(self.id));
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.endpoint.send(Cmd::DropSubscriber(self.id));
@@ -1396,8 +1508,8 @@ impl Drop for StatusSubscriber {
 }
 
 impl crate::store::Host for Endpoint {
-    fn store_entity(&self) -> broker_wire::EntityId {
-        broker_wire::EntityId {
+    fn store_entity(&self) -> EntityId {
+        EntityId {
             endpoint: self.node_id(),
             object: self.next_object_id(),
         }

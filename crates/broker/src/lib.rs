@@ -18,6 +18,7 @@ mod cmd;
 mod config;
 mod connection;
 mod core;
+mod counter;
 mod endpoint;
 mod error;
 mod governor;
@@ -28,6 +29,7 @@ mod intake;
 mod order;
 mod outbox;
 mod queue;
+mod recording;
 mod runtime;
 mod shared;
 mod spin;
@@ -39,11 +41,14 @@ mod web;
 mod websocket;
 
 pub use broker_data as data;
-pub use broker_wire::EntityId;
+pub use broker_wire::{Command, EntityId};
 pub use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 pub use cmd::Publications;
 pub use config::{Configuration, OverflowPolicy, SubscriberOverflow, OPTIONS};
-pub use endpoint::{Endpoint, Publisher, StatusSubscriber, Subscriber, TryPublishError};
+pub use counter::MessageCounts;
+pub use endpoint::{
+    Endpoint, MessageCounter, Publisher, StatusSubscriber, Subscriber, TryPublishError,
+};
 pub use error::Error;
 pub use store::{BackendOptions, BackendType, CloneOptions, Store, StoreProxy, StoreResponse};
 pub use types::{

@@ -125,6 +125,12 @@ pub struct Metrics {
     pub web_socket_clients: usize,
     /// WebSocket clients disconnected because their buffer overflowed (policy `disconnect`).
     pub web_socket_overflows: u64,
+    /// Messages recorded into the recording directory's `messages.dat`
+    /// (`Configuration::recording_directory`).
+    pub recorded: u64,
+    /// Messages, subscriptions or peers that could not be recorded (a write failed, or a
+    /// command the generator file's version cannot hold); each is logged.
+    pub recording_errors: u64,
 }
 
 impl Metrics {
@@ -189,6 +195,16 @@ impl Metrics {
                 "broker_web_socket_overflows_total",
                 "WebSocket clients disconnected because their buffer overflowed.",
                 self.web_socket_overflows,
+            ),
+            (
+                "broker_recorded_total",
+                "Messages recorded into the recording directory's generator file.",
+                self.recorded,
+            ),
+            (
+                "broker_recording_errors_total",
+                "Messages, subscriptions or peers that could not be recorded.",
+                self.recording_errors,
             ),
             (
                 "broker_spins_skipped_total",
