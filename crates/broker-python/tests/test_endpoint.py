@@ -180,6 +180,44 @@ def test_configuration_options():
         broker.Endpoint(cfg)
 
 
+def test_recording_options_by_brokers_names_and_variables(tmp_path, monkeypatch):
+    """broker.recording-directory and broker.output-generator-file-cap, as set() names and
+    as BROKER_* variables: the endpoint writes Broker's recording files."""
+    cfg = plain_config()
+    cfg.set("broker.recording-directory", str(tmp_path / "set"))
+    cfg.set("broker.output-generator-file-cap", 5)
+    with pytest.raises(ValueError):
+        cfg.set("broker.output-generator-file-cap", "lots")
+    with broker.Endpoint(cfg) as ep:
+        with ep.make_subscriber("/recorded"):
+            for i in range(10):
+                ep.publish("/recorded/x", i)
+            me = ep.node_id()
+        ep.shutdown()
+    d = tmp_path / "set"
+    assert (d / "id.txt").read_text() == me + "\n"
+    assert (d / "topics.txt").read_text() == "/recorded\n"
+    assert (d / "peers.txt").read_text() == ""
+    assert "forward = true" in (d / "broker.conf").read_text()
+    dat = (d / "messages.dat").read_bytes()
+    # Header (magic, version 2), the topic, then five integer entries (the cap).
+    assert dat[:5] == bytes([0xDE, 0xC0, 0xEC, 0x2E, 2])
+    topic = b"\x00\x0b/recorded/x"
+    assert dat[5 : 5 + len(topic)] == topic
+    assert dat[5 + len(topic) :] == b"\x01\x00\x00\x03" * 5
+    monkeypatch.setenv("BROKER_RECORDING_DIRECTORY", str(tmp_path / "env"))
+    with broker.Endpoint(plain_config()) as ep:
+        ep.shutdown()
+    assert (tmp_path / "env" / "messages.dat").read_bytes() == bytes([0xDE, 0xC0, 0xEC, 0x2E, 2])
+    # ignore_broker_conf: the variables are not read.
+    o = broker.BrokerOptions()
+    o.ignore_broker_conf = True
+    monkeypatch.setenv("BROKER_RECORDING_DIRECTORY", str(tmp_path / "ignored"))
+    with broker.Endpoint(broker.Configuration(o)) as ep:
+        ep.shutdown()
+    assert not (tmp_path / "ignored").exists()
+
+
 def test_forwarding_across_three_endpoints():
     a, b, c = (broker.Endpoint(plain_config()) for _ in range(3))
     sc = c.make_subscriber("/fwd")

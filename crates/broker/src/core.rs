@@ -450,6 +450,15 @@ impl Core {
     /// Closes the subscribers' queues (the task loop's last act).
     fn close_queues(&mut self) {
         self.closing = true;
+        // Whatever comes later finds the intake closed: a second `shutdown`, or any question
+        // asked after the first, gets `closed()` at once instead of waiting for an answer
+        // nobody gives. Questions already queued get it as their reply senders drop.
+        if let Some(intake) = self.intake.as_mut() {
+            intake.cmds.close();
+            intake.stores.close();
+            while intake.cmds.try_recv().is_ok() {}
+            while intake.stores.try_recv().is_ok() {}
+        }
         for (_, (q, _)) in self.status_subs.drain() {
             q.close();
         }

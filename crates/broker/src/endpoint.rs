@@ -1565,4 +1565,21 @@ mod tests {
         assert_eq!(values, (0..600u64).map(Data::Count).collect::<Vec<_>>());
         assert_eq!(split(Vec::new()).count(), 1, "an empty batch stays one");
     }
+
+    #[test]
+    fn a_second_shutdown_and_questions_after_the_first_return_at_once() {
+        let ep = Endpoint::new(Configuration::default()).unwrap();
+        ep.shutdown();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ep2 = ep.clone();
+        std::thread::spawn(move || {
+            ep2.shutdown();
+            let _ = tx.send((ep2.peers(), ep2.metrics().is_err()));
+        });
+        let (peers, metrics_failed) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a second shutdown returns");
+        assert!(peers.is_empty());
+        assert!(metrics_failed);
+    }
 }

@@ -68,6 +68,24 @@ pub(crate) struct Recorder {
     /// When bytes last went to the writer thread: at least once a second, so that a node
     /// killed without shutting down loses at most a second of its recording.
     shipped_at: Instant,
+    /// The directory, claimed for this endpoint (declared last: released after the join).
+    _claim: Release,
+}
+
+/// Directories that endpoints of this process record into: two endpoints writing the same
+/// files would make both recordings garbage.
+static OPEN: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Releases a claimed directory when dropped (also when opening failed halfway).
+struct Release(Option<PathBuf>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+        }
+    }
 }
 
 /// The longest the recorder keeps bytes before it hands them to the writer thread.
@@ -104,6 +122,20 @@ impl Recorder {
         stats: Arc<RecordingStats>,
     ) -> Result<Recorder, Error> {
         std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
+        let claimed = std::fs::canonicalize(dir).map_err(|e| open_error(dir, e))?;
+        {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !open.insert(claimed.clone()) {
+                return Err(Error::new(
+                    ErrorCode::CannotOpenFile,
+                    format!(
+                        "cannot record into {}: another endpoint of this process records there",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        let release = Release(Some(claimed));
         let path = |name: &str| -> PathBuf { dir.join(name) };
         let write = |name: &str, text: &str| {
             std::fs::write(path(name), text).map_err(|e| open_error(&path(name), e))
@@ -123,6 +155,7 @@ impl Recorder {
             .map_err(|e| open_error(dir, e))?;
         let cap = config.output_generator_file_cap;
         let mut recorder = Recorder {
+            _claim: release,
             writer: Some(GeneratorWriter::new(broker_wire::GENERATOR_VERSION)),
             held: Vec::new(),
             remaining: cap,
@@ -303,5 +336,29 @@ fn write_files(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Configuration, Endpoint};
+
+    #[test]
+    fn one_directory_records_one_endpoint_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("broker-rec-claim-{}", std::process::id()));
+        let config = Configuration {
+            recording_directory: Some(dir.clone()),
+            ..Configuration::default()
+        };
+        let first = Endpoint::new(config.clone()).unwrap();
+        let Err(e) = Endpoint::new(config.clone()) else {
+            panic!("two endpoints recorded into one directory");
+        };
+        assert!(e.to_string().contains("another endpoint"), "{e}");
+        first.shutdown();
+        drop(first);
+        let again = Endpoint::new(config).unwrap();
+        again.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
