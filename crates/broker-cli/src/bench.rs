@@ -170,7 +170,45 @@ fn tput_two_processes(n: u64, kind: &str) -> Result<(f64, u64)> {
 /// Throughput between two endpoints in this process, over loopback TCP or (`local`) peered
 /// directly with shared values.
 fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
-    let (a, b) = (endpoint()?, endpoint()?);
+    tput_in_process_with(n, kind, local, endpoint()?)
+}
+
+/// Recording's cost: small messages between two endpoints peered in process, the publisher
+/// recording (`broker.recording-directory`) or not, alternating three times. Returns the
+/// medians without and with recording and the bytes recorded per message.
+fn tput_recording(n: u64) -> Result<(f64, f64, f64)> {
+    let dir = std::env::temp_dir().join(format!("broker-bench-rec-{}", std::process::id()));
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let mut bytes = 0.0;
+    for rep in 0..6 {
+        // Off, on, on, off, off, on: neither goes first more often.
+        if [0, 3, 4].contains(&rep) {
+            off.push(tput_in_process_with(n, "small", true, endpoint()?)?);
+        } else {
+            let mut config = Configuration::load(None)?;
+            config.disable_ssl = PLAIN.get().copied().unwrap_or(false);
+            config.recording_directory = Some(dir.clone());
+            on.push(tput_in_process_with(
+                n,
+                "small",
+                true,
+                Endpoint::new(config)?,
+            )?);
+            bytes = std::fs::metadata(dir.join("messages.dat"))?.len() as f64 / n as f64;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(&mut off), median(&mut on), bytes))
+}
+
+/// [`tput_in_process`] with the publishing endpoint given; it is shut down at the end (so that
+/// a recording is complete).
+fn tput_in_process_with(n: u64, kind: &str, local: bool, a: Endpoint) -> Result<f64> {
+    let b = endpoint()?;
     let sub = b.make_subscriber(&["/bench/data"], None)?;
     if local {
         a.peer_local(&b)?;
@@ -188,6 +226,8 @@ fn tput_in_process(n: u64, kind: &str, local: bool) -> Result<f64> {
     publisher
         .join()
         .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    a.shutdown();
+    b.shutdown();
     Ok(n as f64 / end.duration_since(start).as_secs_f64())
 }
 
@@ -618,6 +658,7 @@ const CASES: &[&str] = &[
     "trickle",
     "contention",
     "websocket",
+    "recording",
 ];
 
 /// A JSON number, or `null` for a case that did not run.
@@ -674,6 +715,14 @@ pub(crate) fn run(messages: u64, rounds: u64, disable_ssl: bool, only: &[String]
             "one process, one count:     {tl_small:>12.0} msg/s   (peered in process, shared values)"
         );
         fields.push(("tput_local_small_msgs", Some(tl_small)));
+    }
+    if wanted("recording") {
+        let (off, on, bytes) = tput_recording(small)?;
+        println!(
+            "recording off / on:         {off:>12.0} / {on:.0} msg/s   (peered in process, medians of 3; {bytes:.1} bytes recorded per message)"
+        );
+        fields.push(("tput_recording_off_msgs", Some(off)));
+        fields.push(("tput_recording_on_msgs", Some(on)));
     }
     if wanted("latency") {
         let (l2_50, l2_99) = latency_two_processes(rounds)?;

@@ -37,6 +37,8 @@ pub(crate) struct ClusterArgs {
     pub(crate) timeout: Duration,
     /// Say what happens.
     pub(crate) verbose: bool,
+    /// Replay every generator file this many times (and expect that many times the inputs).
+    pub(crate) repeat: u64,
 }
 
 /// Messages a replaying node hands to its endpoint at once.
@@ -77,6 +79,12 @@ pub(crate) fn run(args: ClusterArgs) -> Result<()> {
     if nodes.len() < 2 {
         bail!("at least two nodes required");
     }
+    if args.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    if args.repeat > 1 {
+        repeat(&mut nodes, args.repeat)?;
+    }
     let tree = cc::build_tree(&mut nodes)?;
     cc::verify(&nodes)?;
     let plan = Plan::new(nodes, tree);
@@ -97,6 +105,31 @@ pub(crate) fn run(args: ClusterArgs) -> Result<()> {
         },
     );
     report.check(&plan)
+}
+
+/// Makes every sender replay its file `k` times (a file that loops exactly `k` times delivers
+/// exactly `k` times what it delivers once).
+fn repeat(nodes: &mut [Node], k: u64) -> Result<()> {
+    for n in nodes.iter_mut() {
+        let times = |x: u64| x.checked_mul(k).context("--repeat overflows a count");
+        if let Some(g) = &n.generator_file {
+            let once = match n.num_outputs {
+                Some(m) => m,
+                None => {
+                    let bytes = std::fs::read(g).with_context(|| format!("{}", g.display()))?;
+                    GeneratorStats::of(&bytes)
+                        .with_context(|| format!("error while parsing {}", g.display()))?
+                        .entries()
+                }
+            };
+            n.num_outputs = Some(times(once)?);
+        }
+        n.num_inputs = times(n.num_inputs)?;
+        for v in n.inputs_by_node.values_mut() {
+            *v = times(*v)?;
+        }
+    }
+    Ok(())
 }
 
 fn dump_stats(nodes: &[Node]) -> Result<()> {

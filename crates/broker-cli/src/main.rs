@@ -199,7 +199,8 @@ enum Command {
         /// stream (the subscriber as an async Stream: throughput and ping-pong), singles (one
         /// `publish` call per message), trickle (processor share while receiving one message
         /// every 300 µs), contention (two publisher threads and two subscriber threads sharing
-        /// endpoints).
+        /// endpoints), websocket (a WebSocket client against the node), recording (publishing
+        /// with and without `broker.recording-directory`, medians of 3).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -279,6 +280,10 @@ enum BenchKind {
         /// Say what happens.
         #[arg(short, long)]
         verbose: bool,
+        /// Replay every generator file this many times (expecting that many times the inputs):
+        /// a small recording becomes a load worth measuring.
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
     },
     /// Broker's fan-out benchmark: one publisher, many subscriber endpoints in one process.
     FanOut {
@@ -616,6 +621,7 @@ fn main() -> Result<()> {
                 processes,
                 timeout,
                 verbose,
+                repeat,
             } => cluster::run(cluster::ClusterArgs {
                 dirs,
                 config,
@@ -624,6 +630,7 @@ fn main() -> Result<()> {
                 processes,
                 timeout: Duration::from_secs(timeout),
                 verbose,
+                repeat,
             }),
             BenchKind::FanOut {
                 peer_count,

@@ -451,6 +451,8 @@ fn bench_runs_every_case_and_reports_each() {
         "tput_singles_small_msgs",
         "trickle_cpu_pct",
         "tput_contention_small_msgs",
+        "tput_recording_off_msgs",
+        "tput_recording_on_msgs",
     ] {
         let at = json
             .find(&format!("\"{key}\":"))

@@ -315,14 +315,33 @@ fn a_recorded_zeek_cluster_replays_with_the_counts_it_delivered() {
         "bench",
         "cluster",
         "--processes",
+        "--repeat",
+        "2",
         "--timeout",
         "60",
         "-c",
         conf_path.to_str().unwrap(),
     ]);
     assert!(ok, "{out}\n{err}");
-    assert_eq!(check_replay(&out), received);
+    // Each file replayed twice: twice the messages at every node.
+    let twice: BTreeMap<String, u64> = received.iter().map(|(k, v)| (k.clone(), 2 * v)).collect();
+    assert_eq!(check_replay(&out), twice);
     assert!(out.contains("\"mode\":\"processes\""), "{out}");
+    // `BROKER_KEEP_RECORDING=DIR` keeps the recording there (for `broker bench cluster`).
+    if let Some(keep) = std::env::var_os("BROKER_KEEP_RECORDING") {
+        let keep = PathBuf::from(keep);
+        let _ = std::fs::remove_dir_all(&keep);
+        std::fs::create_dir_all(&keep).unwrap();
+        for name in names {
+            let to = keep.join(name);
+            std::fs::create_dir_all(&to).unwrap();
+            for f in std::fs::read_dir(dir.join(name)).unwrap() {
+                let f = f.unwrap();
+                std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+            }
+        }
+        eprintln!("the recording is in {}", keep.display());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -164,11 +164,25 @@ impl GeneratorWriter {
 
     /// Records a data message: its topic and the shape of `data`.
     pub fn write_data(&mut self, topic: &Topic, data: &Data) -> Result<(), WireError> {
-        let id = self.topic_id(topic)?;
-        self.buf.push(DATA_MESSAGE);
-        self.buf.put_u16(id);
-        shape(self.version, data, &mut self.buf);
-        Ok(())
+        self.write_data_run(topic, std::iter::once(data))
+            .map(|_| ())
+    }
+
+    /// Records data messages published one after the other on one topic (the topic is looked
+    /// up once); returns how many.
+    pub fn write_data_run<'d>(
+        &mut self,
+        topic: &Topic,
+        values: impl IntoIterator<Item = &'d Data>,
+    ) -> Result<usize, WireError> {
+        let id = self.topic_id(topic)?.to_be_bytes();
+        let mut n = 0;
+        for data in values {
+            self.buf.extend_from_slice(&[DATA_MESSAGE, id[0], id[1]]);
+            shape(self.version, data, &mut self.buf);
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Records a command message: its topic, the command's tag and the shapes of its data.

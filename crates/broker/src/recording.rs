@@ -233,21 +233,14 @@ impl Recorder {
 
     /// Records data values this endpoint published on `topic`.
     pub(crate) fn data<'a>(&mut self, topic: &Topic, values: impl IntoIterator<Item = &'a Data>) {
-        let mut n = 0;
-        for value in values {
-            let Some(w) = &mut self.writer else {
-                break;
-            };
-            if (n as u64) == self.remaining {
-                break;
-            }
-            match w.write_data(topic, value) {
-                Ok(()) => n += 1,
-                Err(e) => self.failed(&e),
-            }
-        }
-        if n > 0 {
-            self.count(n as u64);
+        let Some(w) = &mut self.writer else {
+            return;
+        };
+        let room = usize::try_from(self.remaining).unwrap_or(usize::MAX);
+        match w.write_data_run(topic, values.into_iter().take(room)) {
+            Ok(0) => {}
+            Ok(n) => self.count(n as u64),
+            Err(e) => self.failed(&e),
         }
     }
 
