@@ -8,6 +8,7 @@
 //! at no cost but a count.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,10 +31,27 @@ impl MessageCounts {
 }
 
 /// What the core adds to and a [`MessageCounter`](crate::MessageCounter) reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Tally {
     counts: Mutex<(u64, BTreeMap<EndpointId, MessageCounts>)>,
     changed: Condvar,
+    /// Threads in `wait_for` (changed under the mutex): without any, adding wakes nobody and
+    /// makes no system call.
+    waiting: AtomicUsize,
+    /// The smallest total a waiter waits for: adding wakes the waiters only when the total
+    /// reaches it (a waiter woken for another's total sets its own again).
+    wake_at: AtomicU64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            counts: Mutex::default(),
+            changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl Tally {
@@ -47,8 +65,12 @@ impl Tally {
         } else {
             c.data += n;
         }
+        let total = g.0;
         drop(g);
-        self.changed.notify_all();
+        if self.waiting.load(Ordering::Acquire) > 0 && total >= self.wake_at.load(Ordering::Acquire)
+        {
+            self.changed.notify_all();
+        }
     }
 
     pub(crate) fn total(&self) -> u64 {
@@ -68,7 +90,9 @@ impl Tally {
     pub(crate) fn wait_for(&self, total: u64, timeout: Duration) -> u64 {
         let end = Instant::now() + timeout;
         let mut g = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.fetch_add(1, Ordering::AcqRel);
         while g.0 < total {
+            self.wake_at.fetch_min(total, Ordering::AcqRel);
             let now = Instant::now();
             if now >= end {
                 break;
@@ -78,6 +102,9 @@ impl Tally {
                 .wait_timeout(g, end - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+        }
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.wake_at.store(u64::MAX, Ordering::Release);
         }
         g.0
     }
