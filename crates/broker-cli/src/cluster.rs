@@ -22,23 +22,39 @@ use crate::bench::peak_rss_kib;
 use crate::cluster_config::{self as cc, Node, NodeId};
 
 /// What `broker bench cluster` was asked.
+#[derive(clap::Args)]
 pub(crate) struct ClusterArgs {
-    /// Recording directories (one per node).
+    /// Recording directories, one per node (the directory's name is the node's).
     pub(crate) dirs: Vec<String>,
-    /// A configuration file in Broker's format (`-` for stdin).
+    /// Read the cluster configuration from this file (Broker's format; `-` for stdin).
+    #[arg(short = 'c', long = "config", alias = "cluster-config-file")]
     pub(crate) config: Option<String>,
-    /// Print the configuration generated from `dirs` and stop.
+    /// Print the configuration generated from the directories, as Broker's
+    /// `--mode=generate-config`, and stop.
+    #[arg(long)]
     pub(crate) generate_config: bool,
-    /// Print what the generator files hold and stop.
+    /// Print what the generator files hold, as Broker's `--mode=dump-stats`, and stop.
+    #[arg(long)]
     pub(crate) dump_stats: bool,
-    /// One process per node.
+    /// Run each node as its own process over loopback (else every node in this one).
+    #[arg(long)]
     pub(crate) processes: bool,
-    /// Give up after this long.
-    pub(crate) timeout: Duration,
+    /// Give up after this many seconds, with a report of what is missing.
+    #[arg(long = "timeout", default_value_t = 120)]
+    pub(crate) timeout_secs: u64,
     /// Say what happens.
+    #[arg(short, long)]
     pub(crate) verbose: bool,
-    /// Replay every generator file this many times (and expect that many times the inputs).
+    /// Replay every generator file this many times (expecting that many times the inputs):
+    /// a small recording becomes a load worth measuring.
+    #[arg(long, default_value_t = 1)]
     pub(crate) repeat: u64,
+}
+
+impl ClusterArgs {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
 }
 
 /// Messages a replaying node hands to its endpoint at once.
@@ -593,7 +609,7 @@ fn run_in_process(plan: &Plan, args: &ClusterArgs) -> Result<Report> {
     }
     for (i, r) in run.iter().enumerate() {
         if nodes[i].is_sender() {
-            r.await_routes(&plan.routes(i), args.timeout)
+            r.await_routes(&plan.routes(i), args.timeout())
                 .with_context(|| nodes[i].name.clone())?;
         }
     }
@@ -610,7 +626,7 @@ fn run_in_process(plan: &Plan, args: &ClusterArgs) -> Result<Report> {
         eprintln!("all nodes are up and running, run benchmark");
     }
     let t0 = Instant::now();
-    let end = t0 + args.timeout;
+    let end = t0 + args.timeout();
     let mut results = vec![NodeResult::default(); nodes.len()];
     let timed_out = std::thread::scope(|s| -> Result<bool> {
         let mut receivers = Vec::new();
@@ -755,7 +771,7 @@ fn run_processes(plan: &Plan, args: &ClusterArgs) -> Result<Report> {
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("cluster.conf");
     std::fs::write(&config, cc::print(&resolved))?;
-    let step = Duration::from_secs(30).min(args.timeout);
+    let step = Duration::from_secs(30).min(args.timeout());
     let mut procs = Vec::new();
     let mut ids = BTreeMap::new();
     let mut ports = Vec::new();
@@ -802,7 +818,7 @@ fn run_processes(plan: &Plan, args: &ClusterArgs) -> Result<Report> {
     if args.verbose {
         eprintln!("all node processes are up and running, run benchmark");
     }
-    let timeout_ms = args.timeout.as_millis();
+    let timeout_ms = args.timeout().as_millis();
     for (i, n) in nodes.iter().enumerate() {
         if n.is_receiver() {
             procs[i].send(&format!(
@@ -817,7 +833,7 @@ fn run_processes(plan: &Plan, args: &ClusterArgs) -> Result<Report> {
         }
     }
     let mut results = vec![NodeResult::default(); nodes.len()];
-    let wait = args.timeout + Duration::from_secs(10);
+    let wait = args.timeout() + Duration::from_secs(10);
     let mut timed_out = false;
     for (i, n) in nodes.iter().enumerate() {
         if n.is_sender() {

@@ -15,13 +15,28 @@ use broker_data::Data;
 use crate::bench::peak_rss_kib;
 
 /// What `broker bench fan-out` was asked (Broker's options and defaults).
+#[derive(clap::Args)]
 pub(crate) struct FanOutArgs {
+    /// Subscriber endpoints.
+    #[arg(short = 'p', long, default_value_t = 10)]
     pub(crate) peer_count: u64,
+    /// Messages to publish.
+    #[arg(short = 'm', long, default_value_t = 10_000)]
     pub(crate) message_count: u64,
+    /// Bytes per message (a random alphanumeric string).
+    #[arg(short = 's', long, default_value_t = 1_000)]
     pub(crate) payload_size: u64,
+    /// Seed of the payload generator.
+    #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+    /// Publish one message per call instead of in batches.
+    #[arg(long)]
     pub(crate) naive_publish: bool,
+    /// Plain TCP instead of TLS.
+    #[arg(long)]
     pub(crate) disable_ssl: bool,
+    /// Say what happens.
+    #[arg(long)]
     pub(crate) verbose: bool,
 }
 

@@ -258,57 +258,9 @@ enum BenchKind {
     /// written with `broker.recording-directory`) on a cluster of endpoints, or run a cluster
     /// configuration in Broker's format, and check that every node receives exactly what it
     /// should from each other node.
-    Cluster {
-        /// Recording directories, one per node (the directory's name is the node's).
-        dirs: Vec<String>,
-        /// Read the cluster configuration from this file (Broker's format; `-` for stdin).
-        #[arg(short = 'c', long = "config", alias = "cluster-config-file")]
-        config: Option<String>,
-        /// Print the configuration generated from the directories, as Broker's
-        /// `--mode=generate-config`, and stop.
-        #[arg(long)]
-        generate_config: bool,
-        /// Print what the generator files hold, as Broker's `--mode=dump-stats`, and stop.
-        #[arg(long)]
-        dump_stats: bool,
-        /// Run each node as its own process over loopback (else every node in this one).
-        #[arg(long)]
-        processes: bool,
-        /// Give up after this many seconds, with a report of what is missing.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// Say what happens.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Replay every generator file this many times (expecting that many times the inputs):
-        /// a small recording becomes a load worth measuring.
-        #[arg(long, default_value_t = 1)]
-        repeat: u64,
-    },
+    Cluster(cluster::ClusterArgs),
     /// Broker's fan-out benchmark: one publisher, many subscriber endpoints in one process.
-    FanOut {
-        /// Subscriber endpoints.
-        #[arg(short = 'p', long, default_value_t = 10)]
-        peer_count: u64,
-        /// Messages to publish.
-        #[arg(short = 'm', long, default_value_t = 10_000)]
-        message_count: u64,
-        /// Bytes per message (a random alphanumeric string).
-        #[arg(short = 's', long, default_value_t = 1_000)]
-        payload_size: u64,
-        /// Seed of the payload generator.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Publish one message per call instead of in batches.
-        #[arg(long)]
-        naive_publish: bool,
-        /// Plain TCP instead of TLS.
-        #[arg(long)]
-        disable_ssl: bool,
-        /// Say what happens.
-        #[arg(long)]
-        verbose: bool,
-    },
+    FanOut(fanout::FanOutArgs),
 }
 
 fn split_peer(s: &str) -> Result<(String, u16)> {
@@ -613,42 +565,8 @@ fn main() -> Result<()> {
         Command::Bench {
             kind: Some(kind), ..
         } => match kind {
-            BenchKind::Cluster {
-                dirs,
-                config,
-                generate_config,
-                dump_stats,
-                processes,
-                timeout,
-                verbose,
-                repeat,
-            } => cluster::run(cluster::ClusterArgs {
-                dirs,
-                config,
-                generate_config,
-                dump_stats,
-                processes,
-                timeout: Duration::from_secs(timeout),
-                verbose,
-                repeat,
-            }),
-            BenchKind::FanOut {
-                peer_count,
-                message_count,
-                payload_size,
-                seed,
-                naive_publish,
-                disable_ssl,
-                verbose,
-            } => fanout::run(fanout::FanOutArgs {
-                peer_count,
-                message_count,
-                payload_size,
-                seed,
-                naive_publish,
-                disable_ssl,
-                verbose,
-            }),
+            BenchKind::Cluster(args) => cluster::run(args),
+            BenchKind::FanOut(args) => fanout::run(args),
         },
         Command::BenchClusterNode { config, name } => cluster::node_process(&config, &name),
         Command::Bench {

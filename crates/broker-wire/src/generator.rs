@@ -191,68 +191,44 @@ impl GeneratorWriter {
     /// (and `put_unique_result`) are [`WireError::NotInGeneratorVersion`] there.
     pub fn write_command(&mut self, topic: &Topic, command: &Command) -> Result<(), WireError> {
         let v = self.version;
-        let mut body = Vec::new();
-        if v == 1 {
-            match command {
-                Command::Put { key, value, .. } => {
-                    body.push(v1cmd::PUT);
-                    shape(v, key, &mut body);
-                    shape(v, value, &mut body);
-                }
-                Command::PutUnique { key, value, .. } => {
-                    body.push(v1cmd::PUT_UNIQUE);
-                    shape(v, key, &mut body);
-                    shape(v, value, &mut body);
-                }
-                Command::Erase { key, .. } => {
-                    body.push(v1cmd::ERASE);
-                    shape(v, key, &mut body);
-                }
-                Command::Expire { key, .. } => {
-                    body.push(v1cmd::EXPIRE);
-                    shape(v, key, &mut body);
-                }
-                Command::Add {
-                    key,
-                    value,
-                    init_type,
-                    ..
-                } => {
-                    body.push(v1cmd::ADD);
-                    shape(v, key, &mut body);
-                    shape(v, value, &mut body);
+        // Version 1 holds Broker 2.0's mutations, under their tags of then.
+        let tag = match (v, command.index()) {
+            (1, 0) => v1cmd::PUT,
+            (1, 1) => v1cmd::PUT_UNIQUE,
+            (1, i @ 3..=6) => i,
+            (1, 7) => v1cmd::CLEAR,
+            (1, _) => return Err(WireError::NotInGeneratorVersion(command.name(), 1)),
+            (_, i) => i,
+        };
+        let mut body = vec![tag];
+        match command {
+            Command::Put { key, value, .. }
+            | Command::PutUnique { key, value, .. }
+            | Command::Subtract { key, value, .. } => {
+                shape(v, key, &mut body);
+                shape(v, value, &mut body);
+            }
+            Command::Add {
+                key,
+                value,
+                init_type,
+                ..
+            } => {
+                shape(v, key, &mut body);
+                shape(v, value, &mut body);
+                if v == 1 {
                     body.push(tag_of(v, *init_type));
                 }
-                Command::Subtract { key, value, .. } => {
-                    body.push(v1cmd::SUBTRACT);
-                    shape(v, key, &mut body);
-                    shape(v, value, &mut body);
-                }
-                Command::Clear { .. } => body.push(v1cmd::CLEAR),
-                other => return Err(WireError::NotInGeneratorVersion(other.name(), 1)),
             }
-        } else {
-            body.push(command.index());
-            match command {
-                Command::Put { key, value, .. }
-                | Command::PutUnique { key, value, .. }
-                | Command::Add { key, value, .. }
-                | Command::Subtract { key, value, .. } => {
-                    shape(v, key, &mut body);
-                    shape(v, value, &mut body);
-                }
-                Command::Erase { key, .. } | Command::Expire { key, .. } => {
-                    shape(v, key, &mut body)
-                }
-                Command::Nack { seqs } => body.put_u32(len32(seqs.len())),
-                Command::PutUniqueResult { .. }
-                | Command::Clear { .. }
-                | Command::AttachWriter { .. }
-                | Command::Keepalive { .. }
-                | Command::CumulativeAck { .. }
-                | Command::AckClone { .. }
-                | Command::RetransmitFailed { .. } => {}
-            }
+            Command::Erase { key, .. } | Command::Expire { key, .. } => shape(v, key, &mut body),
+            Command::Nack { seqs } => body.put_u32(len32(seqs.len())),
+            Command::PutUniqueResult { .. }
+            | Command::Clear { .. }
+            | Command::AttachWriter { .. }
+            | Command::Keepalive { .. }
+            | Command::CumulativeAck { .. }
+            | Command::AckClone { .. }
+            | Command::RetransmitFailed { .. } => {}
         }
         let id = self.topic_id(topic)?;
         self.buf.push(COMMAND_MESSAGE);
@@ -715,56 +691,25 @@ impl Synth<'_, '_> {
     fn command(&mut self) -> Result<Option<Command>, WireError> {
         let tag = self.r.u8("generator command")?;
         let p = EntityId::NIL;
-        if self.version == 1 {
-            return Ok(Some(match tag {
-                v1cmd::PUT => Command::Put {
-                    key: self.data(0)?,
-                    value: self.data(0)?,
-                    expiry: None,
-                    publisher: p,
-                },
-                v1cmd::PUT_UNIQUE => Command::PutUnique {
-                    key: self.data(0)?,
-                    value: self.data(0)?,
-                    expiry: None,
-                    who: p,
-                    req_id: 0,
-                    publisher: p,
-                },
-                v1cmd::ERASE => Command::Erase {
-                    key: self.data(0)?,
-                    publisher: p,
-                },
-                v1cmd::EXPIRE => Command::Expire {
-                    key: self.data(0)?,
-                    publisher: p,
-                },
-                v1cmd::ADD => {
-                    let key = self.data(0)?;
-                    let value = self.data(0)?;
-                    let init = self.r.u8("generator add init type")?;
-                    Command::Add {
-                        key,
-                        value,
-                        init_type: type_of(1, init)?,
-                        expiry: None,
-                        publisher: p,
-                    }
+        // Version 1's mutations take version 2's tags; its other commands become their
+        // counterparts: Broker 2.0's clone handshake, in today's terms, is a clone asking for
+        // the master's state with a nack of 0 and the master answering with ack_clone (which
+        // carries what `set` carried); heartbeats stand in for sync points.
+        let tag = if self.version == 1 {
+            match tag {
+                v1cmd::PUT => 0,
+                v1cmd::PUT_UNIQUE => 1,
+                v1cmd::ERASE => 3,
+                v1cmd::EXPIRE => 4,
+                v1cmd::ADD => 5,
+                v1cmd::SUBTRACT => 6,
+                v1cmd::CLEAR => 7,
+                v1cmd::SNAPSHOT => return Ok(Some(Command::Nack { seqs: vec![0] })),
+                v1cmd::SNAPSHOT_SYNC => {
+                    return Ok(Some(Command::Keepalive {
+                        seq: u64::from(self.rng.next()),
+                    }))
                 }
-                v1cmd::SUBTRACT => Command::Subtract {
-                    key: self.data(0)?,
-                    value: self.data(0)?,
-                    expiry: None,
-                    publisher: p,
-                },
-                v1cmd::CLEAR => Command::Clear { publisher: p },
-                // Broker 2.0's clone handshake, in today's terms: a clone asks for the
-                // master's state with a nack of 0, the master answers with ack_clone (which
-                // carries what `set` carried), and heartbeats stand in for sync points.
-                v1cmd::SNAPSHOT => Command::Nack { seqs: vec![0] },
-                v1cmd::SNAPSHOT_SYNC => Command::Keepalive {
-                    seq: u64::from(self.rng.next()),
-                },
                 v1cmd::SET => {
                     let n = self.size("generator set command size")?;
                     let mut state = BTreeMap::new();
@@ -773,16 +718,18 @@ impl Synth<'_, '_> {
                         let v = self.data(1)?;
                         state.insert(k, v);
                     }
-                    Command::AckClone {
+                    return Ok(Some(Command::AckClone {
                         offset: 0,
                         heartbeat_interval: 1,
                         state,
-                    }
+                    }));
                 }
                 v1cmd::NONE => return Ok(None),
                 other => return Err(WireError::UnknownCommand(other)),
-            }));
-        }
+            }
+        } else {
+            tag
+        };
         Ok(Some(match tag {
             0 => Command::Put {
                 key: self.data(0)?,
@@ -815,8 +762,14 @@ impl Synth<'_, '_> {
             5 => {
                 let key = self.data(0)?;
                 let value = self.data(0)?;
+                // Version 1 records the initial type; version 2 does not (its value's type).
+                let init_type = if self.version == 1 {
+                    type_of(1, self.r.u8("generator add init type")?)?
+                } else {
+                    value.data_type()
+                };
                 Command::Add {
-                    init_type: value.data_type(),
+                    init_type,
                     key,
                     value,
                     expiry: None,
