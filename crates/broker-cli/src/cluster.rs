@@ -985,3 +985,66 @@ pub(crate) fn node_process(config: &str, name: &str) -> Result<()> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_wire::{EntityId, GeneratorWriter};
+
+    /// A generator file of three data entries and a command, replayed with `num-outputs`
+    /// smaller than the file (it stops), larger (it loops) and absent (once), from memory and
+    /// read as it goes: exactly that many messages of each kind arrive.
+    #[test]
+    fn a_replay_stops_or_loops_at_num_outputs_and_sends_commands() {
+        let mut w = GeneratorWriter::new(2);
+        let data = broker::Topic::new("/r/x").unwrap();
+        let store = broker::Topic::new("/r/<$>/data/master").unwrap();
+        for i in 0..3u64 {
+            w.write_data(&data, &broker_data::Data::Count(i)).unwrap();
+        }
+        w.write_command(
+            &store,
+            &broker::Command::Clear {
+                publisher: EntityId::NIL,
+            },
+        )
+        .unwrap();
+        let path = std::env::temp_dir().join(format!("broker-replay-{}.dat", std::process::id()));
+        std::fs::write(&path, w.take()).unwrap();
+        for cached in [true, false] {
+            let mut replay = Replay::load(&path).unwrap();
+            assert_eq!(replay.cache.as_ref().map(Vec::len), Some(4));
+            if !cached {
+                replay.cache = None;
+            }
+            let plain = || Configuration {
+                disable_ssl: true,
+                ..Configuration::default()
+            };
+            let sender = RunNode {
+                ep: Endpoint::new(plain()).unwrap(),
+                counter: None,
+                port: None,
+            };
+            let receiver = Endpoint::new(plain()).unwrap();
+            let counter = receiver.make_counter(&["/r"]).unwrap();
+            sender.ep.peer_local(&receiver).unwrap();
+            let end = Instant::now() + Duration::from_secs(10);
+            while sender.ep.peer_subscriptions().unwrap().is_empty() {
+                assert!(Instant::now() < end);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            assert_eq!(sender.replay(&replay, Some(2)).unwrap(), 2);
+            assert_eq!(sender.replay(&replay, Some(10)).unwrap(), 10);
+            assert_eq!(sender.replay(&replay, None).unwrap(), 4);
+            assert_eq!(counter.wait_for(16, Duration::from_secs(10)), 16);
+            std::thread::sleep(Duration::from_millis(50));
+            let c = counter.by_sender()[&sender.ep.node_id()];
+            // 2 data; then 3 data, a command, 3 data, a command, 2 data; then the file once.
+            assert_eq!((c.data, c.commands), (2 + 8 + 3, 2 + 1), "cached: {cached}");
+            sender.ep.shutdown();
+            receiver.shutdown();
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -392,6 +392,43 @@ fn a_recording_directory_that_cannot_be_made_is_an_error_at_start() {
     assert!(e.to_string().contains("cannot record into"), "{e}");
 }
 
+/// The configuration with the manager expecting one message more from the worker than it
+/// gets.
+fn config_with_wrong_count(config: &str) -> String {
+    let from = "  manager {\n    id = <tcp://127.0.0.1:8000>\n    num-inputs = 12\n    inputs-by-node {\n      logger = 4\n      proxy = 4\n      worker = 4\n";
+    assert!(config.contains(from), "{config}");
+    config.replace(
+        from,
+        &from
+            .replace("num-inputs = 12", "num-inputs = 13")
+            .replace("worker = 4", "worker = 5"),
+    )
+}
+
+/// Broker's fan-out benchmark: every subscriber gets every message; one JSON line.
+#[test]
+fn fan_out_delivers_every_message_to_every_subscriber() {
+    let (ok, out, err) = run(&[
+        "bench",
+        "fan-out",
+        "-p",
+        "3",
+        "-m",
+        "500",
+        "-s",
+        "100",
+        "--disable-ssl",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let json = out.lines().find(|l| l.starts_with('{')).unwrap();
+    assert!(
+        json.starts_with(
+            "{\"bench\":\"fan-out\",\"subscribers\":3,\"messages\":500,\"payload\":100,"
+        ),
+        "{json}"
+    );
+}
+
 /// Broker's own test recording: four nodes of a Zeek cluster (DNS traffic, 2020), with the
 /// configuration Broker's `generate-config` printed for it.
 #[test]
@@ -432,6 +469,27 @@ fn a_recording_by_cpp_broker_generates_brokers_configuration_and_replays() {
     let received = check_replay(&out);
     assert_eq!(received["logger"], 194);
     assert_eq!(received["worker"], 19);
+    // A count that cannot be met: an error with the counts at the timeout, not a hang.
+    let wrong = config_with_wrong_count(&std::fs::read_to_string(&conf).unwrap());
+    let wrong_conf = dir.join("wrong.conf");
+    std::fs::write(&wrong_conf, wrong).unwrap();
+    let started = Instant::now();
+    let (ok, out, err) = run(&[
+        "bench",
+        "cluster",
+        "--timeout",
+        "3",
+        "-c",
+        wrong_conf.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("the run timed out")
+            && err.contains("manager expected 5 from worker, received 4"),
+        "{err}"
+    );
+    assert!(out.contains("\"complete\":false"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(30));
     let (ok, out, _) = run(&[
         "bench",
         "cluster",
