@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("deny") => deny(),
         Some("install") => install(),
+        Some("chaos") => chaos(&args[1..]).map(|_| ()),
         Some("vectors") => run({
             let mut c = cargo();
             c.args([
@@ -62,9 +63,12 @@ fn main() -> ExitCode {
             c
         }),
         _ => {
-            eprintln!("usage: cargo xtask <ci|deny|install|vectors>");
+            eprintln!("usage: cargo xtask <ci|chaos|deny|install|vectors>");
             eprintln!(
                 "  ci       format check, clippy, tests, doc tests, cargo-deny (what CI runs)"
+            );
+            eprintln!(
+                "  chaos    a cluster in network namespaces under faults (tests/chaos; --all, --only NAME,…)"
             );
             eprintln!("  deny     cargo deny check licenses bans sources");
             eprintln!("  install  install the tools and packages that `ci` needs");
@@ -294,6 +298,11 @@ fn ci() -> Result {
             Ok(())
         },
     )?;
+    step("a cluster under faults, short set (tests/chaos)", || {
+        let (p, f) = chaos(&[])?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
+    })?;
     step("Broker's own Python suites (tests/python-suites)", || {
         let (p, f) = broker_python_suites()?;
         totals = (totals.0 + p, totals.1 + f);
@@ -609,6 +618,36 @@ fn websocket_tests() -> Result<(u64, u64)> {
         .env("RS_BROKER_BIN", &broker);
     let out = run_capturing(c)?;
     Ok(pytest_counts(&out))
+}
+
+/// The chaos harness (`tests/chaos/chaos.py`): nodes on our Python bindings (the wheel in the
+/// test venv, which `ci` installs first) in network namespaces it creates itself, under
+/// faults. `args` go to the harness (`--all`, `--only NAME,…`); it says in one line when it
+/// cannot run here (not root, no namespaces). Returns the scenarios passed and failed.
+fn chaos(args: &[String]) -> Result<(u64, u64)> {
+    let python = root()
+        .join("target")
+        .join("xtask-pytest-venv")
+        .join("bin")
+        .join("python");
+    if !python.is_file() {
+        return Err(format!(
+            "{} is missing: `cargo xtask ci` builds the wheel into it",
+            python.display()
+        ));
+    }
+    let mut c = Command::new("python3");
+    c.arg(root().join("tests").join("chaos").join("chaos.py"))
+        .arg("--python")
+        .arg(&python)
+        .args(args);
+    let out = run_capturing(c)?;
+    let count = |word: &str| {
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(word))
+            .count() as u64
+    };
+    Ok((count("ok"), count("FAIL")))
 }
 
 /// `sh -c script` in a private network namespace with only a loopback interface (so that

@@ -142,6 +142,11 @@ pub struct Configuration {
     /// Most messages recorded into `messages.dat` (Broker's `broker.output-generator-file-cap`,
     /// `BROKER_OUTPUT_GENERATOR_FILE_CAP`; unlimited by default).
     pub output_generator_file_cap: u64,
+    /// How long a peer's connection may stay silent — data unacknowledged, or TCP keepalive
+    /// probes unanswered — before it counts as lost (`peer_lost`, and routing goes around it):
+    /// default 30 s; zero leaves it to the kernel's defaults (a cut link then goes unnoticed
+    /// for about a quarter of an hour while nothing is sent, and longer while data waits).
+    pub peer_silence_timeout: Duration,
 }
 
 impl Default for Configuration {
@@ -184,6 +189,7 @@ impl Default for Configuration {
             web_socket_cafile: None,
             recording_directory: None,
             output_generator_file_cap: u64::MAX,
+            peer_silence_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -242,6 +248,7 @@ pub const OPTIONS: &[&str] = &[
     "web_socket_cafile",
     "recording_directory",
     "output_generator_file_cap",
+    "peer_silence_timeout",
 ];
 
 /// Other names Broker and Zeek use for some of [`OPTIONS`].
@@ -345,6 +352,7 @@ impl Configuration {
             "web_socket_cafile" => self.web_socket_cafile = path(),
             "recording_directory" => self.recording_directory = path(),
             "output_generator_file_cap" => self.output_generator_file_cap = parse_num(key, value)?,
+            "peer_silence_timeout" => self.peer_silence_timeout = parse_duration(key, value)?,
             "subscriber_queue_size" => self.subscriber_queue_size = parse_num(key, value)?,
             "subscriber_overflow_policy" => {
                 self.subscriber_overflow_policy = match value {
@@ -540,9 +548,15 @@ mod tests {
             metrics_port = 9100
             handshake_timeout = "250ms"
             max_frame_len = 1024
+            recording-directory = "/rec"
+            output-generator-file-cap = 100
+            peer_silence_timeout = "4s"
             "#,
         )
         .unwrap();
+        assert_eq!(c.recording_directory, Some(PathBuf::from("/rec")));
+        assert_eq!(c.output_generator_file_cap, 100);
+        assert_eq!(c.peer_silence_timeout, Duration::from_secs(4));
         assert!(c.disable_ssl && !c.forward);
         assert_eq!(c.subscriber_overflow_policy, SubscriberOverflow::DropOldest);
         assert_eq!(

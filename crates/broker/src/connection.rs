@@ -5,6 +5,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use broker_routing::PeerKind;
 use broker_wire::{EndpointId, ErrorCode, Limits, Topic};
@@ -101,6 +102,25 @@ pub(crate) struct Net {
     pub(crate) live: Arc<Live>,
 }
 
+/// Makes the kernel give up on a peer that went silent for `timeout`: data it does not
+/// acknowledge (`TCP_USER_TIMEOUT`), or an idle connection whose keepalive probes go unanswered
+/// (first probe after half the timeout, then three more within the other half). A cut link or
+/// a vanished host then ends the connection, so the peer is reported lost and routing finds
+/// another way, instead of waiting on the kernel's defaults for many minutes.
+pub(crate) fn watch_liveness(tcp: &TcpStream, timeout: Duration) {
+    if timeout.is_zero() {
+        return;
+    }
+    let sock = socket2::SockRef::from(tcp);
+    let half = (timeout / 2).max(Duration::from_secs(1));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(half)
+        .with_interval((half / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    let _ = sock.set_tcp_keepalive(&keepalive);
+    let _ = sock.set_tcp_user_timeout(Some(timeout));
+}
+
 /// Sets up a new TCP connection: TLS first when configured, then Broker's handshake, then the
 /// connection runs until it closes. `peered` learns the outcome of the handshakes.
 pub(crate) async fn establish(
@@ -112,6 +132,7 @@ pub(crate) async fn establish(
     slot: Slot,
 ) {
     let _ = tcp.set_nodelay(true);
+    watch_liveness(&tcp, net.config.peer_silence_timeout);
     let tcp = Tcp::new(tcp);
     let straight = tcp.straight();
     let Some(tls) = net.tls.as_ref() else {
@@ -495,4 +516,43 @@ async fn write_loop(pipe: Arc<Pipe>, core: mpsc::UnboundedSender<Cmd>, _live: Li
         }
     }
     let _ = poll_fn(|cx| pipe.poll_shutdown(cx)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peering's socket gives up on a silent peer after `peer_silence_timeout` (the chaos
+    /// harness's `ring-cut` shows what happens without: a cut goes unnoticed).
+    #[test]
+    fn sockets_give_up_on_a_silent_peer_after_the_timeout() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            watch_liveness(&tcp, Duration::from_secs(12));
+            let sock = socket2::SockRef::from(&tcp);
+            assert!(sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(6));
+            assert_eq!(
+                sock.tcp_keepalive_interval().unwrap(),
+                Duration::from_secs(2)
+            );
+            assert_eq!(sock.tcp_keepalive_retries().unwrap(), 3);
+            assert_eq!(
+                sock.tcp_user_timeout().unwrap(),
+                Some(Duration::from_secs(12))
+            );
+            // Zero: the kernel's defaults, untouched.
+            let other = TcpStream::connect(addr).await.unwrap();
+            watch_liveness(&other, Duration::ZERO);
+            let sock = socket2::SockRef::from(&other);
+            assert!(!sock.keepalive().unwrap());
+            assert_eq!(sock.tcp_user_timeout().unwrap(), None);
+        });
+    }
 }
