@@ -3,10 +3,12 @@ namespace, driven line by line over stdin by `chaos.py`, reporting on stdout.
 
 Argument: a JSON object with `name`, `incarnation`, `listen` (address or null), `peers`
 (addresses to dial, port 9999), `subs` (topic prefixes), `pubs` (topics to publish on, in
-turn), `timeout` (`peer_silence_timeout`).
+turn), `timeout` (`peer_silence_timeout`), optionally `store` (`role` master or clone, `name`,
+and for a master the SQLite `path`, kept across restarts).
 
 Commands: `pub BURST N RATE` publishes N messages `(name, incarnation, burst, seq)`, at most
-RATE a second, then prints `sent BURST N`; `peers` prints `peers COUNT`; `quit` shuts down.
+RATE a second (and with a store, 20 writes: `stored BURST 20`, at a master `acked BURST 20`
+once its backend has them), then prints `sent BURST N`; `keys` prints `keys JSON-LIST`; `peers` prints `peers COUNT`; `quit` shuts down.
 Reports: `ready ID`, `status CODE PEER-ID`, `recv NAME INCARNATION BURST SEQ TOPIC`.
 """
 
@@ -18,6 +20,7 @@ import time
 import broker
 
 PORT = 9999
+STORE_WRITES = 20
 
 
 def num(v):
@@ -40,6 +43,12 @@ def main():
     conf.set("peer_silence_timeout", cfg["timeout"])
     conf.set("connect_retry", "1s")
     ep = broker.Endpoint(conf)
+    store = None
+    role = (cfg.get("store") or {}).get("role")
+    if role == "master":
+        store = ep.attach_master(cfg["store"]["name"], broker.Backend.SQLite, {"path": cfg["store"]["path"]})
+    elif role == "clone":
+        store = ep.attach_clone(cfg["store"]["name"])
     statuses = ep.make_status_subscriber(True)
     sub = ep.make_subscriber(cfg["subs"]) if cfg["subs"] else None
     if cfg["listen"]:
@@ -79,7 +88,18 @@ def main():
                 ahead = start + (seq + 1) / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
+            if store is not None:
+                # Writes of this burst: through the clone (to the master) or at the master,
+                # which acknowledges them once its backend has them.
+                for i in range(STORE_WRITES):
+                    store.put("%s/%d/%d/%d" % (cfg["name"], cfg["incarnation"], burst, i), broker.Count(i))
+                say("stored", burst, STORE_WRITES)
+                if role == "master" and store.await_idle(10.0):
+                    say("acked", burst, STORE_WRITES)
             say("sent", burst, n)
+        elif parts[0] == "keys":
+            keys = store.keys() if store is not None else None
+            say("keys", json.dumps(sorted(str(k) for k in (keys or ()))))
         elif parts[0] == "peers":
             say("peers", len(ep.peers()))
         elif parts[0] == "quit":

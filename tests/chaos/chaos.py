@@ -21,9 +21,11 @@ down), `kill A` (SIGKILL, then a restart), `pause A` (SIGSTOP for a while, then 
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -95,10 +97,12 @@ class Net:
 class Agent:
     """A node's process (`agent.py` in the node's namespace) and everything it reported."""
 
-    def __init__(self, net, python, name, spec, dials, incarnation):
+    def __init__(self, net, python, name, spec, dials, incarnation, tmp):
         self.name = name
         self.incarnation = incarnation
+        store = dict(spec["store"], path=os.path.join(tmp, name + ".sqlite")) if spec.get("store") else None
         cfg = {
+            "store": store,
             "name": name,
             "incarnation": incarnation,
             "listen": net.addr(name),
@@ -159,6 +163,15 @@ class Agent:
         except OSError:
             pass
 
+    def keys(self):
+        mark = len(self.lines)
+        self.send("keys")
+        return set(json.loads(self.wait(lambda p: p[0] == "keys", 20, "keys", mark)[1]))
+
+    def said(self, word):
+        with self.cond:
+            return [p for p in self.lines if p[0] == word]
+
     def received(self):
         with self.cond:
             return [p for p in self.lines if p[0] == "recv"]
@@ -179,12 +192,21 @@ class Agent:
 def zeek():
     workers = ["worker-1", "worker-2"]
     nodes = {
-        "manager": {"subs": ["zeek/cluster/manager"], "pubs": ["zeek/cluster/worker", "zeek/cluster/proxy"]},
+        "manager": {
+            "subs": ["zeek/cluster/manager"],
+            "pubs": ["zeek/cluster/worker", "zeek/cluster/proxy"],
+            # A store master on the manager (SQLite, kept across a restart), clones on workers.
+            "store": {"role": "master", "name": "chaos"},
+        },
         "logger": {"subs": ["zeek/logs/"], "pubs": []},
         "proxy": {"subs": ["zeek/cluster/proxy"], "pubs": ["zeek/logs/proxy"]},
     }
     for w in workers:
-        nodes[w] = {"subs": ["zeek/cluster/worker"], "pubs": ["zeek/cluster/manager", "zeek/logs/conn"]}
+        nodes[w] = {
+            "subs": ["zeek/cluster/worker"],
+            "pubs": ["zeek/cluster/manager", "zeek/logs/conn"],
+            "store": {"role": "clone", "name": "chaos"},
+        }
     links = [(w, n) for w in workers for n in ("manager", "logger", "proxy")]
     links += [("proxy", "manager"), ("proxy", "logger"), ("manager", "logger")]
     return nodes, links
@@ -240,6 +262,7 @@ def run_scenario(python, name, topology, fault):
     nodes, links = topology()
     names = list(nodes)
     net = Net(names)
+    tmp = tempfile.mkdtemp(prefix="chaos-")
     agents, history = {}, defaultdict(list)  # history: every incarnation of each node
     problems = []
     sampling = threading.Event()
@@ -253,7 +276,7 @@ def run_scenario(python, name, topology, fault):
             degree[b] += 1
 
         def start(n, inc):
-            agents[n] = Agent(net, python, n, nodes[n], dials[n], inc)
+            agents[n] = Agent(net, python, n, nodes[n], dials[n], inc, tmp)
             history[n].append(agents[n])
 
         for n in names:
@@ -414,6 +437,43 @@ def run_scenario(python, name, topology, fault):
                         if miss:
                             lost += miss
                             problems.append("burst %d: %s→%s lost %d of %d" % (b, pub, sub, miss, len(want)))
+        # Stores: after healing every clone equals the master; the master has every write it
+        # acknowledged (across a kill -9 and restart with its SQLite file) and every write a
+        # clone made (buffered through the fault and sent when its master came back).
+        divergence = 0
+        store_keys = 0
+        stores = [n for n in names if nodes[n].get("store")]
+        if stores:
+            master = next(n for n in stores if nodes[n]["store"]["role"] == "master")
+            clones = [n for n in stores if n != master]
+            written = set()
+            for n in stores:
+                for a in history[n]:
+                    for p in a.said("stored"):
+                        written |= {"%s/%d/%s/%d" % (n, a.incarnation, p[1], i) for i in range(int(p[2]))}
+            acked = set()
+            for a in history[master]:
+                for p in a.said("acked"):
+                    acked |= {"%s/%d/%s/%d" % (master, a.incarnation, p[1], i) for i in range(int(p[2]))}
+            end = time.monotonic() + 20
+            while True:
+                want = agents[master].keys()
+                views = {c: agents[c].keys() for c in clones}
+                settled = written <= want and all(v == want for v in views.values())
+                if settled or time.monotonic() > end:
+                    break
+                time.sleep(0.5)
+            store_keys = len(want)
+            if not acked or not written:
+                problems.append("the store saw no writes")
+            if not acked <= want:
+                problems.append("the master lost %d acknowledged writes" % len(acked - want))
+            if not written <= want:
+                problems.append("the master lacks %d writes made through clones" % len(written - want))
+            for c, v in views.items():
+                if v != want:
+                    divergence += len(v ^ want)
+                    problems.append("%s differs from the master in %d keys" % (c, len(v ^ want)))
         rss = {n: max(a.rss_max for a in history[n]) for n in names}
         for n, k in rss.items():
             if k > 400 * 1024:
@@ -424,6 +484,8 @@ def run_scenario(python, name, topology, fault):
             "delivered": delivered,
             "lost": lost,
             "duplicated": duplicated,
+            "store_divergence": divergence,
+            "store_keys": store_keys,
             "max_rss_kib": max(rss.values()),
             "problems": problems,
         }
@@ -432,6 +494,7 @@ def run_scenario(python, name, topology, fault):
         for a in agents.values():
             a.stop()
         net.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -459,11 +522,13 @@ def main():
         try:
             r = run_scenario(args.python, name, topology, fault)
         except Exception as e:
-            r = {"scenario": name, "ok": False, "delivered": 0, "lost": 0, "duplicated": 0, "max_rss_kib": 0, "problems": [str(e)]}
+            r = {"scenario": name, "ok": False, "delivered": 0, "lost": 0, "duplicated": 0, "store_divergence": 0, "store_keys": 0,
+                 "max_rss_kib": 0, "problems": [str(e)]}
         r["seconds"] = round(time.monotonic() - t0, 1)
         results.append(r)
-        print("%-26s %-4s delivered %6d  lost %3d  duplicated %3d  max RSS %6d KiB  %5.1f s%s" % (
-            name, "ok" if r["ok"] else "FAIL", r["delivered"], r["lost"], r["duplicated"], r["max_rss_kib"], r["seconds"],
+        print("%-26s %-4s delivered %6d  lost %3d  duplicated %3d  store keys %3d diverging %3d  max RSS %6d KiB  %5.1f s%s" % (
+            name, "ok" if r["ok"] else "FAIL", r["delivered"], r["lost"], r["duplicated"], r["store_keys"], r["store_divergence"],
+            r["max_rss_kib"], r["seconds"],
             "" if r["ok"] else "\n    " + "\n    ".join(r["problems"][:10])), flush=True)
     if args.report:
         with open(args.report, "w") as f:
