@@ -2,7 +2,7 @@
 address, on a virtual network the harness builds (a veth pair per node to a routing
 "switch" namespace), with faults applied during traffic and every delivery checked.
 
-    python3 chaos.py [--all] [--only NAME,...] [--python PY] [--report FILE]
+    python3 chaos.py [--all] [--only NAME,...] [--soak [MINUTES]] [--python PY] [--report FILE]
 
 Run as root (`cargo xtask chaos` does). `--python` is an interpreter with broker-rs's `broker`
 module (the wheel). Scenarios are data: a topology (nodes with their subscriptions and the
@@ -15,7 +15,14 @@ again. Each node's resident memory is sampled throughout.
 
 Faults: `cut A B` (packets between two nodes dropped in the switch: the peering's TCP
 connection goes silent, as with a cut cable), `partition A.. | B..`, `isolate A` (its link
-down), `kill A` (SIGKILL, then a restart), `pause A` (SIGSTOP for a while, then SIGCONT).
+down), `kill A` (SIGKILL, then a restart), `pause A` (SIGSTOP for a while, then SIGCONT). Stores: the Zeek-like topology has a master
+(SQLite, kept across a restart) on the manager and clones on the workers, written during every
+burst; after healing every clone must equal the master, which must hold every write it
+acknowledged and every write made through a clone.
+
+`--soak` runs an 8-node Zeek-like cluster (manager, logger, two proxies, four workers) under
+steady bursts for the given minutes (10 by default) with a fault every minute, and reports every
+node's resident memory and CPU time over the run.
 """
 
 import argparse
@@ -37,6 +44,7 @@ SILENCE_S = float(os.environ.get("CHAOS_SILENCE", "3"))
 SILENCE = "%gs" % SILENCE_S
 BURST = 150
 RATE = 600.0
+RSS_LIMIT_KIB = 400 * 1024
 
 
 def sh(*args, check=True):
@@ -122,6 +130,7 @@ class Agent:
         self.cond = threading.Condition()
         self.err = []
         self.rss_max = 0
+        self.rss_now = 0
         threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True).start()
         self.id = self.wait(lambda p: p[0] == "ready", 30, "ready")[1]
@@ -153,13 +162,22 @@ class Agent:
         self.send("peers")
         return int(self.wait(lambda p: p[0] == "peers", 10, "peers", mark)[1])
 
+    def cpu_seconds(self):
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def sample_rss(self):
         # The agent is the child of `ip netns exec`, which execs it: the pid is the agent's.
         try:
             with open("/proc/%d/status" % self.proc.pid) as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
-                        self.rss_max = max(self.rss_max, int(line.split()[1]))
+                        self.rss_now = int(line.split()[1])
+                        self.rss_max = max(self.rss_max, self.rss_now)
         except OSError:
             pass
 
@@ -189,8 +207,9 @@ class Agent:
             self.proc.wait()
 
 
-def zeek():
-    workers = ["worker-1", "worker-2"]
+def zeek(workers=2, proxies=1):
+    workers = ["worker-%d" % (i + 1) for i in range(workers)]
+    proxy_names = ["proxy"] if proxies == 1 else ["proxy-%d" % (i + 1) for i in range(proxies)]
     nodes = {
         "manager": {
             "subs": ["zeek/cluster/manager"],
@@ -199,16 +218,17 @@ def zeek():
             "store": {"role": "master", "name": "chaos"},
         },
         "logger": {"subs": ["zeek/logs/"], "pubs": []},
-        "proxy": {"subs": ["zeek/cluster/proxy"], "pubs": ["zeek/logs/proxy"]},
     }
+    for p in proxy_names:
+        nodes[p] = {"subs": ["zeek/cluster/proxy"], "pubs": ["zeek/logs/proxy"]}
     for w in workers:
         nodes[w] = {
             "subs": ["zeek/cluster/worker"],
             "pubs": ["zeek/cluster/manager", "zeek/logs/conn"],
             "store": {"role": "clone", "name": "chaos"},
         }
-    links = [(w, n) for w in workers for n in ("manager", "logger", "proxy")]
-    links += [("proxy", "manager"), ("proxy", "logger"), ("manager", "logger")]
+    links = [(w, n) for w in workers for n in ["manager", "logger"] + proxy_names]
+    links += [(p, n) for p in proxy_names for n in ("manager", "logger")] + [("manager", "logger")]
     return nodes, links
 
 
@@ -258,171 +278,182 @@ def reachable(nodes, links, down_links, dead):
     return pairs
 
 
-def run_scenario(python, name, topology, fault):
-    nodes, links = topology()
-    names = list(nodes)
-    net = Net(names)
-    tmp = tempfile.mkdtemp(prefix="chaos-")
-    agents, history = {}, defaultdict(list)  # history: every incarnation of each node
-    problems = []
-    sampling = threading.Event()
-    try:
-        dials = defaultdict(list)
-        for a, b in links:
-            dials[a].append(b)
-        degree = defaultdict(int)
-        for a, b in links:
-            degree[a] += 1
-            degree[b] += 1
+class Cluster:
+    """A running cluster: its network, every node's incarnations, and the bursts published."""
 
-        def start(n, inc):
-            agents[n] = Agent(net, python, n, nodes[n], dials[n], inc, tmp)
-            history[n].append(agents[n])
-
-        for n in names:
-            start(n, 1)
-
-        def sampler():
-            while not sampling.is_set():
-                for a in list(agents.values()):
-                    a.sample_rss()
-                time.sleep(0.2)
-
-        threading.Thread(target=sampler, daemon=True).start()
-
-        def await_peers(expect, timeout=30):
-            end = time.monotonic() + timeout
-            for n, k in expect.items():
-                while agents[n].peers() != k:
-                    if time.monotonic() > end:
-                        raise AssertionError("%s has %d peers, not %d" % (n, agents[n].peers(), k))
-                    time.sleep(0.1)
-
-        await_peers({n: degree[n] for n in names})
+    def __init__(self, python, topology):
+        self.nodes, self.links = topology()
+        self.names = list(self.nodes)
+        self.python = python
+        self.net = Net(self.names)
+        self.tmp = tempfile.mkdtemp(prefix="chaos-")
+        self.agents, self.history = {}, defaultdict(list)
+        self.dials, self.degree = defaultdict(list), defaultdict(int)
+        for a, b in self.links:
+            self.dials[a].append(b)
+            self.degree[a] += 1
+            self.degree[b] += 1
+        self.expected = {}  # burst -> pairs (publisher, subscriber) that must get it exactly once
+        self.next_burst = 1
+        self.samples = []  # (seconds, {node: (rss KiB, cpu seconds)})
+        self.t0 = time.monotonic()
+        self.sampling = threading.Event()
+        for n in self.names:
+            self.start(n, 1)
+        threading.Thread(target=self._sampler, daemon=True).start()
+        self.await_peers()
         time.sleep(0.5)  # subscriptions propagate (link states)
 
-        # expected[burst] = set of (publisher, subscriber) pairs that must get exactly once
-        expected = {}
+    def start(self, n, inc):
+        self.agents[n] = Agent(self.net, self.python, n, self.nodes[n], self.dials[n], inc, self.tmp)
+        self.history[n].append(self.agents[n])
 
-        def burst(b, pairs):
-            expected[b] = pairs
-            pubs = [n for n in names if nodes[n]["pubs"] and n in agents and agents[n].proc.poll() is None]
-            marks = {n: len(agents[n].lines) for n in pubs}
-            for n in pubs:
-                agents[n].send("pub %d %d %d" % (b, BURST, RATE))
-            for n in pubs:
-                agents[n].wait(lambda p: p[0] == "sent" and p[1] == str(b), 60, "burst %d sent" % b, marks[n])
-            # Everything that must arrive, arrives (or the check below says what did not).
-            end = time.monotonic() + 15
-            while time.monotonic() < end and missing(b):
+    def _sampler(self):
+        while not self.sampling.is_set():
+            row = {}
+            for n, a in list(self.agents.items()):
+                a.sample_rss()
+                row[n] = (a.rss_now, a.cpu_seconds())
+            self.samples.append((time.monotonic() - self.t0, row))
+            time.sleep(0.2)
+
+    def await_peers(self, timeout=30):
+        end = time.monotonic() + timeout
+        for n in self.names:
+            while self.agents[n].peers() != self.degree[n]:
+                if time.monotonic() > end:
+                    raise AssertionError("%s has %d peers, not %d" % (n, self.agents[n].peers(), self.degree[n]))
                 time.sleep(0.1)
-            time.sleep(0.3)
 
-        def wanted_seqs(pub, sub):
-            subs = nodes[sub]["subs"]
-            topics = nodes[pub]["pubs"]
-            return [s for s in range(BURST) if any(topics[s % len(topics)].startswith(p) for p in subs)]
+    def wanted_seqs(self, pub, sub):
+        subs, topics = self.nodes[sub]["subs"], self.nodes[pub]["pubs"]
+        return [s for s in range(BURST) if any(topics[s % len(topics)].startswith(p) for p in subs)]
 
-        def got(pub, sub, b):
-            out = defaultdict(list)
-            for a in history[sub]:
-                for p in a.received():
-                    if p[1] == pub and p[3] == str(b):
-                        out[(a.incarnation, p[2])].append(int(p[4]))
-            return out
+    def got(self, pub, sub, b):
+        out = defaultdict(list)
+        for a in self.history[sub]:
+            for p in a.received():
+                if p[1] == pub and p[3] == str(b):
+                    out[(a.incarnation, p[2])].append(int(p[4]))
+        return out
 
-        def missing(b):
-            for pub, sub in expected[b]:
-                if pub == sub or not nodes[pub]["pubs"]:
-                    continue
-                want = wanted_seqs(pub, sub)
-                if want and sum(len(v) for v in got(pub, sub, b).values()) < len(want):
-                    return True
-            return False
+    def missing(self, b):
+        for pub, sub in self.expected[b]:
+            if pub == sub or not self.nodes[pub]["pubs"]:
+                continue
+            want = self.wanted_seqs(pub, sub)
+            if want and sum(len(v) for v in self.got(pub, sub, b).values()) < len(want):
+                return True
+        return False
 
-        all_pairs = {(p, s) for p in names for s in names}
-        burst(1, all_pairs)
+    def burst(self, pairs):
+        """Every publisher publishes a burst; `pairs` must get it exactly once."""
+        b = self.next_burst
+        self.next_burst += 1
+        self.expected[b] = pairs
+        pubs = [n for n in self.names if self.nodes[n]["pubs"] and self.agents[n].proc.poll() is None]
+        marks = {n: len(self.agents[n].lines) for n in pubs}
+        for n in pubs:
+            self.agents[n].send("pub %d %d %d" % (b, BURST, RATE))
+        for n in pubs:
+            self.agents[n].wait(lambda p: p[0] == "sent" and p[1] == str(b), 60, "burst %d sent" % b, marks[n])
+        end = time.monotonic() + 15
+        while time.monotonic() < end and self.missing(b):
+            time.sleep(0.1)
+        time.sleep(0.3)
 
-        # The fault, and the statuses it must cause.
-        kind = fault[0]
-        down, dead = set(), set()
-        status_mark = {n: len(agents[n].lines) for n in names}
+    def all_pairs(self):
+        return {(p, q) for p in self.names for q in self.names}
+
+    def lost_peer(self, x, y, mark, codes=("PeerLost",)):
+        """`x` reports losing `y` (after line `mark`)."""
+        self.agents[x].wait(lambda p: p[0] == "status" and p[1] in codes and p[2] == self.agents[y].id,
+                            4 * max(SILENCE_S, 3), "peer_lost for %s" % y, mark)
+
+    def neighbours(self, x):
+        return [b if a == x else a for a, b in self.links if x in (a, b)]
+
+    def apply(self, fault):
+        """Applies a fault and waits for the statuses it must cause; returns the links down and
+        the nodes dead meanwhile."""
+        kind, down, dead = fault[0], set(), set()
+        marks = {n: len(self.agents[n].lines) for n in self.names}
         if kind == "cut":
             a, b = fault[1], fault[2]
-            net.cut(a, b)
+            self.net.cut(a, b)
             down.add((a, b))
-            # Both ends lose the silent peering within the silence timeout (and its probes).
-            for x, y in ((a, b), (b, a)):
-                agents[x].wait(lambda p, y=y: p[0] == "status" and p[1] == "PeerLost" and p[2] == agents[y].id,
-                               4 * max(SILENCE_S, 3), "peer_lost for %s" % y, status_mark[x])
+            self.lost_peer(a, b, marks[a])
+            self.lost_peer(b, a, marks[b])
         elif kind == "partition":
             left, right = fault[1], fault[2]
             for x in left:
                 for y in right:
-                    net.cut(x, y)
-                    if (x, y) in links or (y, x) in links:
+                    self.net.cut(x, y)
+            for x in left:
+                for y in right:
+                    if (x, y) in self.links or (y, x) in self.links:
                         down.add((x, y))
-            for x, y in [(x, y) for x in left for y in right if (x, y) in links or (y, x) in links]:
-                agents[x].wait(lambda p, y=y: p[0] == "status" and p[1] == "PeerLost" and p[2] == agents[y].id,
-                               4 * max(SILENCE_S, 3), "peer_lost for %s" % y, status_mark[x])
+                        self.lost_peer(x, y, marks[x])
+                        self.lost_peer(y, x, marks[y])
         elif kind == "isolate":
             x = fault[1]
-            net.link(x, False)
-            down |= {(a, b) for a, b in links if x in (a, b)}
-            for a, b in links:
-                if x in (a, b):
-                    y = b if a == x else a
-                    agents[y].wait(lambda p: p[0] == "status" and p[1] == "PeerLost" and p[2] == agents[x].id,
-                                   4 * max(SILENCE_S, 3), "peer_lost for %s" % x, status_mark[y])
+            self.net.link(x, False)
+            for y in self.neighbours(x):
+                down.add((x, y))
+                self.lost_peer(y, x, marks[y])
         elif kind == "kill":
             x = fault[1]
-            agents[x].proc.send_signal(signal.SIGKILL)
-            agents[x].proc.wait()
+            self.agents[x].proc.send_signal(signal.SIGKILL)
+            self.agents[x].proc.wait()
             dead.add(x)
-            for a, b in links:
-                if x in (a, b):
-                    y = b if a == x else a
-                    agents[y].wait(lambda p: p[0] == "status" and p[1] in ("PeerLost", "PeerRemoved") and p[2] == agents[x].id,
-                                   4 * max(SILENCE_S, 3), "peer_lost for %s" % x, status_mark[y])
+            for y in self.neighbours(x):
+                self.lost_peer(y, x, marks[y], ("PeerLost", "PeerRemoved"))
         elif kind == "pause":
+            # A paused node's peerings stay (its kernel answers); its messages wait for it.
             x = fault[1]
-            agents[x].proc.send_signal(signal.SIGSTOP)
+            self.agents[x].proc.send_signal(signal.SIGSTOP)
+            threading.Timer(2.0, lambda: self.agents[x].proc.send_signal(signal.SIGCONT)).start()
         time.sleep(0.5)  # routing goes around the fault (link states)
-        # During the fault: exactly once where a path of live nodes exists, at most once else.
-        live = reachable(names, links, down, dead)
-        if kind == "pause":
-            # A paused node's peerings stay (its kernel answers), its messages wait for it.
-            threading.Timer(2.0, lambda: agents[fault[1]].proc.send_signal(signal.SIGCONT)).start()
-        burst(2, live)
+        return down, dead
 
-        # Heal, and wait for the peerings to come back.
+    def heal(self, fault):
+        kind = fault[0]
         if kind == "cut":
-            net.restore(fault[1], fault[2])
+            self.net.restore(fault[1], fault[2])
         elif kind == "partition":
             for x in fault[1]:
                 for y in fault[2]:
-                    net.restore(x, y)
+                    self.net.restore(x, y)
         elif kind == "isolate":
-            net.link(fault[1], True)
+            self.net.link(fault[1], True)
         elif kind == "kill":
-            start(fault[1], 2)
+            self.start(fault[1], self.agents[fault[1]].incarnation + 1)
         if kind != "pause":
             time.sleep(1.5)  # re-dials happen every second
-        await_peers({n: degree[n] for n in names}, 30)
+        self.await_peers(30)
         time.sleep(0.5)
-        burst(3, all_pairs)
 
-        # Checks.
+    def cycle(self, fault):
+        """A burst, the fault, a burst during it, healing, a burst after."""
+        self.burst(self.all_pairs())
+        down, dead = self.apply(fault)
+        self.burst(reachable(self.names, self.links, down, dead))
+        self.heal(fault)
+        self.burst(self.all_pairs())
+
+    def check(self, problems):
+        """Delivery checks over every burst so far; returns (delivered, lost, duplicated)."""
         delivered = lost = duplicated = 0
-        for b in (1, 2, 3):
-            for pub in names:
-                if not nodes[pub]["pubs"]:
+        for b in sorted(self.expected):
+            for pub in self.names:
+                if not self.nodes[pub]["pubs"]:
                     continue
-                for sub in names:
+                for sub in self.names:
                     if sub == pub:
                         continue
-                    want = wanted_seqs(pub, sub)
-                    for (inc, pinc), seqs in got(pub, sub, b).items():
+                    want = self.wanted_seqs(pub, sub)
+                    got = self.got(pub, sub, b)
+                    for seqs in got.values():
                         if seqs != sorted(seqs):
                             problems.append("burst %d: %s→%s out of order" % (b, pub, sub))
                         if len(set(seqs)) != len(seqs):
@@ -430,71 +461,130 @@ def run_scenario(python, name, topology, fault):
                             duplicated += len(seqs) - len(set(seqs))
                         if not set(seqs) <= set(want):
                             problems.append("burst %d: %s got %s's messages it did not subscribe to" % (b, sub, pub))
-                    all_seqs = [s for seqs in got(pub, sub, b).values() for s in seqs]
-                    delivered += len(set(all_seqs))
-                    if (pub, sub) in expected[b]:
-                        miss = len(set(want) - set(all_seqs))
+                    all_seqs = {x for seqs in got.values() for x in seqs}
+                    delivered += len(all_seqs)
+                    if (pub, sub) in self.expected[b]:
+                        miss = len(set(want) - all_seqs)
                         if miss:
                             lost += miss
                             problems.append("burst %d: %s→%s lost %d of %d" % (b, pub, sub, miss, len(want)))
-        # Stores: after healing every clone equals the master; the master has every write it
-        # acknowledged (across a kill -9 and restart with its SQLite file) and every write a
-        # clone made (buffered through the fault and sent when its master came back).
+        return delivered, lost, duplicated
+
+    def check_stores(self, problems):
+        """After healing every clone equals the master; the master has every write it
+        acknowledged (across a kill -9 and restart with its SQLite file) and every write a
+        clone made (buffered through a fault, sent when the master came back). Returns (keys,
+        keys diverging)."""
+        stores = [n for n in self.names if self.nodes[n].get("store")]
+        if not stores:
+            return 0, 0
+        master = next(n for n in stores if self.nodes[n]["store"]["role"] == "master")
+        clones = [n for n in stores if n != master]
+
+        def said(nodes, word):
+            out = set()
+            for n in nodes:
+                for a in self.history[n]:
+                    for p in a.said(word):
+                        out |= {"%s/%d/%s/%d" % (n, a.incarnation, p[1], i) for i in range(int(p[2]))}
+            return out
+
+        written, acked = said(stores, "stored"), said([master], "acked")
+        end = time.monotonic() + 20
+        while True:
+            want = self.agents[master].keys()
+            views = {c: self.agents[c].keys() for c in clones}
+            if written <= want and all(v == want for v in views.values()) or time.monotonic() > end:
+                break
+            time.sleep(0.5)
         divergence = 0
-        store_keys = 0
-        stores = [n for n in names if nodes[n].get("store")]
-        if stores:
-            master = next(n for n in stores if nodes[n]["store"]["role"] == "master")
-            clones = [n for n in stores if n != master]
-            written = set()
-            for n in stores:
-                for a in history[n]:
-                    for p in a.said("stored"):
-                        written |= {"%s/%d/%s/%d" % (n, a.incarnation, p[1], i) for i in range(int(p[2]))}
-            acked = set()
-            for a in history[master]:
-                for p in a.said("acked"):
-                    acked |= {"%s/%d/%s/%d" % (master, a.incarnation, p[1], i) for i in range(int(p[2]))}
-            end = time.monotonic() + 20
-            while True:
-                want = agents[master].keys()
-                views = {c: agents[c].keys() for c in clones}
-                settled = written <= want and all(v == want for v in views.values())
-                if settled or time.monotonic() > end:
-                    break
-                time.sleep(0.5)
-            store_keys = len(want)
-            if not acked or not written:
-                problems.append("the store saw no writes")
-            if not acked <= want:
-                problems.append("the master lost %d acknowledged writes" % len(acked - want))
-            if not written <= want:
-                problems.append("the master lacks %d writes made through clones" % len(written - want))
-            for c, v in views.items():
-                if v != want:
-                    divergence += len(v ^ want)
-                    problems.append("%s differs from the master in %d keys" % (c, len(v ^ want)))
-        rss = {n: max(a.rss_max for a in history[n]) for n in names}
-        for n, k in rss.items():
-            if k > 400 * 1024:
-                problems.append("%s grew to %d KiB" % (n, k))
-        return {
-            "scenario": name,
-            "ok": not problems,
-            "delivered": delivered,
-            "lost": lost,
-            "duplicated": duplicated,
-            "store_divergence": divergence,
-            "store_keys": store_keys,
-            "max_rss_kib": max(rss.values()),
-            "problems": problems,
-        }
-    finally:
-        sampling.set()
-        for a in agents.values():
+        if not acked or not written:
+            problems.append("the store saw no writes")
+        if not acked <= want:
+            problems.append("the master lost %d acknowledged writes" % len(acked - want))
+        if not written <= want:
+            problems.append("the master lacks %d writes made through clones" % len(written - want))
+        for c, v in views.items():
+            if v != want:
+                divergence += len(v ^ want)
+                problems.append("%s differs from the master in %d keys" % (c, len(v ^ want)))
+        return len(want), divergence
+
+    def max_rss(self):
+        return {n: max(a.rss_max for a in self.history[n]) for n in self.names}
+
+    def close(self):
+        self.sampling.set()
+        for a in self.agents.values():
             a.stop()
-        net.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        self.net.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def report(name, cluster, problems, extra=None):
+    delivered, lost, duplicated = cluster.check(problems)
+    keys, divergence = cluster.check_stores(problems)
+    rss = cluster.max_rss()
+    for n, k in rss.items():
+        if k > RSS_LIMIT_KIB:
+            problems.append("%s grew to %d KiB" % (n, k))
+    r = {
+        "scenario": name,
+        "ok": not problems,
+        "delivered": delivered,
+        "lost": lost,
+        "duplicated": duplicated,
+        "store_keys": keys,
+        "store_divergence": divergence,
+        "max_rss_kib": max(rss.values()),
+        "problems": problems,
+    }
+    r.update(extra or {})
+    return r
+
+
+def run_scenario(python, name, topology, fault):
+    cluster = Cluster(python, topology)
+    try:
+        problems = []
+        cluster.cycle(fault)
+        return report(name, cluster, problems)
+    finally:
+        cluster.close()
+
+
+def run_soak(python, minutes):
+    """An 8-node Zeek-like cluster under steady bursts with a fault every minute; per-node RSS
+    and CPU over time."""
+    cluster = Cluster(python, lambda: zeek(workers=4, proxies=2))
+    faults = [
+        ("cut", "worker-1", "manager"),
+        ("kill", "worker-2"),
+        ("pause", "logger"),
+        ("isolate", "proxy-1"),
+        ("partition", ["worker-3", "worker-4"], ["manager", "logger", "proxy-1", "proxy-2", "worker-1", "worker-2"]),
+        ("kill", "manager"),
+    ]
+    try:
+        problems = []
+        end = time.monotonic() + minutes * 60
+        i = 0
+        while time.monotonic() < end:
+            started = time.monotonic()
+            cluster.cycle(faults[i % len(faults)])
+            i += 1
+            # Steady load until the minute is over.
+            while time.monotonic() < min(end, started + 60):
+                cluster.burst(cluster.all_pairs())
+        table = []
+        step = max(1, len(cluster.samples) // 12)
+        for t, row in cluster.samples[::step]:
+            table.append({"t": round(t), "rss_kib": {n: v[0] for n, v in row.items()},
+                          "cpu_s": {n: round(v[1], 1) for n, v in row.items()}})
+        return report("soak-%dmin" % minutes, cluster, problems, {"faults": i, "bursts": cluster.next_burst - 1,
+                                                                   "over_time": table})
+    finally:
+        cluster.close()
 
 
 def main():
@@ -503,6 +593,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--report", default="")
+    ap.add_argument("--soak", type=float, nargs="?", const=10.0, default=0,
+                    help="minutes of soak (default 10): an 8-node cluster, a fault a minute")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("chaos: skipped: needs root to create network namespaces")
@@ -514,6 +606,19 @@ def main():
     except Exception as e:
         print("chaos: skipped: cannot create network namespaces here (%s)" % e)
         return 0
+    if args.soak:
+        r = run_soak(args.python, args.soak)
+        print("%s %s: %d faults, %d bursts, delivered %d, lost %d, duplicated %d, store keys %d diverging %d, max RSS %d KiB" % (
+            r["scenario"], "ok" if r["ok"] else "FAIL", r["faults"], r["bursts"], r["delivered"], r["lost"], r["duplicated"],
+            r["store_keys"], r["store_divergence"], r["max_rss_kib"]))
+        for row in r["over_time"]:
+            print("  t=%4ds  RSS KiB %s  CPU s %s" % (row["t"], row["rss_kib"], row["cpu_s"]))
+        for p in r["problems"][:20]:
+            print("    " + p)
+        if args.report:
+            with open(args.report, "w") as f:
+                json.dump(r, f, indent=1)
+        return 0 if r["ok"] else 1
     only = [s for s in args.only.split(",") if s]
     chosen = [s for s in SCENARIOS if (only and s[0] in only) or (not only and (args.all or s[3]))]
     results = []
