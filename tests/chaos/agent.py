@@ -8,7 +8,8 @@ and for a master the SQLite `path`, kept across restarts).
 
 Commands: `pub BURST N RATE` publishes N messages `(name, incarnation, burst, seq)`, at most
 RATE a second (and with a store, 20 writes: `stored BURST 20`, at a master `acked BURST 20`
-once its backend has them), then prints `sent BURST N`; `keys` prints `keys JSON-LIST`; `peers` prints `peers COUNT`; `quit` shuts down.
+once its backend has them), then prints `sent BURST N`; `keys` prints `keys JSON-LIST`; `stall S` stops taking messages
+for S seconds (a slow subscriber; `queue` in the argument sets its queue's size); `peers` prints `peers COUNT`; `quit` shuts down.
 Reports: `ready ID`, `status CODE PEER-ID`, `recv NAME INCARNATION BURST SEQ TOPIC`.
 """
 
@@ -42,6 +43,8 @@ def main():
     conf = broker.Configuration(options)
     conf.set("peer_silence_timeout", cfg["timeout"])
     conf.set("connect_retry", "1s")
+    if cfg.get("queue"):
+        conf.set("subscriber_queue_size", cfg["queue"])
     ep = broker.Endpoint(conf)
     store = None
     role = (cfg.get("store") or {}).get("role")
@@ -65,8 +68,13 @@ def main():
             kind = "status" if isinstance(s, broker.Status) else "error"
             say(kind, str(s.code()).split(".")[-1], s.context().node_id())
 
+    stall_until = [0.0]
+
     def receive():
         while not done.is_set():
+            pause = stall_until[0] - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             for topic, data in sub.get(1000, 0.2):
                 name, inc, burst, seq = data
                 say("recv", name, num(inc), num(burst), num(seq), topic)
@@ -100,6 +108,8 @@ def main():
         elif parts[0] == "keys":
             keys = store.keys() if store is not None else None
             say("keys", json.dumps(sorted(str(k) for k in (keys or ()))))
+        elif parts[0] == "stall":
+            stall_until[0] = time.monotonic() + float(parts[1])
         elif parts[0] == "peers":
             say("peers", len(ep.peers()))
         elif parts[0] == "quit":

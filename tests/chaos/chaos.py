@@ -15,7 +15,8 @@ again. Each node's resident memory is sampled throughout.
 
 Faults: `cut A B` (packets between two nodes dropped in the switch: the peering's TCP
 connection goes silent, as with a cut cable), `partition A.. | B..`, `isolate A` (its link
-down), `kill A` (SIGKILL, then a restart), `pause A` (SIGSTOP for a while, then SIGCONT). Stores: the Zeek-like topology has a master
+down), `kill A` (SIGKILL, then a restart), `stall A` (a subscriber with a small queue stops
+taking messages for 3 s), `pause A` (SIGSTOP for a while, then SIGCONT). Stores: the Zeek-like topology has a master
 (SQLite, kept across a restart) on the manager and clones on the workers, written during every
 burst; after healing every clone must equal the master, which must hold every write it
 acknowledged and every write made through a clone.
@@ -118,6 +119,7 @@ class Agent:
             "subs": spec["subs"],
             "pubs": spec["pubs"],
             "timeout": SILENCE,
+            "queue": spec.get("queue"),
         }
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", net.ns(name), python, os.path.join(HERE, "agent.py"), json.dumps(cfg)],
@@ -245,6 +247,12 @@ def mesh(names):
     return nodes, [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
 
 
+def slow_subscriber(topology, name, queue):
+    nodes, links = topology
+    nodes[name]["queue"] = queue
+    return nodes, links
+
+
 # name, topology, fault, whether it is in the short set that `cargo xtask ci` runs
 SCENARIOS = [
     ("zeek-cut-worker-manager", zeek, ("cut", "worker-1", "manager"), True),
@@ -254,6 +262,7 @@ SCENARIOS = [
     ("mesh-isolate", lambda: mesh(["a", "b", "c", "d"]), ("isolate", "c"), False),
     ("zeek-pause-logger", zeek, ("pause", "logger"), False),
     ("zeek-kill-manager", zeek, ("kill", "manager"), False),
+    ("zeek-stall-logger", lambda: slow_subscriber(zeek(), "logger", 64), ("stall", "logger"), False),
 ]
 
 
@@ -408,6 +417,10 @@ class Cluster:
             dead.add(x)
             for y in self.neighbours(x):
                 self.lost_peer(y, x, marks[y], ("PeerLost", "PeerRemoved"))
+        elif kind == "stall":
+            # A subscriber that stops taking messages: its full queue holds everybody back
+            # for at most a second, then loses its oldest (counted); nobody else loses a thing.
+            self.agents[fault[1]].send("stall 3")
         elif kind == "pause":
             # A paused node's peerings stay (its kernel answers); its messages wait for it.
             x = fault[1]
@@ -437,7 +450,12 @@ class Cluster:
         """A burst, the fault, a burst during it, healing, a burst after."""
         self.burst(self.all_pairs())
         down, dead = self.apply(fault)
-        self.burst(reachable(self.names, self.links, down, dead))
+        during = reachable(self.names, self.links, down, dead)
+        if fault[0] == "stall":
+            during = {(p, q) for p, q in during if q != fault[1]}
+        self.burst(during)
+        if fault[0] == "stall":
+            time.sleep(3)
         self.heal(fault)
         self.burst(self.all_pairs())
 
