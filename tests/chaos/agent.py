@@ -56,8 +56,8 @@ def main():
     sub = ep.make_subscriber(cfg["subs"]) if cfg["subs"] else None
     if cfg["listen"]:
         ep.listen(cfg["listen"], PORT)
-    for host in cfg["peers"]:
-        ep.peer_nosync(host, PORT, 1.0)
+    for host, port in cfg["peers"]:
+        ep.peer_nosync(host, port, 1.0)
     done = threading.Event()
 
     def watch_statuses():

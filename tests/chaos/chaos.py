@@ -16,7 +16,9 @@ again. Each node's resident memory is sampled throughout.
 Faults: `cut A B` (packets between two nodes dropped in the switch: the peering's TCP
 connection goes silent, as with a cut cable), `partition A.. | B..`, `isolate A` (its link
 down), `kill A` (SIGKILL, then a restart), `stall A` (a subscriber with a small queue stops
-taking messages for 3 s), `pause A` (SIGSTOP for a while, then SIGCONT). Stores: the Zeek-like topology has a master
+taking messages for 3 s), `slow A B` and `reset A B` (a peering through a fault-injecting
+TCP proxy in A's namespace holds every chunk 100 ms, or drops the connection without a
+goodbye), `pause A` (SIGSTOP for a while, then SIGCONT). Stores: the Zeek-like topology has a master
 (SQLite, kept across a restart) on the manager and clones on the workers, written during every
 burst; after healing every clone must equal the master, which must hold every write it
 acknowledged and every write made through a clone.
@@ -106,7 +108,7 @@ class Net:
 class Agent:
     """A node's process (`agent.py` in the node's namespace) and everything it reported."""
 
-    def __init__(self, net, python, name, spec, dials, incarnation, tmp):
+    def __init__(self, net, python, name, spec, dials, incarnation, tmp, proxies=None):
         self.name = name
         self.incarnation = incarnation
         store = dict(spec["store"], path=os.path.join(tmp, name + ".sqlite")) if spec.get("store") else None
@@ -115,7 +117,7 @@ class Agent:
             "name": name,
             "incarnation": incarnation,
             "listen": net.addr(name),
-            "peers": [net.addr(d) for d in dials],
+            "peers": [["127.0.0.1", proxies[d].port] if proxies and d in proxies else [net.addr(d), 9999] for d in dials],
             "subs": spec["subs"],
             "pubs": spec["pubs"],
             "timeout": SILENCE,
@@ -262,6 +264,8 @@ SCENARIOS = [
     ("mesh-isolate", lambda: mesh(["a", "b", "c", "d"]), ("isolate", "c"), False),
     ("zeek-pause-logger", zeek, ("pause", "logger"), False),
     ("zeek-kill-manager", zeek, ("kill", "manager"), False),
+    ("zeek-slow-worker-logger", zeek, ("slow", "worker-1", "logger"), False),
+    ("zeek-reset-worker-manager", zeek, ("reset", "worker-1", "manager"), False),
     ("zeek-stall-logger", lambda: slow_subscriber(zeek(), "logger", 64), ("stall", "logger"), False),
 ]
 
@@ -287,10 +291,32 @@ def reachable(nodes, links, down_links, dead):
     return pairs
 
 
+class Proxy:
+    """`proxy.py` in a dialing node's namespace, between it and one peer."""
+
+    def __init__(self, net, python, dialer, target, port):
+        self.port = port
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", net.ns(dialer), python, os.path.join(HERE, "proxy.py"),
+             "127.0.0.1", str(port), net.addr(target), "9999"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("the proxy from %s to %s did not start" % (dialer, target))
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        self.proc.stdout.readline()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
 class Cluster:
     """A running cluster: its network, every node's incarnations, and the bursts published."""
 
-    def __init__(self, python, topology):
+    def __init__(self, python, topology, proxied=()):
         self.nodes, self.links = topology()
         self.names = list(self.nodes)
         self.python = python
@@ -307,6 +333,10 @@ class Cluster:
         self.samples = []  # (seconds, {node: (rss KiB, cpu seconds)})
         self.t0 = time.monotonic()
         self.sampling = threading.Event()
+        # Peerings through a fault-injecting proxy: (dialer, target) -> Proxy.
+        self.proxies = {}
+        for k, (a, b) in enumerate(proxied):
+            self.proxies[(a, b)] = Proxy(self.net, python, a, b, 19999 + k)
         for n in self.names:
             self.start(n, 1)
         threading.Thread(target=self._sampler, daemon=True).start()
@@ -314,7 +344,8 @@ class Cluster:
         time.sleep(0.5)  # subscriptions propagate (link states)
 
     def start(self, n, inc):
-        self.agents[n] = Agent(self.net, self.python, n, self.nodes[n], self.dials[n], inc, self.tmp)
+        mine = {b: p for (a, b), p in self.proxies.items() if a == n}
+        self.agents[n] = Agent(self.net, self.python, n, self.nodes[n], self.dials[n], inc, self.tmp, mine)
         self.history[n].append(self.agents[n])
 
     def _sampler(self):
@@ -417,6 +448,17 @@ class Cluster:
             dead.add(x)
             for y in self.neighbours(x):
                 self.lost_peer(y, x, marks[y], ("PeerLost", "PeerRemoved"))
+        elif kind == "slow":
+            # Every chunk on one peering held 100 ms: slower, nothing lost.
+            self.proxies[(fault[1], fault[2])].send("delay 100")
+        elif kind == "reset":
+            # The connection of one peering dropped without a goodbye: both ends lose it, the
+            # dialer dials again.
+            a, b = fault[1], fault[2]
+            self.proxies[(a, b)].send("reset")
+            down.add((a, b))
+            self.lost_peer(a, b, marks[a])
+            self.lost_peer(b, a, marks[b])
         elif kind == "stall":
             # A subscriber that stops taking messages: its full queue holds everybody back
             # for at most a second, then loses its oldest (counted); nobody else loses a thing.
@@ -439,9 +481,11 @@ class Cluster:
                     self.net.restore(x, y)
         elif kind == "isolate":
             self.net.link(fault[1], True)
+        elif kind == "slow":
+            self.proxies[(fault[1], fault[2])].send("normal")
         elif kind == "kill":
             self.start(fault[1], self.agents[fault[1]].incarnation + 1)
-        if kind != "pause":
+        if kind not in ("pause", "slow", "stall"):
             time.sleep(1.5)  # re-dials happen every second
         self.await_peers(30)
         time.sleep(0.5)
@@ -535,6 +579,8 @@ class Cluster:
         self.sampling.set()
         for a in self.agents.values():
             a.stop()
+        for p in self.proxies.values():
+            p.stop()
         self.net.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -562,7 +608,8 @@ def report(name, cluster, problems, extra=None):
 
 
 def run_scenario(python, name, topology, fault):
-    cluster = Cluster(python, topology)
+    proxied = [(fault[1], fault[2])] if fault[0] in ("slow", "reset") else []
+    cluster = Cluster(python, topology, proxied)
     try:
         problems = []
         cluster.cycle(fault)
