@@ -418,6 +418,7 @@ class Cluster:
         the nodes dead meanwhile."""
         kind, down, dead = fault[0], set(), set()
         marks = {n: len(self.agents[n].lines) for n in self.names}
+        self.fault_marks = marks
         if kind == "cut":
             a, b = fault[1], fault[2]
             self.net.cut(a, b)
@@ -471,8 +472,10 @@ class Cluster:
         time.sleep(0.5)  # routing goes around the fault (link states)
         return down, dead
 
-    def heal(self, fault):
+    def heal(self, fault, down=()):
         kind = fault[0]
+        # Statuses count from the fault on (a dropped connection may be back before healing).
+        marks = self.fault_marks
         if kind == "cut":
             self.net.restore(fault[1], fault[2])
         elif kind == "partition":
@@ -488,6 +491,14 @@ class Cluster:
         if kind not in ("pause", "slow", "stall"):
             time.sleep(1.5)  # re-dials happen every second
         self.await_peers(30)
+        # Both ends of every peering that came back say so (a restarted node's peers see its
+        # new id).
+        back = set(down) | ({(fault[1], y) for y in self.neighbours(fault[1])} if kind == "kill" else set())
+        for a, b in back:
+            for x, y in ((a, b), (b, a)):
+                mark = 0 if kind == "kill" and x == fault[1] else marks[x]
+                self.agents[x].wait(lambda p, y=y: p[0] == "status" and p[1] == "PeerAdded" and p[2] == self.agents[y].id,
+                                    10, "peer_added for %s after healing" % y, mark)
         time.sleep(0.5)
 
     def cycle(self, fault):
@@ -500,7 +511,7 @@ class Cluster:
         self.burst(during)
         if fault[0] == "stall":
             time.sleep(3)
-        self.heal(fault)
+        self.heal(fault, down)
         self.burst(self.all_pairs())
 
     def check(self, problems):
