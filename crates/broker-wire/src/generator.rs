@@ -15,7 +15,7 @@
 //! strings and enum values, a big-endian `u32` length, for sets and vectors a `u32` size and the
 //! elements, for tables a `u32` size and the keys and values in turn.
 //!
-//! Two versions exist. Version 1 (written by Broker 2.0 to 2.2, the releases that had
+//! Two versions exist. Version 1 (written by Broker 1.4 to 2.2, the releases that had
 //! recording) numbers data types alphabetically and store commands as Broker 2.0 did; version 2
 //! (Broker's source from 2.3 on, where recording was no longer built) numbers them in the data
 //! model's order and the store commands of the current protocol. The reader takes both; the
@@ -49,7 +49,7 @@ const NEW_TOPIC: u8 = 0;
 const DATA_MESSAGE: u8 = 1;
 const COMMAND_MESSAGE: u8 = 2;
 
-/// Version 1's data type tags, by the data model's tag (alphabetical order in Broker 2.0).
+/// Version 1's data type tags, by the data model's tag (alphabetical order in Broker 1.4–2.2).
 const V1_TAGS: [u8; 15] = [5, 1, 2, 4, 7, 9, 0, 10, 6, 13, 12, 3, 8, 11, 14];
 
 /// Version-1 store command tags (Broker 2.0's variant order).

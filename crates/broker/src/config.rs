@@ -134,7 +134,7 @@ pub struct Configuration {
     /// 64): a peer that has not proved it speaks Broker gets at most this much of the
     /// endpoint, each with at most a 64 KiB frame buffered, for at most `handshake_timeout`.
     pub max_handshakes: usize,
-    /// Record what this endpoint does into this directory, as Broker 2.0–2.2 did (Broker's
+    /// Record what this endpoint does into this directory, as Broker 1.4–2.2 did (Broker's
     /// `broker.recording-directory`, `BROKER_RECORDING_DIRECTORY`; none by default): its id,
     /// its peers, its subscriptions and the shape of every message it publishes, for
     /// `broker bench cluster` to replay (see `docs/recording.md`).

@@ -1,4 +1,4 @@
-//! Recording what an endpoint does, as Broker 2.0–2.2 did: `broker.recording-directory`.
+//! Recording what an endpoint does, as Broker 1.4–2.2 did: `broker.recording-directory`.
 //!
 //! The core owns a [`Recorder`] when the option is set and tells it, as they happen, every
 //! topic a local subscriber or store subscribes to, every peer whose handshake completed, and
