@@ -8,7 +8,8 @@ and for a master the SQLite `path`, kept across restarts).
 
 Commands: `pub BURST N RATE` publishes N messages `(name, incarnation, burst, seq)`, at most
 RATE a second (and with a store, 20 writes: `stored BURST 20`, at a master `acked BURST 20`
-once its backend has them), then prints `sent BURST N`; `keys` prints `keys JSON-LIST`; `stall S` stops taking messages
+once its backend has them), then prints `sent BURST N`; `keys` prints `keys JSON-LIST`; `dropped` prints `dropped COUNT` (what the
+subscriber's full queue dropped); `stall S` stops taking messages
 for S seconds (a slow subscriber; `queue` in the argument sets its queue's size); `peers` prints `peers COUNT`; `quit` shuts down.
 Reports: `ready ID`, `status CODE PEER-ID`, `recv NAME INCARNATION BURST SEQ TOPIC`.
 """
@@ -108,6 +109,8 @@ def main():
         elif parts[0] == "keys":
             keys = store.keys() if store is not None else None
             say("keys", json.dumps(sorted(str(k) for k in (keys or ()))))
+        elif parts[0] == "dropped":
+            say("dropped", sub.dropped() if sub is not None else 0)
         elif parts[0] == "stall":
             stall_until[0] = time.monotonic() + float(parts[1])
         elif parts[0] == "peers":

@@ -652,6 +652,22 @@ def run_scenario(python, name, topology, fault):
     try:
         problems = []
         cluster.cycle(fault)
+        if fault[0] == "stall":
+            # What the stalled subscriber did not get, its queue dropped and counted: no
+            # message vanishes without a count.
+            x = fault[1]
+            agent = cluster.agents[x]
+            mark = len(agent.lines)
+            agent.send("dropped")
+            dropped = int(agent.wait(lambda p: p[0] == "dropped", 10, "dropped", mark)[1])
+            missed = 0
+            for pub in cluster.names:
+                if pub != x and cluster.nodes[pub]["pubs"]:
+                    want = set(cluster.wanted_seqs(pub, x))
+                    for b in cluster.expected:
+                        missed += len(want - {s for seqs in cluster.got(pub, x, b).values() for s in seqs})
+            if dropped != missed or missed == 0:
+                problems.append("%s missed %d messages and counted %d dropped" % (x, missed, dropped))
         return report(name, cluster, problems)
     finally:
         cluster.close()
