@@ -55,25 +55,29 @@ fn golden() -> String {
     .expect("the recorded rows")
 }
 
+/// Runs `tests/support/SCRIPT ARG` under C++ Broker 1.4's Python bindings.
+fn run_broker14(script: &str, arg: &std::path::Path) {
+    let out = Command::new("/usr/bin/python3")
+        .arg(format!(
+            "{}/tests/support/{script}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(arg)
+        .output()
+        .expect("/usr/bin/python3 runs (install python3-broker: cargo xtask install)");
+    assert!(
+        out.status.success(),
+        "Broker 1.4 script {script} failed (is python3-broker installed? cargo xtask install): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The rows as the installed Broker 1.4 writes them now.
 fn live() -> String {
     let dir = std::env::temp_dir().join(format!("broker14-interop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("store.sqlite");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/broker14_store.py"
-    );
-    let out = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(&db)
-        .output()
-        .expect("/usr/bin/python3 runs (install python3-broker: cargo xtask install)");
-    assert!(
-        out.status.success(),
-        "Broker 1.4 script failed (is python3-broker installed? cargo xtask install): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_broker14("broker14_store.py", &db);
     let dump = Command::new("sqlite3")
         .arg(&db)
         .arg("select hex(key), hex(value) from store order by key;")
@@ -177,19 +181,7 @@ fn broker_1_4_recordings_are_what_our_writer_writes() {
 fn broker_1_4_still_records_the_recorded_bytes() {
     let dir = std::env::temp_dir().join(format!("broker14-record-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("/usr/bin/python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/broker14_record.py"
-        ))
-        .arg(&dir)
-        .output()
-        .expect("/usr/bin/python3 runs (install python3-broker: cargo xtask install)");
-    assert!(
-        out.status.success(),
-        "Broker 1.4 script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_broker14("broker14_record.py", &dir);
     let now = std::fs::read(dir.join("messages.dat")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     check_recording(&now);
