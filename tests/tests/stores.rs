@@ -448,6 +448,64 @@ fn a_clone_without_its_master_goes_stale_and_resynchronizes() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `shutdown` returns only once every store has written what it holds and closed its
+/// backend, even while handles to the store live on: a process may exit right after it (the
+/// chaos harness found RocksDB crashing under a node's exit, and SQLite's write-ahead log left
+/// behind, when the store threads still ran).
+#[test]
+fn shutdown_closes_every_store_backend_before_returning() {
+    let dir = broker_e2e::temp_dir("close");
+    let path = dir.join("master.sqlite");
+    let mut o = BackendOptions::new();
+    o.insert("path".into(), Data::from(path.to_str().unwrap()));
+    let ep = endpoint();
+    let master = ep.attach_master("close", BackendType::Sqlite, o).unwrap();
+    for i in 0..100u64 {
+        master.put(i, i, None);
+    }
+    assert!(master.await_idle(WAIT));
+    let wal = dir.join("master.sqlite-wal");
+    assert!(wal.exists(), "SQLite writes ahead while the store is open");
+    ep.shutdown();
+    assert!(
+        !wal.exists(),
+        "the write-ahead log is still there: the backend was not closed"
+    );
+    drop(master);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The same for RocksDB, which locks its directory while open: right after `shutdown` another
+/// endpoint opens it and finds every write.
+#[cfg(feature = "rocksdb")]
+#[test]
+fn shutdown_releases_a_rocksdb_directory() {
+    let dir = broker_e2e::temp_dir("close-rocks");
+    let path = dir.join("master.rocksdb");
+    let options = || {
+        let mut o = BackendOptions::new();
+        o.insert("path".into(), Data::from(path.to_str().unwrap()));
+        o
+    };
+    let ep = endpoint();
+    let master = ep
+        .attach_master("rocks", BackendType::RocksDb, options())
+        .unwrap();
+    for i in 0..100u64 {
+        master.put(i, i, None);
+    }
+    assert!(master.await_idle(WAIT));
+    ep.shutdown();
+    let again = endpoint();
+    let reopened = again
+        .attach_master("rocks", BackendType::RocksDb, options())
+        .expect("the directory is free after shutdown");
+    assert_eq!(reopened.get(99u64).unwrap(), Data::Count(99));
+    drop(master);
+    again.shutdown();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A child process, killed when dropped.
 struct KillOnDrop(std::process::Child);
 

@@ -886,6 +886,9 @@ impl Core {
                 .remove_peer(Instant::now(), p, PeerLoss::Removed);
         }
         self.flush();
+        // The stores' inboxes close: each store thread writes what it holds, closes its
+        // backend and ends (the endpoint's shutdown waits for them).
+        self.stores.clear();
         // Writes what the recording holds and waits for the disk.
         self.recorder = None;
     }

@@ -48,6 +48,10 @@ fn split(batch: Publications) -> impl Iterator<Item = Publications> {
 /// Store output batches the core may hold before stores wait.
 const STORE_BATCHES: usize = 64;
 
+/// How long a shutdown waits for the store threads to write what they hold and close their
+/// backends (a disk that takes longer cannot hold the shutdown up forever).
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Dialer {
     state: PeerState,
     cancel: Arc<AtomicBool>,
@@ -1158,6 +1162,10 @@ impl Endpoint {
     pub fn shutdown(&self) {
         self.stop_all_dialers();
         let _ = self.ask(Cmd::Shutdown);
+        let end = std::time::Instant::now() + STORE_CLOSE_TIMEOUT;
+        while self.inner.local_stores.running() > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.stop_runtime();
     }
 
@@ -1166,13 +1174,19 @@ impl Endpoint {
         self.stop_all_dialers();
         let _ = self.ask_async(Cmd::Shutdown).await;
         // Wait for the writers on the endpoint's own runtime (its timer), awaited from any.
-        let live = self.inner.live.clone();
+        let inner = self.inner.clone();
         let _ = self
             .inner
             .handle
             .spawn(async move {
+                let end = tokio::time::Instant::now() + STORE_CLOSE_TIMEOUT;
+                while inner.local_stores.running() > 0 && tokio::time::Instant::now() < end {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let end = tokio::time::Instant::now() + Duration::from_secs(2);
-                while live.writers.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < end {
+                while inner.live.writers.load(Ordering::SeqCst) > 0
+                    && tokio::time::Instant::now() < end
+                {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             })

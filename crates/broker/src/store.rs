@@ -246,7 +246,8 @@ fn start_store(host: &impl Host, name: &str, id: EntityId, fe: Frontend) -> Resu
         failures: Vec::new(),
     };
     // Its own thread: backend calls (SQLite, RocksDB, a clone's snapshot) never hold up the
-    // endpoint's network thread, and a slow disk slows only this store.
+    // endpoint's network thread, and a slow disk slows only this store. The endpoint's
+    // shutdown waits for it (see `LocalStores::wait_closed`).
     let thread = std::thread::Builder::new()
         .name(format!("broker-store-{name}"))
         .spawn(move || {
@@ -258,11 +259,14 @@ fn start_store(host: &impl Host, name: &str, id: EntityId, fe: Frontend) -> Resu
                 Err(e) => tracing::error!(error = %e, "cannot start a store's runtime"),
             }
         });
-    if let Err(e) = thread {
-        return Err(Error::new(
-            ErrorCode::Unspecified,
-            format!("cannot start a thread for store {name:?}: {e}"),
-        ));
+    match thread {
+        Ok(t) => host.local_stores().threads().push(t),
+        Err(e) => {
+            return Err(Error::new(
+                ErrorCode::Unspecified,
+                format!("cannot start a thread for store {name:?}: {e}"),
+            ))
+        }
     }
     Ok(Store {
         inner: Arc::new(Handle {
@@ -290,9 +294,32 @@ fn check_name(name: &str) -> Result<(), Error> {
 /// The stores attached to an endpoint, by name, while any handle to them lives: attaching a
 /// name again gives the same store, as Broker does.
 #[derive(Default)]
-pub(crate) struct LocalStores(Mutex<HashMap<String, Weak<Handle>>>);
+pub(crate) struct LocalStores(
+    Mutex<HashMap<String, Weak<Handle>>>,
+    Mutex<Vec<std::thread::JoinHandle<()>>>,
+);
 
 impl LocalStores {
+    fn threads(&self) -> std::sync::MutexGuard<'_, Vec<std::thread::JoinHandle<()>>> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many store threads still run (those that ended are joined): after the core's
+    /// shutdown closed their inboxes, each writes what it holds, closes its backend (a
+    /// RocksDB or SQLite file) and ends. The endpoint's shutdown waits for that, so that a
+    /// process that exits after `shutdown` never leaves a backend open under its exit (RocksDB
+    /// crashed there, and SQLite left its write-ahead log behind).
+    pub(crate) fn running(&self) -> usize {
+        let mut threads = self.threads();
+        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+        *threads = running;
+        drop(threads);
+        for t in done {
+            let _ = t.join();
+        }
+        self.threads().len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Handle>>> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, h| h.strong_count() > 0);
