@@ -1,13 +1,13 @@
-"""A cluster under faults: broker-rs nodes, each in its own network namespace with its own
+"""A cluster under faults: `broker node` processes, each in its own network namespace with its own
 address, on a virtual network the harness builds (a veth pair per node to a routing
 "switch" namespace), with faults applied during traffic and every delivery checked.
 
-    python3 chaos.py [--all] [--only NAME,...] [--soak [MINUTES]] [--python PY] [--report FILE]
+    python3 chaos.py [--all] [--only NAME,...] [--soak [MINUTES]] [--broker BIN] [--report FILE]
 
 Run as root (`cargo xtask chaos` does); where no network namespace can be made, the nodes run
 on loopback addresses (127.0.77.N), the scenarios that need the network (cut, partition,
-isolate) are skipped, and the output says so. `--python` is an interpreter with broker-rs's `broker`
-module (the wheel). Scenarios are data: a topology (nodes with their subscriptions and the
+isolate) are skipped, and the output says so. `--broker` is the binary whose nodes run
+(`broker node --control`: the harness publishes and writes to stores through its stdin). Scenarios are data: a topology (nodes with their subscriptions and the
 topics they publish on, and who dials whom) and a fault. Each scenario: the nodes peer, publish
 a burst (every message must arrive exactly once, in order, at every subscriber and nowhere
 else), the fault strikes and is detected (the statuses it must cause), a second burst goes out
@@ -134,33 +134,54 @@ def in_ns(net, name, argv):
     return argv if ns is None else ["ip", "netns", "exec", ns] + argv
 
 
-class Agent:
-    """A node's process (`agent.py` in the node's namespace) and everything it reported."""
+STORE_WRITES = 20
 
-    def __init__(self, net, python, name, spec, dials, incarnation, tmp, proxies=None):
+
+def camel(code):
+    """`peer_lost` -> `PeerLost`, the status names the checks use."""
+    return "".join(w.capitalize() for w in code.split("_"))
+
+
+class Agent:
+    """A node: a `broker node --control` process in the node's namespace, driven over its stdin
+    (`publish`, `put`, `keys`, ...), and everything it printed, as lists of words: `ready ID`,
+    `status CODE ID`, `recv NAME INCARNATION BURST SEQ TOPIC`, the answers to commands, and
+    the harness's own marks (`sent`, `stored`, `acked`) in the order they happened."""
+
+    def __init__(self, net, broker, name, spec, dials, incarnation, tmp, proxies=None):
         self.name = name
         self.incarnation = incarnation
-        store = dict(spec["store"], path=os.path.join(tmp, name + ".sqlite")) if spec.get("store") else None
-        cfg = {
-            "store": store,
-            "name": name,
-            "incarnation": incarnation,
-            "listen": net.addr(name),
-            "peers": [["127.0.0.1", proxies[d].port] if proxies and d in proxies else [net.addr(d), 9999] for d in dials],
-            "subs": spec["subs"],
-            "pubs": spec["pubs"],
-            "timeout": SILENCE,
-            "queue": spec.get("queue"),
-        }
+        self.spec = spec
+        argv = [broker, "node", "--disable-ssl", "--control", "--address", net.addr(name), "--port", "9999"]
+        for d in dials:
+            if proxies and d in proxies:
+                argv += ["--peer", "127.0.0.1:%d" % proxies[d].port]
+            else:
+                argv += ["--peer", "%s:9999" % net.addr(d)]
+        for topic in spec["subs"]:
+            argv += ["--subscribe", topic]
+        if spec.get("queue"):
+            argv += ["--queue-size", str(spec["queue"])]
+        store = spec.get("store")
+        if store and store["role"] == "master":
+            # Kept in the scenario's directory across a restart.
+            argv += ["--master-store", store["name"], "--store-backend", store.get("backend", "sqlite"), "--store-dir", tmp]
+        elif store:
+            argv += ["--clone-store", store["name"]]
+            if store.get("buffer"):
+                argv += ["--mutation-buffer-interval", str(store["buffer"])]
+        env = dict(os.environ, BROKER_PEER_SILENCE_TIMEOUT=SILENCE, BROKER_CONNECT_RETRY="1s")
         self.proc = subprocess.Popen(
-            in_ns(net, name, [python, os.path.join(HERE, "agent.py"), json.dumps(cfg)]),
+            in_ns(net, name, argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self.lines = []
         self.cond = threading.Condition()
+        self.write_lock = threading.Lock()
         self.err = []
         self.rss_max = 0
         self.rss_now = 0
@@ -168,18 +189,37 @@ class Agent:
         threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True).start()
         self.id = self.wait(lambda p: p[0] == "ready", 30, "ready")[1]
 
+    @staticmethod
+    def parse(line):
+        """One line of the node's output as words (see the class)."""
+        if line.startswith("node ") and " listening on " in line:
+            return ["ready", line.split()[1]]
+        if line.startswith(("status ", "error ")):
+            kind, rest = line.split(" ", 1)
+            code, rest = rest.split(": ", 1)
+            who, _, message = rest.partition(": ")
+            return [kind, camel(code), who.split(" ")[0], message]
+        topic, sep, value = line.partition(": ")
+        if sep and " " not in topic and value.startswith("("):
+            # `(NAME, INCARNATION, BURST, SEQ)` (strings print as their bytes).
+            return ["recv"] + [v.strip() for v in value.strip("()").split(",")] + [topic]
+        return line.split(" ", 2) if line.startswith("keys ") else line.split()
+
     def _pump(self):
         for raw in self.proc.stdout:
-            with self.cond:
-                self.lines.append(raw.rstrip("\n").split("\t"))
-                self.cond.notify_all()
+            self._add(self.parse(raw.rstrip("\n")))
+
+    def _add(self, words):
+        with self.cond:
+            self.lines.append(words)
+            self.cond.notify_all()
 
     def wait(self, pred, timeout, what, start=0):
         end = time.monotonic() + timeout
         with self.cond:
             while True:
                 for p in self.lines[start:]:
-                    if pred(p):
+                    if p and pred(p):
                         return p
                 left = end - time.monotonic()
                 if left <= 0:
@@ -187,13 +227,47 @@ class Agent:
                 self.cond.wait(min(left, 0.2))
 
     def send(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
+        with self.write_lock:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+
+    def ask(self, command, word, timeout=20):
+        """Sends a command and returns its answer (the first line starting with `word`)."""
+        with self.cond:
+            mark = len(self.lines)
+        self.send(command)
+        return self.wait(lambda p: p[0] == word, timeout, word, mark)
+
+    def publish_burst(self, b, n, rate):
+        """Publishes `n` messages `(NAME, INCARNATION, b, SEQ)` at `rate` a second in a thread
+        (and with a store, STORE_WRITES writes; a master's `acked` once its backend has them),
+        then marks `sent b n`."""
+
+        def run():
+            try:
+                start = time.monotonic()
+                pubs = self.spec["pubs"]
+                for seq in range(n):
+                    self.send('publish %s ("%s", %d, %d, %d)' % (pubs[seq % len(pubs)], self.name, self.incarnation, b, seq))
+                    ahead = start + (seq + 1) / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                store = self.spec.get("store")
+                if store:
+                    for i in range(STORE_WRITES):
+                        self.send('put %s "%s/%d/%d/%d" %d' % (store["name"], self.name, self.incarnation, b, i, i))
+                    self.send("echo stored %d %d" % (b, STORE_WRITES))
+                    if store["role"] == "master":
+                        if self.ask("await-idle %s 10" % store["name"], "idle", 30)[2] == "true":
+                            self._add(["acked", str(b), str(STORE_WRITES)])
+                self.send("echo sent %d %d" % (b, n))
+            except (OSError, ValueError, AssertionError):
+                pass  # killed meanwhile
+
+        threading.Thread(target=run, daemon=True).start()
 
     def peers(self):
-        mark = len(self.lines)
-        self.send("peers")
-        return int(self.wait(lambda p: p[0] == "peers", 10, "peers", mark)[1])
+        return int(self.ask("peers", "peers", 10)[1])
 
     def cpu_seconds(self):
         try:
@@ -204,7 +278,7 @@ class Agent:
             return 0.0
 
     def sample_rss(self):
-        # The agent is the child of `ip netns exec`, which execs it: the pid is the agent's.
+        # `ip netns exec` execs the node: the pid is the node's.
         try:
             with open("/proc/%d/status" % self.proc.pid) as f:
                 for line in f:
@@ -215,21 +289,22 @@ class Agent:
             pass
 
     def keys(self):
-        mark = len(self.lines)
-        self.send("keys")
-        return set(json.loads(self.wait(lambda p: p[0] == "keys", 20, "keys", mark)[1]))
+        store = self.spec["store"]["name"]
+        text = self.ask("keys " + store, "keys")[2].strip()
+        # `{k1, k2}` with the keys' bytes (none contains ", ").
+        inner = text[1:-1]
+        return set(inner.split(", ")) if inner else set()
 
     def said(self, word):
         with self.cond:
-            return [p for p in self.lines if p[0] == word]
+            return [p for p in self.lines if p and p[0] == word]
 
     def received(self):
-        with self.cond:
-            return [p for p in self.lines if p[0] == "recv"]
+        return self.said("recv")
 
     def statuses(self):
         with self.cond:
-            return [(p[1], p[2]) for p in self.lines if p[0] == "status"]
+            return [(p[1], p[2]) for p in self.lines if p and p[0] == "status"]
 
     def stop(self):
         try:
@@ -284,6 +359,21 @@ def slow_subscriber(topology, name, queue):
     return nodes, links
 
 
+def short_buffer(topology, name, seconds):
+    """`name`'s clone keeps writes without a master only this long."""
+    nodes, links = topology
+    nodes[name]["store"] = dict(nodes[name]["store"], buffer=seconds)
+    return nodes, links
+
+
+def master_backend(topology, backend):
+    nodes, links = topology
+    for spec in nodes.values():
+        if (spec.get("store") or {}).get("role") == "master":
+            spec["store"] = dict(spec["store"], backend=backend)
+    return nodes, links
+
+
 # name, topology, fault, whether it is in the short set that `cargo xtask ci` runs
 SCENARIOS = [
     ("zeek-cut-worker-manager", zeek, ("cut", "worker-1", "manager"), True),
@@ -293,6 +383,9 @@ SCENARIOS = [
     ("mesh-isolate", lambda: mesh(["a", "b", "c", "d"]), ("isolate", "c"), False),
     ("zeek-pause-logger", zeek, ("pause", "logger"), False),
     ("zeek-kill-manager", zeek, ("kill", "manager"), False),
+    ("zeek-kill-manager-rocksdb", lambda: master_backend(zeek(), "rocksdb"), ("kill", "manager"), False),
+    ("zeek-isolate-worker", zeek, ("isolate", "worker-1"), False),
+    ("zeek-isolate-worker-short-buffer", lambda: short_buffer(zeek(), "worker-1", 0.5), ("isolate", "worker-1"), False),
     ("zeek-slow-worker-logger", zeek, ("slow", "worker-1", "logger"), False),
     ("zeek-reset-worker-manager", zeek, ("reset", "worker-1", "manager"), False),
     ("zeek-stall-logger", lambda: slow_subscriber(zeek(), "logger", 64), ("stall", "logger"), False),
@@ -323,10 +416,10 @@ def reachable(nodes, links, down_links, dead):
 class Proxy:
     """`proxy.py` in a dialing node's namespace, between it and one peer."""
 
-    def __init__(self, net, python, dialer, target, port):
+    def __init__(self, net, dialer, target, port):
         self.port = port
         self.proc = subprocess.Popen(
-            in_ns(net, dialer, [python, os.path.join(HERE, "proxy.py"), "127.0.0.1", str(port), net.addr(target), "9999"]),
+            in_ns(net, dialer, [sys.executable, os.path.join(HERE, "proxy.py"), "127.0.0.1", str(port), net.addr(target), "9999"]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if self.proc.stdout.readline().strip() != "ready":
             raise AssertionError("the proxy from %s to %s did not start" % (dialer, target))
@@ -344,10 +437,10 @@ class Proxy:
 class Cluster:
     """A running cluster: its network, every node's incarnations, and the bursts published."""
 
-    def __init__(self, python, topology, proxied=()):
+    def __init__(self, broker, topology, proxied=()):
         self.nodes, self.links = topology()
         self.names = list(self.nodes)
-        self.python = python
+        self.broker = broker
         self.net = Net(self.names) if NAMESPACES else LoopNet(self.names)
         self.tmp = tempfile.mkdtemp(prefix="chaos-")
         self.agents, self.history = {}, defaultdict(list)
@@ -361,10 +454,11 @@ class Cluster:
         self.samples = []  # (seconds, {node: (rss KiB, cpu seconds)})
         self.t0 = time.monotonic()
         self.sampling = threading.Event()
+        self.problems = []  # found while the scenario runs (see `report`)
         # Peerings through a fault-injecting proxy: (dialer, target) -> Proxy.
         self.proxies = {}
         for k, (a, b) in enumerate(proxied):
-            self.proxies[(a, b)] = Proxy(self.net, python, a, b, 19999 + k)
+            self.proxies[(a, b)] = Proxy(self.net, a, b, 19999 + k)
         for n in self.names:
             self.start(n, 1)
         threading.Thread(target=self._sampler, daemon=True).start()
@@ -373,7 +467,7 @@ class Cluster:
 
     def start(self, n, inc):
         mine = {b: p for (a, b), p in self.proxies.items() if a == n}
-        self.agents[n] = Agent(self.net, self.python, n, self.nodes[n], self.dials[n], inc, self.tmp, mine)
+        self.agents[n] = Agent(self.net, self.broker, n, self.nodes[n], self.dials[n], inc, self.tmp, mine)
         self.history[n].append(self.agents[n])
 
     def _sampler(self):
@@ -422,7 +516,7 @@ class Cluster:
         pubs = [n for n in self.names if self.nodes[n]["pubs"] and self.agents[n].proc.poll() is None]
         marks = {n: len(self.agents[n].lines) for n in pubs}
         for n in pubs:
-            self.agents[n].send("pub %d %d %d" % (b, BURST, RATE))
+            self.agents[n].publish_burst(b, BURST, RATE)
         for n in pubs:
             self.agents[n].wait(lambda p: p[0] == "sent" and p[1] == str(b), 60, "burst %d sent" % b, marks[n])
         end = time.monotonic() + 15
@@ -532,15 +626,57 @@ class Cluster:
     def cycle(self, fault):
         """A burst, the fault, a burst during it, healing, a burst after."""
         self.burst(self.all_pairs())
+        ids = {n: self.agents[n].id for n in self.names}
         down, dead = self.apply(fault)
-        during = reachable(self.names, self.links, down, dead)
-        if fault[0] == "stall":
-            during = {(p, q) for p, q in during if q != fault[1]}
+        paths = reachable(self.names, self.links, down, dead)
+        self.expect_reachability(ids, paths, dead)
+        # Who must get the burst during the fault: not a stalled subscriber.
+        during = {(p, q) for p, q in paths if fault[0] != "stall" or q != fault[1]}
         self.burst(during)
         if fault[0] == "stall":
             time.sleep(3)
+        self.check_no_false_alarms(ids, paths, dead)
         self.heal(fault, down)
+        self.expect_rediscovery(ids, paths, fault)
         self.burst(self.all_pairs())
+
+    def expect_reachability(self, ids, during, dead):
+        """Every live node reports `endpoint_unreachable` for each node it has no path to any
+        more (its last path gone: a killed node's old id, the far side of a partition)."""
+        for x in self.names:
+            if x in dead:
+                continue
+            for y in self.names:
+                if y != x and (x, y) not in during:
+                    self.agents[x].wait(
+                        lambda p, y=y: p[0] == "status" and p[1] == "EndpointUnreachable" and p[2] == ids[y],
+                        4 * max(SILENCE_S, 3), "endpoint_unreachable for %s" % y, self.fault_marks[x])
+
+    def check_no_false_alarms(self, ids, during, dead):
+        """While the fault lasts, nobody calls a node unreachable that it still has a path to."""
+        for x in self.names:
+            if x in dead:
+                continue
+            with self.agents[x].cond:
+                lines = self.agents[x].lines[self.fault_marks[x]:]
+            for y in self.names:
+                if y != x and (x, y) in during:
+                    if any(p[0] == "status" and p[1] == "EndpointUnreachable" and p[2] == ids[y] for p in lines):
+                        self.problems.append("%s called %s unreachable while a path existed" % (x, y))
+
+    def expect_rediscovery(self, ids, during, fault):
+        """After healing every node reports `endpoint_discovered` for each node it had lost (a
+        restarted node under its new id; the restarted node for everybody)."""
+        restarted = fault[1] if fault[0] == "kill" else None
+        for x in self.names:
+            for y in self.names:
+                if y == x:
+                    continue
+                if x == restarted or y == restarted or (x, y) not in during:
+                    mark = 0 if x == restarted else self.fault_marks[x]
+                    self.agents[x].wait(
+                        lambda p, y=y: p[0] == "status" and p[1] == "EndpointDiscovered" and p[2] == self.agents[y].id,
+                        10, "endpoint_discovered for %s after healing" % y, mark)
 
     def check(self, problems):
         """Delivery checks over every burst so far; returns (delivered, lost, duplicated)."""
@@ -590,12 +726,21 @@ class Cluster:
                         out |= {"%s/%d/%s/%d" % (n, a.incarnation, p[1], i) for i in range(int(p[2]))}
             return out
 
+        def reported_drops(n):
+            # A clone's writes dropped after waiting longer than its mutation buffer interval
+            # for a master, each reported as a `no_such_master` error.
+            return sum(1 for a in self.history[n] for p in a.said("error")
+                       if p[1] == "NoSuchMaster" and "dropped a put" in p[3])
+
         written, acked = said(stores, "stored"), said([master], "acked")
+        dropped = {c: reported_drops(c) for c in clones}
         end = time.monotonic() + 20
         while True:
             want = self.agents[master].keys()
             views = {c: self.agents[c].keys() for c in clones}
-            if written <= want and all(v == want for v in views.values()) or time.monotonic() > end:
+            lacking = {c: len(said([c], "stored") - want) for c in clones}
+            settled = all(lacking[c] == dropped[c] for c in clones) and written - said(clones, "stored") <= want
+            if settled and all(v == want for v in views.values()) or time.monotonic() > end:
                 break
             time.sleep(0.5)
         divergence = 0
@@ -603,8 +748,14 @@ class Cluster:
             problems.append("the store saw no writes")
         if not acked <= want:
             problems.append("the master lost %d acknowledged writes" % len(acked - want))
-        if not written <= want:
-            problems.append("the master lacks %d writes made through clones" % len(written - want))
+        for c in clones:
+            # Every write made through a clone reached the master or was reported dropped.
+            if lacking[c] != dropped[c]:
+                problems.append("the master lacks %d writes made through %s, which reported %d dropped" % (lacking[c], c, dropped[c]))
+        expect_drops = {c for c in clones if self.nodes[c]["store"].get("buffer")}
+        for c in expect_drops:
+            if dropped[c] == 0:
+                problems.append("%s's short mutation buffer dropped nothing" % c)
         for c, v in views.items():
             if v != want:
                 divergence += len(v ^ want)
@@ -625,6 +776,7 @@ class Cluster:
 
 
 def report(name, cluster, problems, extra=None):
+    problems = cluster.problems + problems
     delivered, lost, duplicated = cluster.check(problems)
     keys, divergence = cluster.check_stores(problems)
     rss = cluster.max_rss()
@@ -646,9 +798,9 @@ def report(name, cluster, problems, extra=None):
     return r
 
 
-def run_scenario(python, name, topology, fault):
+def run_scenario(broker, name, topology, fault):
     proxied = [(fault[1], fault[2])] if fault[0] in ("slow", "reset") else []
-    cluster = Cluster(python, topology, proxied)
+    cluster = Cluster(broker, topology, proxied)
     try:
         problems = []
         cluster.cycle(fault)
@@ -657,9 +809,7 @@ def run_scenario(python, name, topology, fault):
             # message vanishes without a count.
             x = fault[1]
             agent = cluster.agents[x]
-            mark = len(agent.lines)
-            agent.send("dropped")
-            dropped = int(agent.wait(lambda p: p[0] == "dropped", 10, "dropped", mark)[1])
+            dropped = int(agent.ask("dropped", "dropped", 10)[1])
             missed = 0
             for pub in cluster.names:
                 if pub != x and cluster.nodes[pub]["pubs"]:
@@ -673,10 +823,10 @@ def run_scenario(python, name, topology, fault):
         cluster.close()
 
 
-def run_soak(python, minutes):
+def run_soak(broker, minutes):
     """An 8-node Zeek-like cluster under steady bursts with a fault every minute; per-node RSS
     and CPU over time."""
-    cluster = Cluster(python, lambda: zeek(workers=4, proxies=2))
+    cluster = Cluster(broker, lambda: zeek(workers=4, proxies=2))
     faults = [
         ("cut", "worker-1", "manager"),
         ("kill", "worker-2"),
@@ -707,11 +857,24 @@ def run_soak(python, minutes):
         cluster.close()
 
 
+def rocksdb_built(broker):
+    """Whether `broker` has the RocksDB backend (the `rocksdb` feature)."""
+    tmp = tempfile.mkdtemp(prefix="chaos-probe-")
+    try:
+        r = subprocess.run([broker, "node", "--disable-ssl", "--port", "0", "--control", "--master-store", "probe",
+                            "--store-backend", "rocksdb", "--store-dir", tmp],
+                           input="quit\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        return r.returncode == 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--all", action="store_true")
     ap.add_argument("--only", default="")
-    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--broker", default=os.path.join(HERE, "..", "..", "target", "debug", "broker"),
+                    help="the `broker` binary whose nodes run (default: the workspace's debug build)")
     ap.add_argument("--report", default="")
     ap.add_argument("--soak", type=float, nargs="?", const=10.0, default=0,
                     help="minutes of soak (default 10): an 8-node cluster, a fault a minute")
@@ -731,7 +894,7 @@ def main():
         if not NAMESPACES:
             print("chaos: the soak needs network namespaces")
             return 0
-        r = run_soak(args.python, args.soak)
+        r = run_soak(args.broker, args.soak)
         print("%s %s: %d faults, %d bursts, delivered %d, lost %d, duplicated %d, store keys %d diverging %d, max RSS %d KiB" % (
             r["scenario"], "ok" if r["ok"] else "FAIL", r["faults"], r["bursts"], r["delivered"], r["lost"], r["duplicated"],
             r["store_keys"], r["store_divergence"], r["max_rss_kib"]))
@@ -746,19 +909,23 @@ def main():
     only = [s for s in args.only.split(",") if s]
     chosen = [s for s in SCENARIOS if (only and s[0] in only) or (not only and (args.all or s[3]))]
     results = []
+    rocksdb = rocksdb_built(args.broker)
     for name, topology, fault, _ in chosen:
         if not NAMESPACES and fault[0] in NETWORK_FAULTS:
-            print("%-26s skipped (needs network namespaces)" % name)
+            print("%-34s skipped (needs network namespaces)" % name)
+            continue
+        if "rocksdb" in name and not rocksdb:
+            print("%-34s skipped (%s was built without the rocksdb feature)" % (name, args.broker))
             continue
         t0 = time.monotonic()
         try:
-            r = run_scenario(args.python, name, topology, fault)
+            r = run_scenario(args.broker, name, topology, fault)
         except Exception as e:
             r = {"scenario": name, "ok": False, "delivered": 0, "lost": 0, "duplicated": 0, "store_divergence": 0, "store_keys": 0,
                  "max_rss_kib": 0, "problems": [str(e)]}
         r["seconds"] = round(time.monotonic() - t0, 1)
         results.append(r)
-        print("%-26s %-4s delivered %6d  lost %3d  duplicated %3d  store keys %3d diverging %3d  max RSS %6d KiB  %5.1f s%s" % (
+        print("%-34s %-4s delivered %6d  lost %3d  duplicated %3d  store keys %3d diverging %3d  max RSS %6d KiB  %5.1f s%s" % (
             name, "ok" if r["ok"] else "FAIL", r["delivered"], r["lost"], r["duplicated"], r["store_keys"], r["store_divergence"],
             r["max_rss_kib"], r["seconds"],
             "" if r["ok"] else "\n    " + "\n    ".join(r["problems"][:10])), flush=True)

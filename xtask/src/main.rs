@@ -625,26 +625,17 @@ fn websocket_tests() -> Result<(u64, u64)> {
     Ok(pytest_counts(&out))
 }
 
-/// The chaos harness (`tests/chaos/chaos.py`): nodes on our Python bindings (the wheel in the
-/// test venv, which `ci` installs first) in network namespaces it creates itself, under
-/// faults. `args` go to the harness (`--all`, `--only NAME,…`); it says in one line when it
-/// cannot run here (not root, no namespaces). Returns the scenarios passed and failed.
+/// The chaos harness (`tests/chaos/chaos.py`): `broker node --control` processes of the test
+/// build in network namespaces it creates itself, under faults. `args` go to the harness
+/// (`--all`, `--only NAME,…`, `--soak [MIN]`); it says in one line when it cannot run here
+/// (not root, no namespaces: loopback addresses, network faults skipped; no RocksDB in the
+/// build: that scenario skipped). Returns the scenarios passed and failed.
 fn chaos(args: &[String]) -> Result<(u64, u64)> {
-    let python = root()
-        .join("target")
-        .join("xtask-pytest-venv")
-        .join("bin")
-        .join("python");
-    if !python.is_file() {
-        return Err(format!(
-            "{} is missing: `cargo xtask ci` builds the wheel into it",
-            python.display()
-        ));
-    }
+    let broker = built_broker()?;
     let mut c = Command::new("python3");
     c.arg(root().join("tests").join("chaos").join("chaos.py"))
-        .arg("--python")
-        .arg(&python)
+        .arg("--broker")
+        .arg(&broker)
         .args(args);
     let out = run_capturing(c)?;
     let count = |word: &str| {

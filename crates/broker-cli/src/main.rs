@@ -16,6 +16,7 @@
 mod bench;
 mod cluster;
 mod cluster_config;
+mod control;
 mod fanout;
 mod store_bench;
 mod throughput;
@@ -160,6 +161,25 @@ enum Command {
         /// Attach a clone of this store (repeatable).
         #[arg(long = "clone-store", value_name = "NAME")]
         clone_stores: Vec<String>,
+        /// The backend of `--master-store`s: memory, sqlite or rocksdb (the last two keep
+        /// their data in `--store-dir` as NAME.sqlite or NAME.rocksdb, across restarts).
+        #[arg(long, value_name = "KIND", default_value = "memory")]
+        store_backend: String,
+        /// Where persistent masters keep their files (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        store_dir: Option<std::path::PathBuf>,
+        /// How long a `--clone-store` keeps writes while it has no master (seconds, default
+        /// 120, Zeek's); older ones are dropped and reported as `no_such_master` errors.
+        #[arg(long, value_name = "SECS")]
+        mutation_buffer_interval: Option<f64>,
+        /// Messages the `--subscribe` queue holds before it drops the oldest (counted).
+        #[arg(long, default_value_t = 100_000)]
+        queue_size: usize,
+        /// Read commands from stdin, one per line (`publish TOPIC VALUE`, `put STORE KEY
+        /// VALUE`, `keys STORE`, `peers`, ...; `help` lists them); the end of input or `quit`
+        /// shuts the node down.
+        #[arg(long)]
+        control: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -305,6 +325,11 @@ struct NodeOptions {
     subscribe: Vec<String>,
     master_stores: Vec<String>,
     clone_stores: Vec<String>,
+    store_backend: String,
+    store_dir: Option<std::path::PathBuf>,
+    mutation_buffer_interval: Option<f64>,
+    queue_size: usize,
+    control: bool,
     connection: Connection,
 }
 
@@ -356,18 +381,39 @@ fn node(o: NodeOptions) -> Result<()> {
         config.connect_retry,
     );
     let listen_retry = config.listen_retry;
+    let (backend, extension) = match o.store_backend.as_str() {
+        "memory" => (BackendType::Memory, ""),
+        "sqlite" => (BackendType::Sqlite, "sqlite"),
+        "rocksdb" => (BackendType::RocksDb, "rocksdb"),
+        other => bail!("unknown store backend {other:?} (memory, sqlite or rocksdb)"),
+    };
     let ep = Endpoint::new(config)?;
     let statuses = ep.make_status_subscriber(true)?;
-    let mut stores = Vec::new();
+    let mut stores = std::collections::BTreeMap::new();
     for name in &o.master_stores {
-        stores.push(
-            ep.attach_master(name, BackendType::Memory, BackendOptions::default())
+        let mut options = BackendOptions::default();
+        if backend != BackendType::Memory {
+            let dir = o.store_dir.clone().unwrap_or_else(|| ".".into());
+            let path = dir.join(format!("{name}.{extension}"));
+            options.insert("path".into(), path.to_string_lossy().into_owned().into());
+        }
+        stores.insert(
+            name.clone(),
+            ep.attach_master(name, backend, options)
                 .with_context(|| format!("cannot attach a master for {name:?}"))?,
         );
     }
+    let mut clone_options = CloneOptions::default();
+    if let Some(secs) = o.mutation_buffer_interval {
+        clone_options.mutation_buffer_interval = Some(
+            Duration::try_from_secs_f64(secs)
+                .with_context(|| format!("bad --mutation-buffer-interval {secs}"))?,
+        );
+    }
     for name in &o.clone_stores {
-        stores.push(
-            ep.attach_clone(name, CloneOptions::default())
+        stores.insert(
+            name.clone(),
+            ep.attach_clone(name, clone_options)
                 .with_context(|| format!("cannot attach a clone of {name:?}"))?,
         );
     }
@@ -375,7 +421,9 @@ fn node(o: NodeOptions) -> Result<()> {
         None
     } else {
         let topics: Vec<&str> = o.subscribe.iter().map(String::as_str).collect();
-        Some(ep.make_subscriber(&topics, Some(100_000))?)
+        Some(std::sync::Arc::new(
+            ep.make_subscriber(&topics, Some(o.queue_size))?,
+        ))
     };
     // A node keeps trying to listen (every listen_retry) until it can.
     let bound = ep.listen_with_retry(&address, port, listen_retry, Duration::MAX)?;
@@ -395,11 +443,33 @@ fn node(o: NodeOptions) -> Result<()> {
             let _ = std::io::stdout().flush();
         }
     });
-    let receiver = messages.map(|sub| std::thread::spawn(move || print_messages(&sub)));
+    let stall = control::Stall::default();
+    let receiver = messages.clone().map(|sub| {
+        let stall = stall.clone();
+        std::thread::spawn(move || print_messages(&sub, &stall))
+    });
+    let (quit, mut quitting) = tokio::sync::oneshot::channel::<()>();
+    if o.control {
+        // Detached: it blocks reading stdin, which a signal does not interrupt.
+        let node = control::Node {
+            ep: ep.clone(),
+            stores: stores.clone(),
+            subscriber: messages.clone(),
+            stall,
+        };
+        std::thread::spawn(move || {
+            control::run(&node, std::io::stdin().lock(), &mut control::print);
+            let _ = quit.send(());
+        });
+    } else {
+        // Kept, never sent: only the signals end the node.
+        std::mem::forget(quit);
+    }
     signals.block_on(async {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            Ok(()) = &mut quitting => {}
         }
     });
     println!("shutting down");
@@ -414,8 +484,10 @@ fn node(o: NodeOptions) -> Result<()> {
 
 /// Prints `topic: value` (Broker's text format, strings as their raw bytes) for every message
 /// until the subscriber closes.
-fn print_messages(sub: &Subscriber) -> Result<()> {
-    while let Some(first) = sub.get() {
+fn print_messages(sub: &Subscriber, stall: &control::Stall) -> Result<()> {
+    loop {
+        stall.wait();
+        let Some(first) = sub.get() else { break };
         // Locked per batch, never while waiting: other threads print too.
         let mut out = std::io::stdout().lock();
         for m in std::iter::once(first).chain(sub.poll()) {
@@ -482,7 +554,7 @@ fn subscribe(topics: Vec<String>, peer: String, connection: Connection) -> Resul
     let sub = ep.make_subscriber(&refs, Some(100_000))?;
     ep.peer(&host, port, Some(Duration::from_secs(1)))
         .with_context(|| format!("cannot peer with {peer}"))?;
-    print_messages(&sub)
+    print_messages(&sub, &control::Stall::default())
 }
 
 /// Marks an argument of `broker publish` that is a negative literal (`-5`, `-1.5`, `-1ns`,
@@ -536,6 +608,11 @@ fn main() -> Result<()> {
             subscribe,
             master_stores,
             clone_stores,
+            store_backend,
+            store_dir,
+            mutation_buffer_interval,
+            queue_size,
+            control,
             connection,
         } => node(NodeOptions {
             address,
@@ -549,6 +626,11 @@ fn main() -> Result<()> {
             subscribe,
             master_stores,
             clone_stores,
+            store_backend,
+            store_dir,
+            mutation_buffer_interval,
+            queue_size,
+            control,
             connection,
         }),
         Command::Publish {

@@ -464,3 +464,77 @@ fn bench_runs_every_case_and_reports_each() {
         );
     }
 }
+
+/// A node driven over stdin (`--control`), with a persistent master: commands answer on
+/// stdout, a second node subscribed through it gets what the first publishes, a bad command
+/// gets a `control-error` and changes nothing, `quit` ends the node, and a restart with the
+/// same `--store-dir` finds every write.
+#[test]
+fn a_node_under_control_publishes_writes_and_keeps_its_store() {
+    let dir = broker_e2e::temp_dir("cli-control");
+    let start = |dir: &std::path::Path| {
+        let mut child = Command::new(BROKER)
+            .args(["node", "--port", "0", "--disable-ssl", "--control"])
+            .args(["--master-store", "kv", "--store-backend", "sqlite"])
+            .arg("--store-dir")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (Proc { child, lines: rx }, stdin)
+    };
+    let (node, mut input) = start(&dir);
+    let addr = node
+        .expect("listening on")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (sub, _) = node_with(&["--disable-ssl", "--peer", &addr, "--subscribe", "/c"]);
+    sub.expect("peer_added");
+    let mut say = |line: &str| writeln!(input, "{line}").unwrap();
+    say("peers");
+    assert_eq!(node.expect("peers "), "peers 1");
+    say(r#"put kv "a key" (1, "two")"#);
+    say("put kv 7 +3");
+    say("erase kv 7");
+    say("put kv 8 -4");
+    say("await-idle kv 5");
+    assert_eq!(node.expect("idle "), "idle kv true");
+    say("keys kv");
+    assert_eq!(node.expect("keys "), "keys kv {8, a key}");
+    say("frobnicate");
+    assert!(node.expect("control-error").contains("unknown command"));
+    say("put nope 1 2");
+    assert!(node.expect("control-error").contains("no store named"));
+    say("publish /c/x (1, 2)");
+    assert_eq!(sub.expect("/c/x"), "/c/x: (1, 2)");
+    say("echo marker 1");
+    assert_eq!(node.expect("marker"), "marker 1");
+    say("quit");
+    node.expect("shutting down");
+    let mut node = node;
+    assert!(node.child.wait().unwrap().success());
+    drop(input);
+    // Same directory, new process: the writes are there.
+    let (again, mut input) = start(&dir);
+    again.expect("listening on");
+    writeln!(input, "keys kv").unwrap();
+    assert_eq!(again.expect("keys "), "keys kv {8, a key}");
+    drop(input); // The end of input ends the node too.
+    let mut again = again;
+    assert!(again.child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
