@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use broker_data::Data;
 use broker_routing::{Config, Content, Message, PeerKind, PrefixMap, Router};
-use broker_wire::{EndpointId, Topic};
+use broker_wire::{EndpointId, LinkState, Topic};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn id(n: u8) -> EndpointId {
@@ -130,5 +130,79 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A worker of a Zeek-like cluster of 1,000 endpoints (a manager and a logger peered with
+/// every worker, 20 proxies), its link-state database full, and the manager's link state.
+fn zeek_worker_of_1000() -> (Router, LinkState) {
+    let now = Instant::now();
+    let wid = |i: usize| {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        EndpointId::from_bytes(b)
+    };
+    let n = 1000;
+    let proxies = 20;
+    let mut neighbors: Vec<Vec<EndpointId>> = vec![Vec::new(); n];
+    let mut link = |a: usize, b: usize| {
+        neighbors[a].push(wid(b));
+        neighbors[b].push(wid(a));
+    };
+    link(0, 1);
+    for p in 2..2 + proxies {
+        link(p, 0);
+        link(p, 1);
+    }
+    for w in 2 + proxies..n {
+        link(w, 0);
+        link(w, 1);
+        link(w, 2 + w % proxies);
+    }
+    let states: Vec<LinkState> = (0..n)
+        .map(|i| LinkState {
+            origin: wid(i),
+            incarnation: 1,
+            version: 1,
+            forwarding: true,
+            neighbors: neighbors[i].clone(),
+            filter: vec![Topic::new(format!("zeek/cluster/node/{i}/")).unwrap()],
+            stubs: vec![],
+        })
+        .collect();
+    let me = n - 1;
+    let mut r = Router::new(wid(me), 1, Config::default());
+    for nb in &neighbors[me] {
+        r.add_peer(now, *nb, PeerKind::Routed, vec![]);
+    }
+    r.subscribe(1, Topic::new(format!("zeek/cluster/node/{me}/")).unwrap());
+    let batch: Vec<Message> = states
+        .iter()
+        .filter(|ls| ls.origin != wid(me))
+        .map(|ls| Message::LinkState(Arc::new(ls.clone())))
+        .collect();
+    r.handle_messages(now, wid(0), batch);
+    while r.poll_transmit().is_some() {}
+    while r.poll_event().is_some() {}
+    assert_eq!(r.known_endpoints().len(), n);
+    (r, states[0].clone())
+}
+
+/// The control plane: what a new version of a hub's link state costs an endpoint of a large
+/// cluster (the graph and filter index rebuilt, the floods queued).
+fn control(c: &mut Criterion) {
+    let now = Instant::now();
+    let (mut r, mut manager) = zeek_worker_of_1000();
+    let from = manager.origin;
+    let mut g = c.benchmark_group("control");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hub_link_state_in_a_zeek_cluster_of_1000", |bch| {
+        bch.iter(|| {
+            manager.version += 1;
+            r.handle_messages(now, from, [Message::LinkState(Arc::new(manager.clone()))]);
+            while r.poll_transmit().is_some() {}
+            while r.poll_event().is_some() {}
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, control);
 criterion_main!(benches);

@@ -60,16 +60,29 @@ impl Topology {
                     .insert(node);
             }
         };
+        // Whom each endpoint lists, sorted: an edge
+        // is a pair that lists each other, found by binary search — not by scanning the
+        // other's list, which made every rebuild quadratic in a hub's degree (a Zeek
+        // manager peered with 1,000 workers).
+        let mut listed: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (origin, ls) in lsdb {
             let a = index[origin];
             transit[a] = ls.forwarding;
             add_filter(&mut filters, &ls.filter, a);
-            for nb in &ls.neighbors {
-                let listed_back = lsdb
-                    .get(nb)
-                    .is_some_and(|other| other.neighbors.contains(origin));
-                if listed_back {
-                    adj[a].push(index[nb]);
+            // (One without a link state lists nobody: no edge to it below.)
+            let mut mine: Vec<usize> = ls
+                .neighbors
+                .iter()
+                .filter_map(|nb| index.get(nb).copied())
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            listed[a] = mine;
+        }
+        for (a, mine) in listed.iter().enumerate() {
+            for &b in mine {
+                if listed[b].binary_search(&a).is_ok() {
+                    adj[a].push(b);
                 }
             }
         }
