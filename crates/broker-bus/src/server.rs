@@ -1,0 +1,596 @@
+//! The tokio layer: UNIX-socket and TCP listeners speaking busrt's protocol, in-process
+//! clients, keepalive and timeouts, all driving one [`Core`] under one lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinHandle;
+
+use crate::core::{ClientId, ClientKind, Core, CoreConfig, Registration};
+use crate::frame::{self, code, ClientFrame, Delivery, FrameReader, Op, Qos, Read};
+use crate::queue::{Outbound, OverflowPolicy, Queue};
+
+/// Settings of a bus.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    /// Frames a client's queue holds (busrt's default 8,192).
+    pub queue_size: usize,
+    /// What a full queue does (busrt: disconnect the client).
+    pub overflow_policy: OverflowPolicy,
+    /// A primary registering under a taken name disconnects the old one.
+    pub force_register: bool,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            queue_size: 8192,
+            overflow_policy: OverflowPolicy::Disconnect,
+            force_register: false,
+        }
+    }
+}
+
+/// Settings of one listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// busrt's `timeout` T: each handshake step and frame body within T, every write within
+    /// T, a NOP every T/2, and a client that sends no header for 1.25·T is disconnected.
+    pub timeout: Duration,
+    /// The largest frame body accepted (busrt has none; memory is never reserved before the
+    /// bytes arrive either way).
+    pub max_frame_size: u32,
+    /// Connections open at once (handshakes included); more are refused.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            timeout: Duration::from_secs(5),
+            max_frame_size: 64 << 20,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Errors of the embedded API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// busrt's code (`frame::code`).
+    pub code: u8,
+    /// What happened.
+    pub message: String,
+}
+
+impl Error {
+    fn new(code: u8, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (busrt code 0x{:02x})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub(crate) struct Shared {
+    pub(crate) core: Mutex<Core>,
+    pub(crate) config: BusConfig,
+}
+
+impl Shared {
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A bus: clients register by name, in process ([`Bus::register_client`]) or over the
+/// listeners it spawns, and exchange messages, publications and broadcasts.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use broker_bus::{Bus, Qos};
+/// let bus = Bus::new(Default::default());
+/// let a = bus.register_client("a").unwrap();
+/// let b = bus.register_client("b").unwrap();
+/// b.subscribe(&["news/#"]).unwrap();
+/// a.publish("news/today", b"hello", Qos::Processed).unwrap();
+/// let got = b.recv().await.unwrap();
+/// assert_eq!((got.sender.as_str(), got.topic.as_deref()), ("a", Some("news/today")));
+/// assert_eq!(&got.payload[..], b"hello");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A running listener; dropping it does not stop it, [`ServerHandle::stop`] does.
+#[derive(Debug)]
+pub struct ServerHandle {
+    task: JoinHandle<()>,
+    path: Option<PathBuf>,
+}
+
+impl ServerHandle {
+    /// Stops accepting (connections already open stay).
+    pub fn stop(self) {
+        self.task.abort();
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Bus {
+    /// An empty bus.
+    pub fn new(config: BusConfig) -> Bus {
+        Bus {
+            shared: Arc::new(Shared {
+                core: Mutex::new(Core::new(CoreConfig {
+                    force_register: config.force_register,
+                })),
+                config,
+            }),
+        }
+    }
+
+    fn queue(&self) -> Arc<Queue> {
+        Arc::new(Queue::new(
+            self.shared.config.queue_size,
+            self.shared.config.overflow_policy,
+        ))
+    }
+
+    /// Registers an in-process client (no serialization beyond the one shared frame).
+    pub fn register_client(&self, name: &str) -> Result<Client, Error> {
+        let queue = self.queue();
+        let id = self
+            .shared
+            .core()
+            .register(Registration {
+                name: name.to_owned(),
+                kind: ClientKind::Internal,
+                source: None,
+                port: None,
+                queue: queue.clone(),
+            })
+            .map_err(|c| Error::new(c, format!("cannot register {name:?}")))?;
+        Ok(Client {
+            shared: self.shared.clone(),
+            id,
+            name: name.to_owned(),
+            queue,
+            op_id: std::sync::atomic::AtomicU32::new(1),
+        })
+    }
+
+    /// Disconnects an external client (its settings, e.g. access rules, are read again when
+    /// it reconnects).
+    pub fn force_disconnect(&self, name: &str) -> Result<(), Error> {
+        self.shared
+            .core()
+            .force_disconnect(name)
+            .map_err(|c| Error::new(c, format!("cannot disconnect {name:?}")))
+    }
+
+    /// Registers `.broker` and answers busrt's default RPC methods on it (`test`, `info`,
+    /// `stats`, `client.list`, `benchmark.test`).
+    pub fn init_default_core_rpc(&self) -> Result<JoinHandle<()>, Error> {
+        let client = self.register_client(crate::core::BROKER_NAME)?;
+        Ok(tokio::spawn(crate::rpc::serve_broker(client)))
+    }
+
+    /// Announces the shutdown on `.broker/warn` and disconnects every client.
+    pub fn shutdown(&self) {
+        let mut core = self.shared.core();
+        core.warn_shutdown();
+        for id in core.ids() {
+            core.unregister(id);
+        }
+    }
+
+    /// Listens on a UNIX socket (an existing socket file is replaced, as busrtd does).
+    pub async fn spawn_unix_server(
+        &self,
+        path: impl AsRef<Path>,
+        config: ServerConfig,
+    ) -> std::io::Result<ServerHandle> {
+        let path = path.as_ref().to_owned();
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        let bus = self.clone();
+        let port = path.display().to_string();
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!("bus: too many connections, refusing one");
+                    continue;
+                };
+                let bus = bus.clone();
+                let (config, port) = (config.clone(), port.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    serve(bus, stream, ClientKind::LocalIpc, None, port, config).await;
+                });
+            }
+        });
+        Ok(ServerHandle {
+            task,
+            path: Some(path),
+        })
+    }
+
+    /// Listens on TCP; returns the handle and the bound address.
+    pub async fn spawn_tcp_server(
+        &self,
+        addr: &str,
+        config: ServerConfig,
+    ) -> std::io::Result<(ServerHandle, std::net::SocketAddr)> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let bus = self.clone();
+        // busrt reports the bind string; the bound address says the same, and the real port
+        // when 0 was asked for.
+        let port = local.to_string();
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!("bus: too many connections, refusing one");
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let bus = bus.clone();
+                let (config, port) = (config.clone(), port.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    serve(
+                        bus,
+                        stream,
+                        ClientKind::Tcp,
+                        Some(peer.to_string()),
+                        port,
+                        config,
+                    )
+                    .await;
+                });
+            }
+        });
+        Ok((ServerHandle { task, path: None }, local))
+    }
+}
+
+/// One connection: handshake, then a reader (this task) and a writer task.
+async fn serve<S>(
+    bus: Bus,
+    stream: S,
+    kind: ClientKind,
+    source: Option<String>,
+    port: String,
+    config: ServerConfig,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let t = config.timeout;
+    let Ok(Ok(name)) = tokio::time::timeout(t * 2, handshake(&mut rd, &mut wr)).await else {
+        return;
+    };
+    let Some(name) = name else { return };
+    let queue = bus.queue();
+    let registered = bus.shared.core().register(Registration {
+        name: name.clone(),
+        kind,
+        source,
+        port: Some(port),
+        queue: queue.clone(),
+    });
+    let answer = match registered {
+        Ok(_) => code::OK,
+        Err(c) => c,
+    };
+    if tokio::time::timeout(t, wr.write_all(&[answer]))
+        .await
+        .is_err()
+    {
+        if let Ok(id) = registered {
+            bus.shared.core().unregister(id);
+        }
+        return;
+    }
+    let Ok(id) = registered else { return };
+    let writer = tokio::spawn(write_loop(queue.clone(), wr, t));
+    let reason = read_loop(&bus, id, &queue, &mut rd, &config).await;
+    tracing::debug!(client = %name, reason, "bus client gone");
+    bus.shared.core().unregister(id);
+    queue.close();
+    let _ = writer.await;
+}
+
+/// busrt's handshake; `Ok(None)`: refused (the result byte was sent, or none is due).
+async fn handshake<R, W>(rd: &mut R, wr: &mut W) -> std::io::Result<Option<String>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    wr.write_all(&frame::HELLO).await?;
+    let mut echo = [0u8; 3];
+    rd.read_exact(&mut echo).await?;
+    if echo[0] != frame::GREETING
+        || u16::from_le_bytes([echo[1], echo[2]]) != frame::PROTOCOL_VERSION
+    {
+        wr.write_all(&[code::NOT_SUPPORTED]).await?;
+        return Ok(None);
+    }
+    wr.write_all(&[code::OK]).await?;
+    let mut len = [0u8; 2];
+    rd.read_exact(&mut len).await?;
+    let mut name = vec![0u8; u16::from_le_bytes(len) as usize];
+    rd.read_exact(&mut name).await?;
+    // Not UTF-8: dropped without a byte, as busrt does.
+    Ok(String::from_utf8(name).ok())
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    bus: &Bus,
+    id: ClientId,
+    queue: &Queue,
+    rd: &mut R,
+    config: &ServerConfig,
+) -> &'static str {
+    let reader = FrameReader::new(config.max_frame_size);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let idle = config.timeout * 10 / 8;
+    let mut acks: Vec<(u32, u8)> = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, rd.read_buf(&mut buf)).await {
+            Err(_) => return "idle timeout",
+            Ok(Err(_)) | Ok(Ok(0)) => return "closed",
+            Ok(Ok(_)) => {}
+        }
+        // Every frame of this read under one lock.
+        let mut core = bus.shared.core();
+        loop {
+            match reader.next(&mut buf) {
+                Ok(Read::NeedMore) => break,
+                Ok(Read::Ping) => {}
+                Ok(Read::Frame(f)) => match core.handle(id, &f) {
+                    Ok(Some(c)) => acks.push((f.op_id, c)),
+                    Ok(None) => {}
+                    Err(_) => return "malformed frame",
+                },
+                Err(_) => return "bad frame header",
+            }
+        }
+        if !core.is_registered(id) {
+            return "disconnected by the bus";
+        }
+        for (op_id, c) in acks.drain(..) {
+            if queue.push(Outbound::Ack(frame::ack(op_id, c))) == crate::queue::Pushed::Refused {
+                return "own queue full";
+            }
+            core.count_ack(id);
+        }
+        drop(core);
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(queue: Arc<Queue>, mut wr: W, t: Duration) {
+    let mut batch = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(64 * 1024);
+    loop {
+        // A NOP every T/2 of silence keeps the client's idle detection quiet.
+        let more = match tokio::time::timeout(t / 2, queue.drain(&mut batch)).await {
+            Ok(more) => more,
+            Err(_) => {
+                if tokio::time::timeout(t, wr.write_all(&frame::NOP))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        for o in batch.drain(..) {
+            match o {
+                Outbound::Frame(b) => out.extend_from_slice(&b),
+                Outbound::Ack(a) => out.extend_from_slice(&a),
+            }
+        }
+        if !out.is_empty() {
+            match tokio::time::timeout(t, wr.write_all(&out)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+            out.clear();
+            if out.capacity() > 1 << 20 {
+                out.shrink_to(64 * 1024);
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    queue.close();
+    let _ = wr.shutdown().await;
+}
+
+/// An in-process client of a [`Bus`].
+pub struct Client {
+    shared: Arc<Shared>,
+    id: ClientId,
+    name: String,
+    queue: Arc<Queue>,
+    op_id: std::sync::atomic::AtomicU32,
+}
+
+impl Client {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn op(&self, op: Op, qos: Qos, body: Vec<u8>) -> Result<(), Error> {
+        let f = ClientFrame {
+            op_id: self
+                .op_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            op,
+            qos,
+            body: Bytes::from(body),
+        };
+        let mut core = self.shared.core();
+        match core.handle(self.id, &f) {
+            Ok(Some(c)) if c != code::OK => Err(Error::new(c, format!("{op:?} refused"))),
+            Ok(_) if !core.is_registered(self.id) => Err(Error::new(
+                code::NOT_REGISTERED,
+                "this client was disconnected",
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(code::DATA, e.0)),
+        }
+    }
+
+    fn joined(parts: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                v.push(0);
+            }
+            v.extend_from_slice(p);
+        }
+        v
+    }
+
+    /// Sends `payload` to the client named `target` (p2p); with a QoS that needs an ACK the
+    /// error says `NOT_REGISTERED` or `NOT_DELIVERED`.
+    pub fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.op(
+            Op::Message,
+            qos,
+            Self::joined(&[target.as_bytes(), payload]),
+        )
+    }
+
+    /// Sends to every client whose name `mask` matches (`?` one segment, `*` the rest).
+    pub fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.op(
+            Op::Broadcast,
+            qos,
+            Self::joined(&[mask.as_bytes(), payload]),
+        )
+    }
+
+    /// Publishes on a topic.
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.op(Op::Publish, qos, Self::joined(&[topic.as_bytes(), payload]))
+    }
+
+    /// Publishes to `receiver`'s instances subscribed to the topic.
+    pub fn publish_for(
+        &self,
+        topic: &str,
+        receiver: &str,
+        payload: &[u8],
+        qos: Qos,
+    ) -> Result<(), Error> {
+        self.op(
+            Op::PublishFor,
+            qos,
+            Self::joined(&[topic.as_bytes(), receiver.as_bytes(), payload]),
+        )
+    }
+
+    fn topics_op(&self, op: Op, topics: &[&str]) -> Result<(), Error> {
+        let parts: Vec<&[u8]> = topics.iter().map(|t| t.as_bytes()).collect();
+        self.op(op, Qos::Processed, Self::joined(&parts))
+    }
+
+    /// Subscribes to topic patterns (`+` one segment, `#` one or more).
+    pub fn subscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Subscribe, topics)
+    }
+
+    /// Unsubscribes (the strings as subscribed).
+    pub fn unsubscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Unsubscribe, topics)
+    }
+
+    /// Stops receiving publications whose topic matches these patterns.
+    pub fn exclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Exclude, topics)
+    }
+
+    /// Undoes [`exclude`](Self::exclude).
+    pub fn unexclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Unexclude, topics)
+    }
+
+    /// The next delivery (none once the client is disconnected).
+    pub async fn recv(&self) -> Option<Delivery> {
+        let mut batch = Vec::with_capacity(1);
+        loop {
+            if !self.queue.drain_one(&mut batch).await {
+                return None;
+            }
+            for o in batch.drain(..) {
+                if let Outbound::Frame(b) = o {
+                    if let Some(d) = Delivery::parse(&b) {
+                        return Some(d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every delivery waiting now, at least one (none once disconnected): the fast way to
+    /// take a stream.
+    pub async fn recv_batch(&self, out: &mut Vec<Delivery>) -> bool {
+        let mut batch = Vec::new();
+        if !self.queue.drain(&mut batch).await {
+            return false;
+        }
+        out.extend(batch.into_iter().filter_map(|o| match o {
+            Outbound::Frame(b) => Delivery::parse(&b),
+            Outbound::Ack(_) => None,
+        }));
+        true
+    }
+
+    pub(crate) fn send_reply(&self, target: &str, payload: &[u8], qos: Qos) -> u8 {
+        self.shared.core().send_from(self.id, target, payload, qos)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.core().unregister(self.id);
+    }
+}
