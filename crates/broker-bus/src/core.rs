@@ -140,6 +140,9 @@ pub struct Core {
     started: Instant,
     totals: Counters,
     scratch: Vec<ClientId>,
+    /// Deliveries to in-process clients whose queues were full: the sender's driver waits
+    /// for room (see [`Core::take_blocked`]).
+    blocked: Vec<(Arc<Queue>, Bytes)>,
 }
 
 fn now_ns() -> u64 {
@@ -188,6 +191,7 @@ impl Core {
             started: Instant::now(),
             totals: Counters::default(),
             scratch: Vec::new(),
+            blocked: Vec::new(),
         }
     }
 
@@ -412,7 +416,15 @@ impl Core {
         let Some(c) = self.clients.get_mut(&to) else {
             return false;
         };
-        match c.queue.push(Outbound::Frame(bytes.clone())) {
+        // Behind frames already waiting for room in the same queue: order is kept.
+        let waiting = c.kind == ClientKind::Internal
+            && self.blocked.iter().any(|(q, _)| Arc::ptr_eq(q, &c.queue));
+        let pushed = if waiting {
+            Pushed::Refused
+        } else {
+            c.queue.push(Outbound::Frame(bytes.clone()))
+        };
+        match pushed {
             Pushed::Queued => {
                 c.counters.w_frames += 1;
                 c.counters.w_bytes += bytes.len() as u64;
@@ -421,6 +433,16 @@ impl Core {
                 true
             }
             Pushed::Dropped => true,
+            Pushed::Refused if c.kind == ClientKind::Internal && !c.queue.is_closed() => {
+                // An in-process receiver paces its senders: the sender's driver waits for
+                // room (busrt blocks the sender too, then disconnects it; we never do).
+                c.counters.w_frames += 1;
+                c.counters.w_bytes += bytes.len() as u64;
+                self.totals.w_frames += 1;
+                self.totals.w_bytes += bytes.len() as u64;
+                self.blocked.push((c.queue.clone(), bytes.clone()));
+                true
+            }
             Pushed::Refused => {
                 if c.kind != ClientKind::Internal {
                     tracing::warn!(client = %c.name, "client queue overflow: disconnected");
@@ -429,6 +451,12 @@ impl Core {
                 false
             }
         }
+    }
+
+    /// Deliveries waiting for room in in-process receivers' queues, to be pushed with
+    /// [`Queue::push_wait`] by the sender's driver before it handles more.
+    pub fn take_blocked(&mut self) -> Vec<(Arc<Queue>, Bytes)> {
+        std::mem::take(&mut self.blocked)
     }
 
     /// Counts an ACK queued on a client's own queue.

@@ -13,7 +13,7 @@
 //! let bus = Bus::new(Default::default());
 //! let worker = bus.register_client("worker.1").unwrap();
 //! let manager = bus.register_client("manager").unwrap();
-//! manager.send_broadcast("worker.*", b"reload", Qos::No).unwrap();
+//! manager.send_broadcast("worker.*", b"reload", Qos::No).await.unwrap();
 //! let got = worker.recv().await.unwrap();
 //! assert_eq!((got.sender.as_str(), &got.payload[..]), ("manager", &b"reload"[..]));
 //! # });

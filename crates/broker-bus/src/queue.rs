@@ -47,6 +47,7 @@ pub struct Queue {
     capacity: usize,
     policy: OverflowPolicy,
     ready: Notify,
+    room: Notify,
     closed: AtomicBool,
     dropped: AtomicU64,
 }
@@ -59,6 +60,7 @@ impl Queue {
             capacity: capacity.max(1),
             policy,
             ready: Notify::new(),
+            room: Notify::new(),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         }
@@ -108,6 +110,8 @@ impl Queue {
                 let mut q = self.lock();
                 if !q.is_empty() {
                     out.extend(q.drain(..));
+                    drop(q);
+                    self.room.notify_waiters();
                     return true;
                 }
                 if self.closed.load(Ordering::Acquire) {
@@ -121,12 +125,44 @@ impl Queue {
     /// Moves what is queued into `out` without waiting.
     pub fn try_drain(&self, out: &mut Vec<Outbound>) {
         out.extend(self.lock().drain(..));
+        self.room.notify_waiters();
+    }
+
+    /// Queues a frame, waiting (until `deadline`) while the queue is full, whatever the
+    /// policy: how an in-process receiver paces its senders. False if it timed out or the
+    /// queue closed.
+    pub async fn push_wait(&self, frame: Outbound, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                if self.closed.load(Ordering::Acquire) {
+                    return false;
+                }
+                let mut q = self.lock();
+                if q.len() < self.capacity {
+                    q.push_back(frame);
+                    let was_empty = q.len() == 1;
+                    drop(q);
+                    if was_empty {
+                        self.ready.notify_one();
+                    }
+                    return true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
     }
 
     /// Closes the queue: nothing more is queued, and the drainer ends once it took the rest.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.ready.notify_one();
+        self.room.notify_waiters();
     }
 
     /// Whether the queue was closed.
@@ -159,10 +195,8 @@ impl Queue {
                 let mut q = self.lock();
                 if let Some(f) = q.pop_front() {
                     out.push(f);
-                    if !q.is_empty() {
-                        // Someone else may wait too; the next one finds frames at once.
-                        self.ready.notify_one();
-                    }
+                    drop(q);
+                    self.room.notify_waiters();
                     return true;
                 }
                 if self.closed.load(Ordering::Acquire) {

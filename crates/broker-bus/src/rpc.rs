@@ -228,7 +228,7 @@ pub(crate) async fn serve_broker(client: Client) {
                 } else {
                     Qos::Processed
                 };
-                client.send_reply(&d.sender, &answer, qos);
+                client.send_reply(&d.sender, &answer, qos).await;
             }
         }
     }

@@ -23,6 +23,9 @@ pub struct BusConfig {
     pub overflow_policy: OverflowPolicy,
     /// A primary registering under a taken name disconnects the old one.
     pub force_register: bool,
+    /// How long a sender waits for room in an in-process receiver's full queue before the
+    /// frame is dropped (counted in the receiver's queue; the sender stays connected).
+    pub send_timeout: Duration,
 }
 
 impl Default for BusConfig {
@@ -31,6 +34,7 @@ impl Default for BusConfig {
             queue_size: 8192,
             overflow_policy: OverflowPolicy::Disconnect,
             force_register: false,
+            send_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -93,6 +97,20 @@ impl Shared {
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Pushes what waited for room in in-process receivers' queues (the caller holds no
+    /// lock): the sender is paced by its slowest in-process receiver.
+    pub(crate) async fn unblock(&self, blocked: Vec<(Arc<Queue>, Bytes)>) {
+        if blocked.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.config.send_timeout;
+        for (q, b) in blocked {
+            if !q.push_wait(Outbound::Frame(b), deadline).await {
+                tracing::warn!("bus: an in-process client's queue stayed full: a frame dropped");
+            }
+        }
+    }
 }
 
 /// A bus: clients register by name, in process ([`Bus::register_client`]) or over the
@@ -104,8 +122,8 @@ impl Shared {
 /// let bus = Bus::new(Default::default());
 /// let a = bus.register_client("a").unwrap();
 /// let b = bus.register_client("b").unwrap();
-/// b.subscribe(&["news/#"]).unwrap();
-/// a.publish("news/today", b"hello", Qos::Processed).unwrap();
+/// b.subscribe(&["news/#"]).await.unwrap();
+/// a.publish("news/today", b"hello", Qos::Processed).await.unwrap();
 /// let got = b.recv().await.unwrap();
 /// assert_eq!((got.sender.as_str(), got.topic.as_deref()), ("a", Some("news/today")));
 /// assert_eq!(&got.payload[..], b"hello");
@@ -153,9 +171,13 @@ impl Bus {
         ))
     }
 
-    /// Registers an in-process client (no serialization beyond the one shared frame).
+    /// Registers an in-process client (no serialization beyond the one shared frame). Its
+    /// queue never drops: a full one makes the senders wait (up to `send_timeout`).
     pub fn register_client(&self, name: &str) -> Result<Client, Error> {
-        let queue = self.queue();
+        let queue = Arc::new(Queue::new(
+            self.shared.config.queue_size,
+            OverflowPolicy::Disconnect,
+        ));
         let id = self
             .shared
             .core()
@@ -192,10 +214,19 @@ impl Bus {
         Ok(tokio::spawn(crate::rpc::serve_broker(client)))
     }
 
-    /// Announces the shutdown on `.broker/warn` and disconnects every client.
+    /// How many clients are registered (in-process ones included).
+    pub fn clients(&self) -> usize {
+        self.shared.core().len()
+    }
+
+    /// Publishes `{"s": "shutdown"}` on `.broker/warn` (every client is subscribed).
+    pub fn warn_shutdown(&self) {
+        self.shared.core().warn_shutdown();
+    }
+
+    /// Disconnects every client (their queues are written out first).
     pub fn shutdown(&self) {
         let mut core = self.shared.core();
-        core.warn_shutdown();
         for id in core.ids() {
             core.unregister(id);
         }
@@ -368,33 +399,65 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Ok(_)) => {}
         }
         // Every frame of this read under one lock.
-        let mut core = bus.shared.core();
-        loop {
-            match reader.next(&mut buf) {
-                Ok(Read::NeedMore) => break,
-                Ok(Read::Ping) => {}
-                Ok(Read::Frame(f)) => match core.handle(id, &f) {
-                    Ok(Some(c)) => acks.push((f.op_id, c)),
-                    Ok(None) => {}
-                    Err(_) => return "malformed frame",
-                },
-                Err(_) => return "bad frame header",
-            }
+        let (blocked, end) = handle_read(bus, id, queue, &reader, &mut buf, &mut acks);
+        // Waiting here stops this reader: TCP pushes back on the client.
+        bus.shared.unblock(blocked).await;
+        if let Some(reason) = end {
+            return reason;
         }
-        if !core.is_registered(id) {
-            return "disconnected by the bus";
-        }
-        for (op_id, c) in acks.drain(..) {
-            if queue.push(Outbound::Ack(frame::ack(op_id, c))) == crate::queue::Pushed::Refused {
-                return "own queue full";
-            }
-            core.count_ack(id);
-        }
-        drop(core);
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
     }
+}
+
+type Blocked = Vec<(Arc<Queue>, Bytes)>;
+
+/// Handles every complete frame in `buf` under one lock; returns what waits for room in
+/// in-process queues, and why the connection must end, if it must.
+fn handle_read(
+    bus: &Bus,
+    id: ClientId,
+    queue: &Queue,
+    reader: &FrameReader,
+    buf: &mut BytesMut,
+    acks: &mut Vec<(u32, u8)>,
+) -> (Blocked, Option<&'static str>) {
+    let mut core = bus.shared.core();
+    let mut end = None;
+    loop {
+        match reader.next(buf) {
+            Ok(Read::NeedMore) => break,
+            Ok(Read::Ping) => {}
+            Ok(Read::Frame(f)) => match core.handle(id, &f) {
+                Ok(Some(c)) => acks.push((f.op_id, c)),
+                Ok(None) => {}
+                Err(_) => {
+                    end = Some("malformed frame");
+                    break;
+                }
+            },
+            Err(_) => {
+                end = Some("bad frame header");
+                break;
+            }
+        }
+    }
+    if end.is_none() && !core.is_registered(id) {
+        end = Some("disconnected by the bus");
+    }
+    for (op_id, c) in acks.drain(..) {
+        if end.is_some() {
+            break;
+        }
+        if queue.push(Outbound::Ack(frame::ack(op_id, c))) == crate::queue::Pushed::Refused {
+            end = Some("own queue full");
+            break;
+        }
+        core.count_ack(id);
+    }
+    acks.clear();
+    (core.take_blocked(), end)
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(queue: Arc<Queue>, mut wr: W, t: Duration) {
@@ -453,7 +516,7 @@ impl Client {
         &self.name
     }
 
-    fn op(&self, op: Op, qos: Qos, body: Vec<u8>) -> Result<(), Error> {
+    async fn op(&self, op: Op, qos: Qos, body: Vec<u8>) -> Result<(), Error> {
         let f = ClientFrame {
             op_id: self
                 .op_id
@@ -462,16 +525,21 @@ impl Client {
             qos,
             body: Bytes::from(body),
         };
-        let mut core = self.shared.core();
-        match core.handle(self.id, &f) {
-            Ok(Some(c)) if c != code::OK => Err(Error::new(c, format!("{op:?} refused"))),
-            Ok(_) if !core.is_registered(self.id) => Err(Error::new(
-                code::NOT_REGISTERED,
-                "this client was disconnected",
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::new(code::DATA, e.0)),
-        }
+        let (result, blocked) = {
+            let mut core = self.shared.core();
+            let result = match core.handle(self.id, &f) {
+                Ok(Some(c)) if c != code::OK => Err(Error::new(c, format!("{op:?} refused"))),
+                Ok(_) if !core.is_registered(self.id) => Err(Error::new(
+                    code::NOT_REGISTERED,
+                    "this client was disconnected",
+                )),
+                Ok(_) => Ok(()),
+                Err(e) => Err(Error::new(code::DATA, e.0)),
+            };
+            (result, core.take_blocked())
+        };
+        self.shared.unblock(blocked).await;
+        result
     }
 
     fn joined(parts: &[&[u8]]) -> Vec<u8> {
@@ -487,30 +555,33 @@ impl Client {
 
     /// Sends `payload` to the client named `target` (p2p); with a QoS that needs an ACK the
     /// error says `NOT_REGISTERED` or `NOT_DELIVERED`.
-    pub fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+    pub async fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
         self.op(
             Op::Message,
             qos,
             Self::joined(&[target.as_bytes(), payload]),
         )
+        .await
     }
 
     /// Sends to every client whose name `mask` matches (`?` one segment, `*` the rest).
-    pub fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+    pub async fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
         self.op(
             Op::Broadcast,
             qos,
             Self::joined(&[mask.as_bytes(), payload]),
         )
+        .await
     }
 
     /// Publishes on a topic.
-    pub fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+    pub async fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
         self.op(Op::Publish, qos, Self::joined(&[topic.as_bytes(), payload]))
+            .await
     }
 
     /// Publishes to `receiver`'s instances subscribed to the topic.
-    pub fn publish_for(
+    pub async fn publish_for(
         &self,
         topic: &str,
         receiver: &str,
@@ -522,31 +593,32 @@ impl Client {
             qos,
             Self::joined(&[topic.as_bytes(), receiver.as_bytes(), payload]),
         )
+        .await
     }
 
-    fn topics_op(&self, op: Op, topics: &[&str]) -> Result<(), Error> {
+    async fn topics_op(&self, op: Op, topics: &[&str]) -> Result<(), Error> {
         let parts: Vec<&[u8]> = topics.iter().map(|t| t.as_bytes()).collect();
-        self.op(op, Qos::Processed, Self::joined(&parts))
+        self.op(op, Qos::Processed, Self::joined(&parts)).await
     }
 
     /// Subscribes to topic patterns (`+` one segment, `#` one or more).
-    pub fn subscribe(&self, topics: &[&str]) -> Result<(), Error> {
-        self.topics_op(Op::Subscribe, topics)
+    pub async fn subscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Subscribe, topics).await
     }
 
     /// Unsubscribes (the strings as subscribed).
-    pub fn unsubscribe(&self, topics: &[&str]) -> Result<(), Error> {
-        self.topics_op(Op::Unsubscribe, topics)
+    pub async fn unsubscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Unsubscribe, topics).await
     }
 
     /// Stops receiving publications whose topic matches these patterns.
-    pub fn exclude(&self, topics: &[&str]) -> Result<(), Error> {
-        self.topics_op(Op::Exclude, topics)
+    pub async fn exclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Exclude, topics).await
     }
 
     /// Undoes [`exclude`](Self::exclude).
-    pub fn unexclude(&self, topics: &[&str]) -> Result<(), Error> {
-        self.topics_op(Op::Unexclude, topics)
+    pub async fn unexclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.topics_op(Op::Unexclude, topics).await
     }
 
     /// The next delivery (none once the client is disconnected).
@@ -580,8 +652,14 @@ impl Client {
         true
     }
 
-    pub(crate) fn send_reply(&self, target: &str, payload: &[u8], qos: Qos) -> u8 {
-        self.shared.core().send_from(self.id, target, payload, qos)
+    pub(crate) async fn send_reply(&self, target: &str, payload: &[u8], qos: Qos) -> u8 {
+        let (code, blocked) = {
+            let mut core = self.shared.core();
+            let code = core.send_from(self.id, target, payload, qos);
+            (code, core.take_blocked())
+        };
+        self.shared.unblock(blocked).await;
+        code
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

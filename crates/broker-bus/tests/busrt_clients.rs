@@ -444,7 +444,7 @@ async fn busrt_rpc_between_two_clients_through_the_bus() {
 async fn in_process_and_external_clients_meet() {
     let s = server().await;
     let inner = s.bus.register_client("inner").unwrap();
-    inner.subscribe(&["ext/#"]).unwrap();
+    inner.subscribe(&["ext/#"]).await.unwrap();
     let mut ext = connect(&s.unix, "ext").await;
     let rx = ext.take_event_channel().unwrap();
     ack(ext
@@ -463,6 +463,7 @@ async fn in_process_and_external_clients_meet() {
     );
     inner
         .send("ext", b"from-inner", OurQos::RealtimeProcessed)
+        .await
         .unwrap();
     let f = next(&rx).await;
     assert_eq!(
@@ -472,6 +473,7 @@ async fn in_process_and_external_clients_meet() {
     assert_eq!(
         inner
             .send("ghost", b"x", OurQos::Processed)
+            .await
             .unwrap_err()
             .code,
         0x71

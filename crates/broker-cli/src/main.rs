@@ -14,6 +14,7 @@
 //! ```
 
 mod bench;
+mod bus;
 mod cluster;
 mod cluster_config;
 mod control;
@@ -239,6 +240,11 @@ enum Command {
         /// Stop after this many seconds (0: run until killed).
         #[arg(long, default_value_t = 0)]
         seconds: u64,
+    },
+    /// Bus mode: a busrt-compatible bus (`broker bus serve -B PATH|HOST:PORT`).
+    Bus {
+        #[command(subcommand)]
+        command: bus::BusCommand,
     },
     /// One node of `broker bench cluster --processes` (started by it).
     #[command(hide = true)]
@@ -651,6 +657,7 @@ fn main() -> Result<()> {
             BenchKind::FanOut(args) => fanout::run(args),
         },
         Command::BenchClusterNode { config, name } => cluster::node_process(&config, &name),
+        Command::Bus { command } => bus::run(command),
         Command::Bench {
             kind: None,
             messages,
