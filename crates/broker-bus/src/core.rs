@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use crate::aaa::ClientAaa;
 use crate::frame::{self, code, ClientFrame, Kind, Op, Qos};
 use crate::pattern::{self, SubMap, NAME, TOPIC};
 use crate::queue::{Outbound, Pushed, Queue};
@@ -58,6 +59,8 @@ pub struct Registration {
     pub port: Option<String>,
     /// Its queue.
     pub queue: Arc<Queue>,
+    /// Its access rules (none: everything allowed), copied from the AAA map at connect.
+    pub aaa: Option<ClientAaa>,
 }
 
 /// Per-client (and global) frame counters.
@@ -71,6 +74,8 @@ pub struct Counters {
     pub w_frames: u64,
     /// Their bytes.
     pub w_bytes: u64,
+    /// Frames the access rules refused (with an ACCESS ack when an ack was asked for).
+    pub denied: u64,
 }
 
 /// One row of `client.list`.
@@ -108,6 +113,7 @@ struct Client {
     stored: HashMap<String, usize>,
     excludes: Vec<String>,
     counters: Counters,
+    aaa: Option<ClientAaa>,
 }
 
 /// The frame was malformed: the connection is closed (as busrt does), nothing routed.
@@ -239,6 +245,7 @@ impl Core {
                 stored: HashMap::new(),
                 excludes: Vec::new(),
                 counters: Counters::default(),
+                aaa: r.aaa,
             },
         );
         self.subscribe(id, WARN_TOPIC);
@@ -323,6 +330,12 @@ impl Core {
         self.totals.r_frames += 1;
         self.totals.r_bytes += f.body.len() as u64;
         let realtime = f.qos.is_realtime();
+        if !self.permitted(id, f)? {
+            let c = self.clients.get_mut(&id).expect("registered");
+            c.counters.denied += 1;
+            tracing::debug!(client = %c.name, op = ?f.op, "bus: denied by the access rules");
+            return Ok(f.qos.needs_ack().then_some(code::ACCESS));
+        }
         let result = match f.op {
             Op::Nop => code::OK,
             Op::Publish => {
@@ -377,6 +390,31 @@ impl Core {
             }
         };
         Ok(f.qos.needs_ack().then_some(result))
+    }
+
+    /// Whether the client's access rules allow the frame (a malformed frame is an error as
+    /// it is without rules). A subscription is allowed whole or not at all.
+    fn permitted(&self, id: ClientId, f: &ClientFrame) -> Result<bool, Malformed> {
+        let Some(rules) = self.clients.get(&id).and_then(|c| c.aaa.as_ref()) else {
+            return Ok(true);
+        };
+        let first = || frame::split_name(&f.body).map(|(n, _)| n);
+        Ok(match f.op {
+            Op::Publish | Op::PublishFor => {
+                rules.may_publish(first().ok_or(Malformed("a publication without its topic"))?)
+            }
+            Op::Message => {
+                rules.may_send(first().ok_or(Malformed("a message without its target"))?)
+            }
+            Op::Broadcast => {
+                rules.may_broadcast(first().ok_or(Malformed("a broadcast without its mask"))?)
+            }
+            Op::Subscribe => frame::topics(&f.body)
+                .ok_or(Malformed("a topic that is not UTF-8"))?
+                .iter()
+                .all(|t| rules.may_subscribe(t)),
+            Op::Nop | Op::Unsubscribe | Op::Exclude | Op::Unexclude => true,
+        })
     }
 
     fn subscribe(&mut self, id: ClientId, topic: &str) {

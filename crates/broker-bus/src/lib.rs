@@ -19,6 +19,7 @@
 //! # });
 //! ```
 
+pub mod aaa;
 pub mod core;
 pub mod frame;
 pub mod pattern;
@@ -26,6 +27,7 @@ pub mod queue;
 pub mod rpc;
 mod server;
 
+pub use crate::aaa::{AaaMap, ClientAaa, IpNet};
 pub use crate::frame::{Delivery, Kind, Qos};
 pub use crate::queue::OverflowPolicy;
 pub use crate::server::{Bus, BusConfig, Client, Error, ServerConfig, ServerHandle};

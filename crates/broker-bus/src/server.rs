@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub max_frame_size: u32,
     /// Connections open at once (handshakes included); more are refused.
     pub max_connections: usize,
+    /// Access rules by primary name: with a map, only names in it may connect, from where
+    /// and doing what their rules allow (none: everyone, everything).
+    pub aaa_map: Option<crate::aaa::AaaMap>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             timeout: Duration::from_secs(5),
             max_frame_size: 64 << 20,
             max_connections: 4096,
+            aaa_map: None,
         }
     }
 }
@@ -187,6 +191,7 @@ impl Bus {
                 source: None,
                 port: None,
                 queue: queue.clone(),
+                aaa: None,
             })
             .map_err(|c| Error::new(c, format!("cannot register {name:?}")))?;
         Ok(Client {
@@ -249,6 +254,11 @@ impl Bus {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let cred = stream.peer_cred().ok();
+                let peer = crate::aaa::Peer::Unix {
+                    uid: cred.map(|c| c.uid()),
+                    gid: cred.map(|c| c.gid()),
+                };
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     tracing::warn!("bus: too many connections, refusing one");
                     continue;
@@ -257,7 +267,7 @@ impl Bus {
                 let (config, port) = (config.clone(), port.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    serve(bus, stream, ClientKind::LocalIpc, None, port, config).await;
+                    serve(bus, stream, ClientKind::LocalIpc, None, peer, port, config).await;
                 });
             }
         });
@@ -290,6 +300,7 @@ impl Bus {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                let ip = crate::aaa::Peer::Tcp(peer.ip());
                 let bus = bus.clone();
                 let (config, port) = (config.clone(), port.clone());
                 tokio::spawn(async move {
@@ -299,6 +310,7 @@ impl Bus {
                         stream,
                         ClientKind::Tcp,
                         Some(peer.to_string()),
+                        ip,
                         port,
                         config,
                     )
@@ -316,6 +328,7 @@ async fn serve<S>(
     stream: S,
     kind: ClientKind,
     source: Option<String>,
+    peer: crate::aaa::Peer,
     port: String,
     config: ServerConfig,
 ) where
@@ -328,12 +341,27 @@ async fn serve<S>(
     };
     let Some(name) = name else { return };
     let queue = bus.queue();
-    let registered = bus.shared.core().register(Registration {
-        name: name.clone(),
-        kind,
-        source,
-        port: Some(port),
-        queue: queue.clone(),
+    // busrt's order: a bad name first, then the AAA map (the primary's entry, the peer's
+    // address or credentials), then registration.
+    let rules = match &config.aaa_map {
+        Some(map) if !(name.is_empty() || name.starts_with('.')) => {
+            let primary = name.split("%%").next().unwrap_or_default();
+            match map.get(primary) {
+                Some(r) if r.admits(&peer) => Ok(Some(r)),
+                _ => Err(code::ACCESS),
+            }
+        }
+        _ => Ok(None),
+    };
+    let registered = rules.and_then(|aaa| {
+        bus.shared.core().register(Registration {
+            name: name.clone(),
+            kind,
+            source,
+            port: Some(port),
+            queue: queue.clone(),
+            aaa,
+        })
     });
     let answer = match registered {
         Ok(_) => code::OK,
