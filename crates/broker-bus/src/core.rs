@@ -99,7 +99,7 @@ pub struct ClientInfo {
 
 #[derive(Debug)]
 struct Client {
-    name: String,
+    name: Arc<str>,
     primary: String,
     is_primary: bool,
     kind: ClientKind,
@@ -234,7 +234,7 @@ impl Core {
         self.clients.insert(
             id,
             Client {
-                name: r.name,
+                name: r.name.into(),
                 primary,
                 is_primary,
                 kind: r.kind,
@@ -259,7 +259,7 @@ impl Core {
 
     /// The full name of a registered client.
     pub fn name(&self, id: ClientId) -> Option<&str> {
-        self.clients.get(&id).map(|c| c.name.as_str())
+        self.clients.get(&id).map(|c| &*c.name)
     }
 
     /// The client registered under `name`.
@@ -273,7 +273,7 @@ impl Core {
         let Some(c) = self.clients.remove(&id) else {
             return;
         };
-        self.by_name.remove(&c.name);
+        self.by_name.remove(&*c.name);
         for pattern in c.stored.keys() {
             self.subs.remove(pattern, id);
         }
@@ -282,7 +282,7 @@ impl Core {
             let secondaries: Vec<ClientId> = self
                 .clients
                 .iter()
-                .filter(|(_, s)| !s.is_primary && s.primary == c.name)
+                .filter(|(_, s)| !s.is_primary && *s.primary == *c.name)
                 .map(|(id, _)| *id)
                 .collect();
             for s in secondaries {
@@ -309,13 +309,13 @@ impl Core {
 
     fn announce(&mut self, s: &str, name: &str) {
         let payload = event_payload(s, Some(name), now_ns());
-        self.publish_from(BROKER_NAME, None, INFO_TOPIC, None, &payload, false);
+        self.publish_from(BROKER_NAME, INFO_TOPIC, None, &payload, false);
     }
 
     /// Publishes `{"s": "shutdown", "t": ns}` on `.broker/warn` (the server is stopping).
     pub fn warn_shutdown(&mut self) {
         let payload = event_payload("shutdown", None, now_ns());
-        self.publish_from(BROKER_NAME, None, WARN_TOPIC, None, &payload, false);
+        self.publish_from(BROKER_NAME, WARN_TOPIC, None, &payload, false);
     }
 
     /// Handles a frame from client `id`. `Ok(Some(code))`: the sender wants an ACK with this
@@ -342,7 +342,7 @@ impl Core {
                 let (topic, payload) = frame::split_name(&f.body)
                     .ok_or(Malformed("a publication without its topic"))?;
                 let sender = self.clients[&id].name.clone();
-                self.publish_from(&sender, Some(id), topic, None, &payload, realtime);
+                self.publish_from(&sender, topic, None, &payload, realtime);
                 code::OK
             }
             Op::PublishFor => {
@@ -351,7 +351,7 @@ impl Core {
                 let (receiver, payload) = frame::split_name(&rest)
                     .ok_or(Malformed("a publish_for without its receiver"))?;
                 let sender = self.clients[&id].name.clone();
-                self.publish_from(&sender, Some(id), topic, Some(receiver), &payload, realtime);
+                self.publish_from(&sender, topic, Some(receiver), &payload, realtime);
                 code::OK
             }
             Op::Message => {
@@ -507,16 +507,35 @@ impl Core {
         }
     }
 
+    /// Publishes from an in-process client without building a client frame first (what
+    /// [`handle`](Self::handle) does for a PUBLISH or PUBLISH_FOR).
+    pub fn publish_direct(
+        &mut self,
+        id: ClientId,
+        topic: &str,
+        receiver: Option<&str>,
+        payload: &[u8],
+        qos: Qos,
+    ) -> Option<u8> {
+        let c = self.clients.get_mut(&id)?;
+        let n = (topic.len() + 1 + receiver.map_or(0, |r| r.len() + 1) + payload.len()) as u64;
+        c.counters.r_frames += 1;
+        c.counters.r_bytes += n;
+        self.totals.r_frames += 1;
+        self.totals.r_bytes += n;
+        let sender = c.name.clone();
+        self.publish_from(&sender, topic, receiver, payload, qos.is_realtime());
+        Some(code::OK)
+    }
+
     fn publish_from(
         &mut self,
         sender: &str,
-        sender_id: Option<ClientId>,
         topic: &str,
         receiver: Option<&str>,
         payload: &[u8],
         realtime: bool,
     ) {
-        let _ = sender_id;
         let mut targets = std::mem::take(&mut self.scratch);
         targets.clear();
         self.subs.lookup(topic, &mut targets);
@@ -576,7 +595,7 @@ impl Core {
 
     /// Sends from an in-process client by name (the `.broker` service's replies).
     pub fn send_from(&mut self, id: ClientId, target: &str, payload: &[u8], qos: Qos) -> u8 {
-        let Some(sender) = self.name(id).map(str::to_owned) else {
+        let Some(sender) = self.clients.get(&id).map(|c| c.name.clone()) else {
             return code::NOT_REGISTERED;
         };
         self.send(&sender, target, payload, qos.is_realtime())
@@ -594,7 +613,7 @@ impl Core {
             .values()
             .filter(|c| c.is_primary)
             .map(|c| ClientInfo {
-                name: c.name.clone(),
+                name: c.name.to_string(),
                 kind: c.kind,
                 source: c.source.clone(),
                 port: c.port.clone(),
@@ -603,7 +622,7 @@ impl Core {
                 instances: 1 + self
                     .clients
                     .values()
-                    .filter(|s| !s.is_primary && s.primary == c.name)
+                    .filter(|s| !s.is_primary && *s.primary == *c.name)
                     .count(),
             })
             .collect();
@@ -624,5 +643,277 @@ impl Core {
     /// Every client's id (to disconnect them all at shutdown).
     pub fn ids(&self) -> Vec<ClientId> {
         self.clients.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod simulation {
+    //! Seeded random clients, subscriptions, exclusions, masks and disconnects; every
+    //! delivery is checked against a reference model of the matching rules (each client's
+    //! patterns matched one by one), and nobody gets a frame twice.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::frame::Delivery;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len())]
+        }
+    }
+
+    const SEGS: &[&str] = &["a", "b", "c", ""];
+    const PATTERN_SEGS: &[&str] = &["a", "b", "c", "", "+", "#"];
+    const NAMES: &[&str] = &["w.1", "w.2", "w.x.y", "m", "grp.a", "grp.b", "solo"];
+    const MASKS: &[&str] = &["w.*", "w.?", "*", "grp.?", "?", "m", "w.x.?", "nobody"];
+
+    fn path(rng: &mut Rng, segs: &[&str]) -> String {
+        let n = 1 + rng.below(3);
+        (0..n).map(|_| rng.pick(segs)).collect::<Vec<_>>().join("/")
+    }
+
+    #[derive(Default)]
+    struct Model {
+        subs: BTreeSet<String>,
+        excludes: BTreeSet<String>,
+        primary: String,
+    }
+
+    fn frame(op: Op, body: Vec<u8>) -> ClientFrame {
+        ClientFrame {
+            op_id: 1,
+            op,
+            qos: Qos::Processed,
+            body: Bytes::from(body),
+        }
+    }
+
+    fn drain(q: &Queue) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        q.try_drain(&mut out);
+        out.into_iter()
+            .filter_map(|o| match o {
+                Outbound::Frame(b) => Delivery::parse(&b),
+                Outbound::Ack(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deliveries_match_the_reference_model() {
+        for seed in 1..=200u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut core = Core::new(CoreConfig::default());
+            let mut live: BTreeMap<ClientId, (String, Arc<Queue>)> = BTreeMap::new();
+            let mut model: BTreeMap<ClientId, Model> = BTreeMap::new();
+            for step in 0..300 {
+                // Drain everything first: only this step's deliveries count.
+                for (_, q) in live.values() {
+                    drain(q);
+                }
+                match rng.below(10) {
+                    0 | 1 => {
+                        // Register a primary or a secondary.
+                        let base = rng.pick(NAMES);
+                        let name = if rng.below(3) == 0 {
+                            format!("{base}%%{}", rng.below(3))
+                        } else {
+                            base.to_owned()
+                        };
+                        let q = Arc::new(Queue::new(
+                            1 << 16,
+                            crate::queue::OverflowPolicy::Disconnect,
+                        ));
+                        let r = core.register(Registration {
+                            name: name.clone(),
+                            kind: ClientKind::Tcp,
+                            source: None,
+                            port: None,
+                            queue: q.clone(),
+                            aaa: None,
+                        });
+                        let taken = live.values().any(|(n, _)| *n == name);
+                        let primary = name.split("%%").next().unwrap().to_owned();
+                        let has_primary = live.values().any(|(n, _)| *n == primary);
+                        match r {
+                            Ok(id) => {
+                                assert!(
+                                    !taken && (name == primary || has_primary),
+                                    "seed {seed} step {step}: {name}"
+                                );
+                                live.insert(id, (name, q));
+                                model.insert(
+                                    id,
+                                    Model {
+                                        subs: [WARN_TOPIC.to_owned()].into(),
+                                        primary,
+                                        ..Model::default()
+                                    },
+                                );
+                            }
+                            Err(c) => {
+                                let want = if name != primary && !has_primary {
+                                    code::NOT_REGISTERED
+                                } else {
+                                    code::BUSY
+                                };
+                                assert!(
+                                    taken || c == code::NOT_REGISTERED,
+                                    "seed {seed}: {name} refused"
+                                );
+                                assert_eq!(c, want, "seed {seed} step {step}: {name}");
+                            }
+                        }
+                    }
+                    2 if !live.is_empty() => {
+                        // A client leaves (a primary takes its secondaries along).
+                        let ids: Vec<ClientId> = live.keys().copied().collect();
+                        let id = ids[rng.below(ids.len())];
+                        core.unregister(id);
+                        let (name, _) = live.remove(&id).unwrap();
+                        model.remove(&id);
+                        if !name.contains("%%") {
+                            let gone: Vec<ClientId> = live
+                                .iter()
+                                .filter(|(_, (n, _))| {
+                                    n.split("%%").next() == Some(name.as_str()) && n.contains("%%")
+                                })
+                                .map(|(id, _)| *id)
+                                .collect();
+                            for g in gone {
+                                live.remove(&g);
+                                model.remove(&g);
+                            }
+                        }
+                        for (id, _) in live.iter() {
+                            assert!(core.is_registered(*id));
+                        }
+                    }
+                    3 | 4 if !live.is_empty() => {
+                        // Subscribe, unsubscribe, exclude or unexclude.
+                        let ids: Vec<ClientId> = live.keys().copied().collect();
+                        let id = ids[rng.below(ids.len())];
+                        let p = path(&mut rng, PATTERN_SEGS);
+                        let m = model.get_mut(&id).unwrap();
+                        let op = match rng.below(4) {
+                            0 => {
+                                m.subs.insert(p.clone());
+                                Op::Subscribe
+                            }
+                            1 => {
+                                m.subs.remove(&p);
+                                Op::Unsubscribe
+                            }
+                            2 => {
+                                m.excludes.insert(p.clone());
+                                Op::Exclude
+                            }
+                            _ => {
+                                m.excludes.remove(&p);
+                                Op::Unexclude
+                            }
+                        };
+                        assert_eq!(
+                            core.handle(id, &frame(op, p.into_bytes())),
+                            Ok(Some(code::OK))
+                        );
+                    }
+                    _ if !live.is_empty() => {
+                        // Publish, publish_for, send or broadcast from a random client.
+                        let ids: Vec<ClientId> = live.keys().copied().collect();
+                        let from = ids[rng.below(ids.len())];
+                        let sender = live[&from].0.clone();
+                        let (op, body, want): (Op, Vec<u8>, BTreeSet<ClientId>) = match rng.below(4)
+                        {
+                            0 | 1 => {
+                                let t = path(&mut rng, SEGS);
+                                let want = model
+                                    .iter()
+                                    .filter(|(_, m)| {
+                                        m.subs.iter().any(|p| pattern::matches(TOPIC, p, &t))
+                                            && !m
+                                                .excludes
+                                                .iter()
+                                                .any(|e| pattern::matches(TOPIC, e, &t))
+                                    })
+                                    .map(|(id, _)| *id)
+                                    .collect();
+                                (Op::Publish, [t.as_bytes(), b"\0x"].concat(), want)
+                            }
+                            2 => {
+                                let t = path(&mut rng, SEGS);
+                                let r = rng.pick(NAMES);
+                                let want = model
+                                    .iter()
+                                    .filter(|(_, m)| {
+                                        m.primary == r
+                                            && m.subs.iter().any(|p| pattern::matches(TOPIC, p, &t))
+                                            && !m
+                                                .excludes
+                                                .iter()
+                                                .any(|e| pattern::matches(TOPIC, e, &t))
+                                    })
+                                    .map(|(id, _)| *id)
+                                    .collect();
+                                (
+                                    Op::PublishFor,
+                                    [t.as_bytes(), b"\0", r.as_bytes(), b"\0x"].concat(),
+                                    want,
+                                )
+                            }
+                            _ => {
+                                let mask = rng.pick(MASKS);
+                                let want = live
+                                    .iter()
+                                    .filter(|(_, (n, _))| pattern::matches(NAME, mask, n))
+                                    .map(|(id, _)| *id)
+                                    .collect();
+                                (Op::Broadcast, [mask.as_bytes(), b"\0x"].concat(), want)
+                            }
+                        };
+                        assert_eq!(core.handle(from, &frame(op, body)), Ok(Some(code::OK)));
+                        let mut got = BTreeSet::new();
+                        for (id, (_, q)) in &live {
+                            let ds = drain(q);
+                            assert!(ds.len() <= 1, "seed {seed} step {step}: a frame twice");
+                            if let Some(d) = ds.first() {
+                                assert_eq!(d.sender(), sender);
+                                got.insert(*id);
+                            }
+                        }
+                        assert_eq!(got, want, "seed {seed} step {step}: {op:?} from {sender}");
+                    }
+                    _ => {}
+                }
+            }
+            // p2p: to each live name, and to one that is not.
+            if let Some((&from, _)) = live.iter().next() {
+                for (id, (name, q)) in &live {
+                    drain(q);
+                    let r = core.handle(
+                        from,
+                        &frame(Op::Message, [name.as_bytes(), b"\0p"].concat()),
+                    );
+                    assert_eq!(r, Ok(Some(code::OK)));
+                    assert_eq!(drain(q).len(), 1, "{id}");
+                }
+                let r = core.handle(from, &frame(Op::Message, b"no.such\0p".to_vec()));
+                assert_eq!(r, Ok(Some(code::NOT_REGISTERED)));
+            }
+        }
     }
 }

@@ -275,20 +275,15 @@ pub fn ack(op_id: u32, code: u8) -> [u8; 6] {
     [Kind::Ack as u8, id[0], id[1], id[2], id[3], code]
 }
 
-/// A delivered frame, as a receiver reads it (in-process clients read the shared bytes
-/// directly).
+/// A delivered frame, as a receiver reads it: the shared frame itself, with the places of its
+/// parts (nothing is copied; in-process clients read the bytes every receiver shares).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
-    /// Its kind (publish, message or broadcast).
-    pub kind: Kind,
-    /// Whether its sender asked for realtime delivery.
-    pub realtime: bool,
-    /// The sender's full name.
-    pub sender: String,
-    /// The topic of a publication.
-    pub topic: Option<String>,
-    /// The payload (a slice of the shared frame).
-    pub payload: Bytes,
+    frame: Bytes,
+    kind: Kind,
+    sender_end: usize,
+    topic: Option<(usize, usize)>,
+    payload_start: usize,
 }
 
 impl Delivery {
@@ -303,25 +298,60 @@ impl Delivery {
             0x13 => Kind::Broadcast,
             _ => return None,
         };
-        let body = frame.slice(6..);
-        let first = body.iter().position(|&b| b == 0)?;
-        let sender = std::str::from_utf8(&body[..first]).ok()?.to_owned();
-        let mut rest = first + 1;
-        let topic = if kind == Kind::Publish {
-            let end = rest + body[rest..].iter().position(|&b| b == 0)?;
-            let t = std::str::from_utf8(&body[rest..end]).ok()?.to_owned();
-            rest = end + 1;
-            Some(t)
+        let nul = |from: usize| frame[from..].iter().position(|&b| b == 0).map(|i| from + i);
+        let sender_end = nul(6)?;
+        std::str::from_utf8(&frame[6..sender_end]).ok()?;
+        let (topic, payload_start) = if kind == Kind::Publish {
+            let end = nul(sender_end + 1)?;
+            std::str::from_utf8(&frame[sender_end + 1..end]).ok()?;
+            (Some((sender_end + 1, end)), end + 1)
         } else {
-            None
+            (None, sender_end + 1)
         };
         Some(Delivery {
+            frame: frame.clone(),
             kind,
-            realtime: frame[5] != 0,
-            sender,
+            sender_end,
             topic,
-            payload: body.slice(rest..),
+            payload_start,
         })
+    }
+
+    /// Its kind (publish, message or broadcast).
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether its sender asked for realtime delivery.
+    pub fn realtime(&self) -> bool {
+        self.frame[5] != 0
+    }
+
+    /// The sender's full name.
+    pub fn sender(&self) -> &str {
+        std::str::from_utf8(&self.frame[6..self.sender_end]).unwrap_or_default()
+    }
+
+    /// The sender's primary name (without `%%N`).
+    pub fn primary_sender(&self) -> &str {
+        let s = self.sender();
+        s.split_once("%%").map_or(s, |(p, _)| p)
+    }
+
+    /// The topic of a publication.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic
+            .map(|(a, b)| std::str::from_utf8(&self.frame[a..b]).unwrap_or_default())
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[self.payload_start..]
+    }
+
+    /// The payload as shared bytes (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.frame.slice(self.payload_start..)
     }
 }
 
@@ -437,10 +467,12 @@ mod tests {
     fn deliveries_parse_back() {
         let d = delivery(Kind::Publish, true, "a%%1", Some("x/y"), b"\0data");
         let p = Delivery::parse(&d).unwrap();
-        assert_eq!(p.sender, "a%%1");
-        assert_eq!(p.topic.as_deref(), Some("x/y"));
-        assert_eq!(&p.payload[..], b"\0data");
-        assert!(p.realtime);
+        assert_eq!((p.sender(), p.primary_sender()), ("a%%1", "a"));
+        assert_eq!(p.topic(), Some("x/y"));
+        assert_eq!(p.payload(), b"\0data");
+        assert!(p.realtime());
+        assert_eq!(p.kind(), Kind::Publish);
+        assert!(Delivery::parse(&Bytes::from_static(b"\x12\x01\0\0\0\0x")).is_none());
         assert_eq!(topics(b"").unwrap(), [""]);
     }
 }

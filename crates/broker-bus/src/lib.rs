@@ -15,7 +15,7 @@
 //! let manager = bus.register_client("manager").unwrap();
 //! manager.send_broadcast("worker.*", b"reload", Qos::No).await.unwrap();
 //! let got = worker.recv().await.unwrap();
-//! assert_eq!((got.sender.as_str(), &got.payload[..]), ("manager", &b"reload"[..]));
+//! assert_eq!((got.sender(), got.payload()), ("manager", &b"reload"[..]));
 //! # });
 //! ```
 

@@ -149,22 +149,26 @@ impl SubMap {
     /// Appends to `out` every client a publication on `topic` reaches (possibly more than
     /// once: the caller dedups).
     pub fn lookup(&self, topic: &str, out: &mut Vec<u64>) {
-        let segs: Vec<&str> = topic.split(TOPIC.sep).collect();
-        Self::lookup_at(&self.root, &segs, out);
+        Self::lookup_at(&self.root, Some(topic), out);
     }
 
-    fn lookup_at(node: &Node, segs: &[&str], out: &mut Vec<u64>) {
-        let Some((seg, rest)) = segs.split_first() else {
+    /// `rest`: the topic's remaining segments (none once they are used up).
+    fn lookup_at(node: &Node, rest: Option<&str>, out: &mut Vec<u64>) {
+        let Some(rest) = rest else {
             out.extend_from_slice(&node.here);
             return;
         };
+        let (seg, next) = match rest.split_once(TOPIC.sep) {
+            Some((s, n)) => (s, Some(n)),
+            None => (rest, None),
+        };
         // `#` here needs at least one more segment: there is one.
         out.extend_from_slice(&node.wild);
-        if let Some(child) = node.children.get(*seg) {
-            Self::lookup_at(child, rest, out);
+        if let Some(child) = node.children.get(seg) {
+            Self::lookup_at(child, next, out);
         }
         if let Some(child) = &node.any {
-            Self::lookup_at(child, rest, out);
+            Self::lookup_at(child, next, out);
         }
     }
 }

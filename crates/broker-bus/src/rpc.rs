@@ -212,10 +212,10 @@ pub(crate) async fn serve_broker(client: Client) {
     let mut batch = Vec::new();
     while client.recv_batch(&mut batch).await {
         for d in batch.drain(..) {
-            if d.kind != Kind::Message {
+            if d.kind() != Kind::Message {
                 continue;
             }
-            let Some(req) = parse_request(&d.payload) else {
+            let Some(req) = parse_request(d.payload()) else {
                 continue;
             };
             let answer = match broker_method(&client, req.method, req.params) {
@@ -223,12 +223,12 @@ pub(crate) async fn serve_broker(client: Client) {
                 Err((code, data)) => error(req.id, code, &data),
             };
             if req.id != 0 {
-                let qos = if d.realtime {
+                let qos = if d.realtime() {
                     Qos::RealtimeProcessed
                 } else {
                     Qos::Processed
                 };
-                client.send_reply(&d.sender, &answer, qos).await;
+                client.send_reply(d.sender(), &answer, qos).await;
             }
         }
     }

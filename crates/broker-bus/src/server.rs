@@ -129,8 +129,8 @@ impl Shared {
 /// b.subscribe(&["news/#"]).await.unwrap();
 /// a.publish("news/today", b"hello", Qos::Processed).await.unwrap();
 /// let got = b.recv().await.unwrap();
-/// assert_eq!((got.sender.as_str(), got.topic.as_deref()), ("a", Some("news/today")));
-/// assert_eq!(&got.payload[..], b"hello");
+/// assert_eq!((got.sender(), got.topic()), ("a", Some("news/today")));
+/// assert_eq!(got.payload(), b"hello");
 /// # });
 /// ```
 #[derive(Clone)]
@@ -604,8 +604,29 @@ impl Client {
 
     /// Publishes on a topic.
     pub async fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(Op::Publish, qos, Self::joined(&[topic.as_bytes(), payload]))
-            .await
+        self.publish_direct(topic, None, payload, qos).await
+    }
+
+    async fn publish_direct(
+        &self,
+        topic: &str,
+        receiver: Option<&str>,
+        payload: &[u8],
+        qos: Qos,
+    ) -> Result<(), Error> {
+        let (done, blocked) = {
+            let mut core = self.shared.core();
+            let done = core.publish_direct(self.id, topic, receiver, payload, qos);
+            (done, core.take_blocked())
+        };
+        self.shared.unblock(blocked).await;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(Error::new(
+                code::NOT_REGISTERED,
+                "this client was disconnected",
+            )),
+        }
     }
 
     /// Publishes to `receiver`'s instances subscribed to the topic.
@@ -616,12 +637,8 @@ impl Client {
         payload: &[u8],
         qos: Qos,
     ) -> Result<(), Error> {
-        self.op(
-            Op::PublishFor,
-            qos,
-            Self::joined(&[topic.as_bytes(), receiver.as_bytes(), payload]),
-        )
-        .await
+        self.publish_direct(topic, Some(receiver), payload, qos)
+            .await
     }
 
     async fn topics_op(&self, op: Op, topics: &[&str]) -> Result<(), Error> {

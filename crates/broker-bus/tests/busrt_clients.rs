@@ -458,7 +458,7 @@ async fn in_process_and_external_clients_meet() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (d.sender.as_str(), d.topic.as_deref(), &d.payload[..]),
+        (d.sender(), d.topic(), d.payload()),
         ("ext", Some("ext/a"), &b"from-ext"[..])
     );
     inner
