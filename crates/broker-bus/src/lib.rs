@@ -20,8 +20,11 @@
 //! ```
 
 pub mod aaa;
+#[cfg(feature = "bridge")]
+pub mod bridge;
 pub mod core;
 pub mod frame;
+pub mod msgpack;
 pub mod pattern;
 pub mod queue;
 pub mod rpc;
