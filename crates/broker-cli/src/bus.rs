@@ -57,6 +57,89 @@ pub(crate) fn run(cmd: BusCommand) -> Result<()> {
     }
 }
 
+/// A bus running beside a node, bridged to its endpoint (`broker node --bus`).
+pub(crate) struct BridgedBus {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BridgedBus {
+    /// Announces the shutdown on the bus, closes it and waits for its thread.
+    pub(crate) fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts a bus on its own runtime thread, listening on `binds`, bridged to `ep` for
+/// `prefixes`; prints where it listens.
+pub(crate) fn serve_bridged(
+    ep: &broker::Endpoint,
+    binds: &[String],
+    prefixes: &[String],
+) -> Result<BridgedBus> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ep, binds, prefixes) = (ep.clone(), binds.to_vec(), prefixes.to_vec());
+    let thread = std::thread::Builder::new()
+        .name("broker-bus".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let bus = Bus::new(BusConfig::default());
+                let started = async {
+                    bus.init_default_core_rpc()?;
+                    let mut servers = Vec::new();
+                    for b in &binds {
+                        if is_unix_path(b) {
+                            servers.push(bus.spawn_unix_server(b, ServerConfig::default()).await?);
+                            println!("bus listening on {b}");
+                        } else {
+                            let (h, addr) =
+                                bus.spawn_tcp_server(b, ServerConfig::default()).await?;
+                            servers.push(h);
+                            println!("bus listening on {addr}");
+                        }
+                    }
+                    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+                    let bridge =
+                        broker_bus::bridge::bridge(&bus, &ep, "broker.bridge", &refs).await?;
+                    Ok::<_, anyhow::Error>((servers, bridge))
+                };
+                match started.await {
+                    Ok((servers, bridge)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        let _ = stopped.await;
+                        bus.warn_shutdown();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        drop(bridge);
+                        bus.shutdown();
+                        for s in servers {
+                            s.stop();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    ready_rx
+        .recv()
+        .context("the bus thread ended before it started")??;
+    Ok(BridgedBus { stop, thread })
+}
+
 fn is_unix_path(s: &str) -> bool {
     s.starts_with('/') || s.ends_with(".sock") || s.ends_with(".socket") || s.ends_with(".ipc")
 }

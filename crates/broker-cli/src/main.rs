@@ -122,6 +122,8 @@ impl Connection {
     }
 }
 
+// Parsed once at startup: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a long-lived endpoint that listens, peers, routes and prints status events.
@@ -176,6 +178,14 @@ enum Command {
         /// Messages the `--subscribe` queue holds before it drops the oldest (counted).
         #[arg(long, default_value_t = 100_000)]
         queue_size: usize,
+        /// Also run a busrt-compatible bus here (repeatable: a UNIX socket path or
+        /// HOST:PORT), bridged to this endpoint: bus topics under `--bus-prefix` are Broker
+        /// topics and back, payloads in MessagePack (docs/bus.md).
+        #[arg(long = "bus", value_name = "PATH|HOST:PORT")]
+        bus: Vec<String>,
+        /// Topic prefixes the bus bridge carries (repeatable; default `zeek/`).
+        #[arg(long = "bus-prefix", value_name = "PREFIX")]
+        bus_prefixes: Vec<String>,
         /// Read commands from stdin, one per line (`publish TOPIC VALUE`, `put STORE KEY
         /// VALUE`, `keys STORE`, `peers`, ...; `help` lists them); the end of input or `quit`
         /// shuts the node down.
@@ -335,6 +345,8 @@ struct NodeOptions {
     store_dir: Option<std::path::PathBuf>,
     mutation_buffer_interval: Option<f64>,
     queue_size: usize,
+    bus: Vec<String>,
+    bus_prefixes: Vec<String>,
     control: bool,
     connection: Connection,
 }
@@ -449,6 +461,16 @@ fn node(o: NodeOptions) -> Result<()> {
             let _ = std::io::stdout().flush();
         }
     });
+    let bus = if o.bus.is_empty() {
+        None
+    } else {
+        let prefixes = if o.bus_prefixes.is_empty() {
+            vec!["zeek/".to_owned()]
+        } else {
+            o.bus_prefixes.clone()
+        };
+        Some(bus::serve_bridged(&ep, &o.bus, &prefixes)?)
+    };
     let stall = control::Stall::default();
     let receiver = messages.clone().map(|sub| {
         let stall = stall.clone();
@@ -479,6 +501,9 @@ fn node(o: NodeOptions) -> Result<()> {
         }
     });
     println!("shutting down");
+    if let Some(b) = bus {
+        b.stop();
+    }
     drop(stores);
     ep.shutdown();
     let _ = printer.join();
@@ -618,6 +643,8 @@ fn main() -> Result<()> {
             store_dir,
             mutation_buffer_interval,
             queue_size,
+            bus,
+            bus_prefixes,
             control,
             connection,
         } => node(NodeOptions {
@@ -636,6 +663,8 @@ fn main() -> Result<()> {
             store_dir,
             mutation_buffer_interval,
             queue_size,
+            bus,
+            bus_prefixes,
             control,
             connection,
         }),

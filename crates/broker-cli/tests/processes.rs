@@ -538,3 +538,53 @@ fn a_node_under_control_publishes_writes_and_keeps_its_store() {
     assert!(again.child.wait().unwrap().success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `broker node --bus`: a bus client's publication (MessagePack) reaches a Broker peer of the
+/// node as a Broker value.
+#[test]
+fn a_node_bridges_its_bus_to_broker_peers() {
+    use std::os::unix::net::UnixStream;
+    let dir = broker_e2e::temp_dir("cli-bus");
+    let sock = dir.join("node-bus.sock");
+    let (node, addr) = node_with(&["--disable-ssl", "--bus", sock.to_str().unwrap()]);
+    node.expect("bus listening on");
+    let (sub, _) = node_with(&["--disable-ssl", "--peer", &addr, "--subscribe", "zeek/"]);
+    sub.expect("peer_added");
+    // busrt's handshake by hand, then PUBLISH frames until the peer prints one.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut hello = [0u8; 3];
+    std::io::Read::read_exact(&mut s, &mut hello).unwrap();
+    s.write_all(&hello).unwrap();
+    let mut ok = [0u8; 1];
+    std::io::Read::read_exact(&mut s, &mut ok).unwrap();
+    s.write_all(&[6, 0]).unwrap();
+    s.write_all(b"sensor").unwrap();
+    std::io::Read::read_exact(&mut s, &mut ok).unwrap();
+    assert_eq!(ok, [1]);
+    let value: broker_data::Data = "(1, \"two\", 10.0.0.1, 80/tcp)".parse().unwrap();
+    let mut body = b"zeek/test\0".to_vec();
+    body.extend(broker_bus::msgpack::to_vec(&value));
+    let mut frame = 1u32.to_le_bytes().to_vec();
+    frame.push(0x01);
+    frame.extend((body.len() as u32).to_le_bytes());
+    frame.extend(&body);
+    let (tx, rx) = mpsc::channel();
+    let printed = std::thread::spawn(move || {
+        let line = sub.expect("zeek/test");
+        let _ = tx.send(());
+        line
+    });
+    for _ in 0..100 {
+        s.write_all(&frame).unwrap();
+        if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+            break;
+        }
+    }
+    assert_eq!(
+        printed.join().unwrap(),
+        "zeek/test: (1, two, 10.0.0.1, 80/tcp)"
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}
