@@ -303,6 +303,11 @@ fn ci() -> Result {
             Ok(())
         },
     )?;
+    step("busrt's Python client against the bus (tests/bus)", || {
+        let (p, f) = bus_python_tests()?;
+        totals = (totals.0 + p, totals.1 + f);
+        Ok(())
+    })?;
     step("a cluster under faults, short set (tests/chaos)", || {
         let (p, f) = chaos(&[])?;
         totals = (totals.0 + p, totals.1 + f);
@@ -381,7 +386,13 @@ const WHEEL_TOOLS: &[&str] = &[
 /// What the tests need beside the wheel in their clean virtualenv.
 /// pytest, and the WebSocket clients Zeek users script with (zeekpy's and Broker's btests'
 /// `websockets`, zeek-client's `websocket-client`) for tests/websocket and tests/interop.
-const TEST_PACKAGES: &[&str] = &["pytest>=7", "websockets>=15", "websocket-client>=1.8"];
+/// And busrt's own Python client for tests/bus.
+const TEST_PACKAGES: &[&str] = &[
+    "pytest>=7",
+    "websockets>=15",
+    "websocket-client>=1.8",
+    "busrt==0.1.2",
+];
 
 /// Builds the portable `broker` wheel (crates/broker-python: manylinux_2_28, OpenSSL built
 /// from source and linked in, linked by Zig against glibc 2.28), checks it with `auditwheel
@@ -620,6 +631,22 @@ fn websocket_tests() -> Result<(u64, u64)> {
         python.display()
     ));
     c.current_dir(root().join("tests").join("websocket"))
+        .env("RS_BROKER_BIN", &broker);
+    let out = run_capturing(c)?;
+    Ok(pytest_counts(&out))
+}
+
+/// busrt's Python client from PyPI (in the test venv) against `broker bus serve`.
+fn bus_python_tests() -> Result<(u64, u64)> {
+    let python = root()
+        .join("target")
+        .join("xtask-pytest-venv")
+        .join("bin")
+        .join("python");
+    let broker = built_broker()?;
+    let mut c = Command::new(&python);
+    c.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."])
+        .current_dir(root().join("tests").join("bus"))
         .env("RS_BROKER_BIN", &broker);
     let out = run_capturing(c)?;
     Ok(pytest_counts(&out))
