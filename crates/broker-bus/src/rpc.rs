@@ -1,6 +1,7 @@
 //! busrt's RPC layer as it travels in p2p messages (busrt-protocol.md §2), and the `.broker`
 //! service every busrt server answers.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{Kind, Qos};
@@ -250,5 +251,303 @@ mod tests {
         );
         assert_eq!(error(7, -32601, b""), [0x12, 7, 0, 0, 0, 0xA7, 0x80]);
         assert!(parse_request(&[REQUEST, 1, 0, 0, 0]).is_none());
+    }
+}
+
+/// An RPC error: busrt's code and optional data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    /// The code (JSON-RPC style, or `-32000 - busrt code` for a transport error).
+    pub code: i16,
+    /// Extra data (MessagePack or text, by convention).
+    pub data: Option<Vec<u8>>,
+}
+
+impl RpcError {
+    /// An error with a code and data.
+    pub fn new(code: i16, data: Option<Vec<u8>>) -> RpcError {
+        RpcError { code, data }
+    }
+
+    /// `-32601`, method not found.
+    pub fn method_not_found() -> RpcError {
+        RpcError::new(codes::METHOD_NOT_FOUND, None)
+    }
+
+    /// `-32602`, invalid params.
+    pub fn invalid_params() -> RpcError {
+        RpcError::new(codes::INVALID_PARAMS, None)
+    }
+
+    fn transport(code: u8) -> RpcError {
+        RpcError::new(-32000 - code as i16, None)
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RPC error {}", self.code)?;
+        if let Some(d) = &self.data {
+            write!(f, ": {}", String::from_utf8_lossy(d))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// A call or notification as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct RpcEvent {
+    /// Who sent it (full name; replies go there).
+    pub sender: String,
+    /// The method (empty for a notification).
+    pub method: Vec<u8>,
+    /// The parameters or the notification's data.
+    pub payload: Bytes,
+}
+
+impl RpcEvent {
+    /// The method as text.
+    pub fn method_str(&self) -> Result<&str, RpcError> {
+        std::str::from_utf8(&self.method).map_err(|_| RpcError::new(codes::BAD_METHOD_NAME, None))
+    }
+
+    /// The parameters decoded from MessagePack.
+    pub fn params<'a, T: Deserialize<'a>>(&'a self) -> Result<T, RpcError> {
+        rmp_serde::from_slice(&self.payload)
+            .map_err(|e| RpcError::new(codes::INVALID_PARAMS, Some(e.to_string().into_bytes())))
+    }
+}
+
+/// What an RPC server does with calls, notifications and other frames.
+pub trait RpcHandlers: Send + Sync + 'static {
+    /// Answers a call: the result's bytes (MessagePack by convention) or an error.
+    fn handle_call(
+        &self,
+        event: RpcEvent,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, RpcError>> + Send {
+        let _ = event;
+        async { Err(RpcError::method_not_found()) }
+    }
+
+    /// Takes a notification.
+    fn handle_notification(&self, event: RpcEvent) -> impl std::future::Future<Output = ()> + Send {
+        let _ = event;
+        async {}
+    }
+
+    /// Takes any other frame (publications, broadcasts, non-RPC messages).
+    fn handle_frame(
+        &self,
+        delivery: crate::frame::Delivery,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        let _ = delivery;
+        async {}
+    }
+}
+
+/// No handlers: calls get `-32601`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHandlers;
+
+impl RpcHandlers for NoHandlers {}
+
+type Pending = std::sync::Mutex<
+    std::collections::HashMap<u32, tokio::sync::oneshot::Sender<Result<Bytes, RpcError>>>,
+>;
+
+/// busrt's RPC layer over an in-process client: calls out (with replies matched by id) and
+/// calls in (to the handlers, each in its own task), in busrt's payload layouts.
+pub struct Rpc {
+    client: std::sync::Arc<Client>,
+    pending: std::sync::Arc<Pending>,
+    next: std::sync::atomic::AtomicU32,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Rpc {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Rpc {
+    /// Serves `handlers` on `client` and lets this side call out.
+    pub fn new<H: RpcHandlers>(client: Client, handlers: H) -> Rpc {
+        let client = std::sync::Arc::new(client);
+        let pending: std::sync::Arc<Pending> = Default::default();
+        let handlers = std::sync::Arc::new(handlers);
+        let task = {
+            let (client, pending) = (client.clone(), pending.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::new();
+                while client.recv_batch(&mut batch).await {
+                    for d in batch.drain(..) {
+                        dispatch(&client, &pending, &handlers, d).await;
+                    }
+                }
+                // Disconnected: pending calls fail.
+                for (_, tx) in pending.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+                    let _ = tx.send(Err(RpcError::transport(crate::frame::code::IO)));
+                }
+            })
+        };
+        Rpc {
+            client,
+            pending,
+            next: std::sync::atomic::AtomicU32::new(1),
+            task,
+        }
+    }
+
+    /// The client underneath (to subscribe, publish, ...).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn next_id(&self) -> u32 {
+        loop {
+            let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// Calls `method` at `target` and waits for the reply (no timeout of its own: wrap it).
+    pub async fn call(
+        &self,
+        target: &str,
+        method: &str,
+        params: &[u8],
+        qos: Qos,
+    ) -> Result<Bytes, RpcError> {
+        let id = self.next_id();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let payload = request(id, method, params);
+        if let Err(e) = self.client.send(target, &payload, qos).await {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            return Err(RpcError::transport(e.code));
+        }
+        rx.await
+            .unwrap_or(Err(RpcError::transport(crate::frame::code::IO)))
+    }
+
+    /// Calls without wanting a reply (id 0).
+    pub async fn call0(
+        &self,
+        target: &str,
+        method: &str,
+        params: &[u8],
+        qos: Qos,
+    ) -> Result<(), RpcError> {
+        self.client
+            .send(target, &request(0, method, params), qos)
+            .await
+            .map_err(|e| RpcError::transport(e.code))
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&self, target: &str, data: &[u8], qos: Qos) -> Result<(), RpcError> {
+        let mut p = Vec::with_capacity(1 + data.len());
+        p.push(NOTIFICATION);
+        p.extend_from_slice(data);
+        self.client
+            .send(target, &p, qos)
+            .await
+            .map_err(|e| RpcError::transport(e.code))
+    }
+}
+
+/// A request payload.
+pub fn request(id: u32, method: &str, params: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(6 + method.len() + params.len());
+    p.push(REQUEST);
+    p.extend_from_slice(&id.to_le_bytes());
+    p.extend_from_slice(method.as_bytes());
+    p.push(0);
+    p.extend_from_slice(params);
+    p
+}
+
+async fn dispatch<H: RpcHandlers>(
+    client: &std::sync::Arc<Client>,
+    pending: &Pending,
+    handlers: &std::sync::Arc<H>,
+    d: crate::frame::Delivery,
+) {
+    if d.kind() != Kind::Message || d.payload().is_empty() {
+        handlers.handle_frame(d).await;
+        return;
+    }
+    let p = d.payload_bytes();
+    match p[0] {
+        NOTIFICATION => {
+            handlers
+                .handle_notification(RpcEvent {
+                    sender: d.sender().to_owned(),
+                    method: Vec::new(),
+                    payload: p.slice(1..),
+                })
+                .await
+        }
+        REQUEST => {
+            let Some(req) = parse_request(&p) else {
+                tracing::debug!(sender = d.sender(), "bus rpc: a malformed request");
+                return;
+            };
+            let event = RpcEvent {
+                sender: d.sender().to_owned(),
+                method: req.method.to_vec(),
+                payload: p.slice(p.len() - req.params.len()..),
+            };
+            let id = req.id;
+            let qos = if d.realtime() {
+                Qos::RealtimeProcessed
+            } else {
+                Qos::Processed
+            };
+            let (client, handlers) = (client.clone(), handlers.clone());
+            tokio::spawn(async move {
+                let sender = event.sender.clone();
+                let answer = handlers.handle_call(event).await;
+                if id != 0 {
+                    let payload = match answer {
+                        Ok(r) => reply(id, &r),
+                        Err(e) => error(id, e.code, e.data.as_deref().unwrap_or_default()),
+                    };
+                    let _ = client.send(&sender, &payload, qos).await;
+                }
+            });
+        }
+        REPLY | ERROR if p.len() >= 5 => {
+            let id = u32::from_le_bytes([p[1], p[2], p[3], p[4]]);
+            let Some(tx) = pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id)
+            else {
+                return;
+            };
+            let result = if p[0] == REPLY {
+                Ok(p.slice(5..))
+            } else if p.len() >= 7 {
+                let code = i16::from_le_bytes([p[5], p[6]]);
+                let data = (p.len() > 7).then(|| p[7..].to_vec());
+                Err(RpcError::new(code, data))
+            } else {
+                Err(RpcError::new(codes::PARSE, None))
+            };
+            let _ = tx.send(result);
+        }
+        _ => handlers.handle_frame(d).await,
     }
 }

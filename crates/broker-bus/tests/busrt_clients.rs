@@ -517,3 +517,86 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout_and_a_pinging_one_is_
     assert!(watcher.is_connected());
     drop(silent);
 }
+
+struct OurDoubler;
+
+impl broker_bus::rpc::RpcHandlers for OurDoubler {
+    async fn handle_call(
+        &self,
+        event: broker_bus::rpc::RpcEvent,
+    ) -> Result<Vec<u8>, broker_bus::rpc::RpcError> {
+        match event.method_str()? {
+            "double" => {
+                let n: u64 = event.params()?;
+                Ok(rmp_serde::to_vec(&(n * 2)).unwrap())
+            }
+            _ => Err(broker_bus::rpc::RpcError::method_not_found()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_rpc_layer_and_busrts_call_each_other() {
+    let s = server().await;
+    // Ours serves, busrt's RpcClient calls.
+    let ours = broker_bus::rpc::Rpc::new(s.bus.register_client("ours").unwrap(), OurDoubler);
+    let theirs = RpcClient::new(connect(&s.unix, "theirs").await, Doubler);
+    let r = tokio::time::timeout(
+        WAIT,
+        theirs.call(
+            "ours",
+            "double",
+            rmp_serde::to_vec(&4u64).unwrap().into(),
+            QoS::Processed,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(rmp_serde::from_slice::<u64>(r.payload()).unwrap(), 8);
+    let e = tokio::time::timeout(
+        WAIT,
+        theirs.call("ours", "x", vec![].into(), QoS::Processed),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(e.code(), -32601);
+    // Ours calls busrt's handler, `.broker`, and nobody.
+    let r = tokio::time::timeout(
+        WAIT,
+        ours.call(
+            "theirs",
+            "double",
+            &rmp_serde::to_vec(&50u64).unwrap(),
+            OurQos::RealtimeProcessed,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(rmp_serde::from_slice::<u64>(&r).unwrap(), 100);
+    let r = tokio::time::timeout(WAIT, ours.call(".broker", "test", b"", OurQos::Processed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&r[..], [0x81, 0xA2, b'o', b'k', 0xC3]);
+    let e = tokio::time::timeout(WAIT, ours.call("theirs", "nope", b"", OurQos::Processed))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.code, -32601);
+    assert_eq!(
+        ours.call("nobody", "x", b"", OurQos::Processed)
+            .await
+            .unwrap_err()
+            .code,
+        -32000 - 0x71
+    );
+    ours.call0("theirs", "double", b"\x01", OurQos::Processed)
+        .await
+        .unwrap();
+    ours.notify("theirs", b"note", OurQos::Processed)
+        .await
+        .unwrap();
+}
