@@ -33,4 +33,6 @@ mod server;
 pub use crate::aaa::{AaaMap, ClientAaa, IpNet};
 pub use crate::frame::{Delivery, Kind, Qos};
 pub use crate::queue::OverflowPolicy;
-pub use crate::server::{Bus, BusConfig, Client, Error, ServerConfig, ServerHandle};
+pub use crate::server::{
+    BlockingClient, Bus, BusConfig, Client, Error, ServerConfig, ServerHandle,
+};

@@ -717,3 +717,112 @@ impl Drop for Client {
         self.shared.core().unregister(self.id);
     }
 }
+
+/// An in-process client for code that does not run async: each call waits on the bus's
+/// runtime. Do not use it from inside that runtime's tasks (use [`Client`] there).
+pub struct BlockingClient {
+    client: Client,
+    handle: tokio::runtime::Handle,
+}
+
+impl BlockingClient {
+    /// Registers `name` on `bus`, whose runtime is `handle`.
+    pub fn new(
+        bus: &Bus,
+        name: &str,
+        handle: tokio::runtime::Handle,
+    ) -> Result<BlockingClient, Error> {
+        Ok(BlockingClient {
+            client: bus.register_client(name)?,
+            handle,
+        })
+    }
+
+    /// [`Client::send`].
+    pub fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.handle.block_on(self.client.send(target, payload, qos))
+    }
+
+    /// [`Client::send_broadcast`].
+    pub fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.handle
+            .block_on(self.client.send_broadcast(mask, payload, qos))
+    }
+
+    /// [`Client::publish`].
+    pub fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
+        self.handle
+            .block_on(self.client.publish(topic, payload, qos))
+    }
+
+    /// [`Client::publish_for`].
+    pub fn publish_for(
+        &self,
+        topic: &str,
+        receiver: &str,
+        payload: &[u8],
+        qos: Qos,
+    ) -> Result<(), Error> {
+        self.handle
+            .block_on(self.client.publish_for(topic, receiver, payload, qos))
+    }
+
+    /// [`Client::subscribe`].
+    pub fn subscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.handle.block_on(self.client.subscribe(topics))
+    }
+
+    /// [`Client::unsubscribe`].
+    pub fn unsubscribe(&self, topics: &[&str]) -> Result<(), Error> {
+        self.handle.block_on(self.client.unsubscribe(topics))
+    }
+
+    /// [`Client::exclude`].
+    pub fn exclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.handle.block_on(self.client.exclude(topics))
+    }
+
+    /// [`Client::unexclude`].
+    pub fn unexclude(&self, topics: &[&str]) -> Result<(), Error> {
+        self.handle.block_on(self.client.unexclude(topics))
+    }
+
+    /// The next delivery, waiting at most `timeout` (none then, or once disconnected).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Delivery> {
+        self.handle.block_on(async {
+            tokio::time::timeout(timeout, self.client.recv())
+                .await
+                .ok()
+                .flatten()
+        })
+    }
+}
+
+#[cfg(test)]
+mod blocking_tests {
+    use super::*;
+
+    #[test]
+    fn a_blocking_client_talks_to_an_async_one() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let bus = Bus::new(BusConfig::default());
+        let b = BlockingClient::new(&bus, "plain", rt.handle().clone()).unwrap();
+        let a = rt.block_on(async {
+            let a = bus.register_client("async").unwrap();
+            a.subscribe(&["x/#"]).await.unwrap();
+            a
+        });
+        b.subscribe(&["y"]).unwrap();
+        b.publish("x/1", b"one", Qos::Processed).unwrap();
+        let got = rt.block_on(a.recv()).unwrap();
+        assert_eq!((got.sender(), got.payload()), ("plain", &b"one"[..]));
+        rt.block_on(a.publish("y", b"two", Qos::No)).unwrap();
+        let got = b.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.payload(), b"two");
+        assert!(b.recv_timeout(Duration::from_millis(50)).is_none());
+        assert_eq!(
+            b.send("ghost", b"", Qos::Processed).unwrap_err().code,
+            code::NOT_REGISTERED
+        );
+    }
+}
