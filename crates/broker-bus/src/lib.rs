@@ -24,6 +24,7 @@ pub mod aaa;
 pub mod bridge;
 pub mod core;
 pub mod frame;
+pub mod ipc;
 pub mod msgpack;
 pub mod pattern;
 pub mod queue;

@@ -12,6 +12,86 @@ pub(crate) enum BusCommand {
     /// Run a busrt-compatible bus server (busrtd's options): busrt's clients, CLI and
     /// Python packages work against it.
     Serve(ServeArgs),
+    /// The server's `.broker` info, stats and clients.
+    Info(ClientArgs),
+    /// Send a message to a client (a broadcast when TARGET has `*` or `?`); prints OK.
+    Send {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The client's name, or a mask.
+        target: String,
+        /// The payload (text; `-` reads stdin).
+        payload: String,
+    },
+    /// Publish on a topic; prints OK.
+    Publish {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The topic.
+        topic: String,
+        /// The payload (text; `-` reads stdin).
+        payload: String,
+    },
+    /// Print what arrives: messages, broadcasts, and publications on `-t` topics.
+    Listen {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Topic patterns to subscribe to (repeatable).
+        #[arg(short = 't', long = "topic")]
+        topics: Vec<String>,
+    },
+    /// Call METHOD at TARGET over busrt's RPC layer with `key=value` parameters (a
+    /// MessagePack map: true/false, integers, reals, else text); prints the result.
+    Call {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The client that serves the method (`.broker` for the server's own).
+        target: String,
+        /// The method.
+        method: String,
+        /// Parameters, `key=value`.
+        params: Vec<String>,
+    },
+    /// Round trips and throughput through the server with this client.
+    Bench {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Iterations per stage.
+        #[arg(short = 'i', long, default_value_t = 100_000)]
+        iters: u64,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 100)]
+        payload_size: usize,
+    },
+}
+
+/// Where the bus is and who we are.
+#[derive(Args)]
+pub(crate) struct ClientArgs {
+    /// The bus: a UNIX socket path or HOST:PORT.
+    path: String,
+    /// This client's name (default `broker.cli.<pid>`).
+    #[arg(short = 'n', long)]
+    name: Option<String>,
+    /// Seconds for connecting, each write and each answer.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+}
+
+impl ClientArgs {
+    async fn connect(&self) -> Result<broker_bus::ipc::IpcClient> {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("broker.cli.{}", std::process::id()));
+        let timeout = Duration::try_from_secs_f64(self.timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .with_context(|| format!("bad timeout {}", self.timeout))?;
+        broker_bus::ipc::IpcClient::connect(&self.path, &name, timeout)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.path))
+    }
 }
 
 /// busrtd's options.
@@ -52,9 +132,193 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(cmd: BusCommand) -> Result<()> {
-    match cmd {
-        BusCommand::Serve(a) => serve(a),
+    if let BusCommand::Serve(a) = cmd {
+        return serve(a);
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(client_command(cmd))
+}
+
+fn payload(p: &str) -> Result<Vec<u8>> {
+    if p == "-" {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)?;
+        Ok(v)
+    } else {
+        Ok(p.as_bytes().to_vec())
+    }
+}
+
+/// A payload for people: a Broker value if it is one in MessagePack, else text, else hex.
+fn show(p: &[u8]) -> String {
+    if let Ok(d) = broker_bus::msgpack::decode(p) {
+        return String::from_utf8_lossy(&d.to_broker_text()).into_owned();
+    }
+    match std::str::from_utf8(p) {
+        Ok(t) => format!("STR: {t}"),
+        Err(_) => format!(
+            "HEX: {}",
+            p.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+fn params_map(params: &[String]) -> Result<Vec<u8>> {
+    use broker_data::Data;
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut t = std::collections::BTreeMap::new();
+    for p in params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("parameter {p:?} is not key=value"))?;
+        let value = match v {
+            "true" => Data::Boolean(true),
+            "false" => Data::Boolean(false),
+            _ => match (v.parse::<u64>(), v.parse::<i64>(), v.parse::<f64>()) {
+                (Ok(n), _, _) => Data::Count(n),
+                (_, Ok(n), _) => Data::Integer(n),
+                (_, _, Ok(r)) => Data::Real(r),
+                _ => Data::String(v.into()),
+            },
+        };
+        t.insert(Data::String(k.into()), value);
+    }
+    Ok(broker_bus::msgpack::to_vec(&Data::Table(t)))
+}
+
+async fn client_command(cmd: BusCommand) -> Result<()> {
+    use broker_bus::Qos;
+    match cmd {
+        BusCommand::Serve(_) => unreachable!("served above"),
+        BusCommand::Info(c) => {
+            let mut client = c.connect().await?;
+            for method in ["info", "stats", "client.list"] {
+                let r = client
+                    .call(".broker", method, b"")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{method}: {e}"))?;
+                println!("{method}: {}", show(&r));
+            }
+        }
+        BusCommand::Send {
+            client,
+            target,
+            payload: p,
+        } => {
+            let c = client.connect().await?;
+            let body = payload(&p)?;
+            if target.contains('*') || target.contains('?') {
+                c.send_broadcast(&target, &body, Qos::Processed).await?;
+            } else {
+                c.send(&target, &body, Qos::Processed).await?;
+            }
+            println!("OK");
+        }
+        BusCommand::Publish {
+            client,
+            topic,
+            payload: p,
+        } => {
+            let c = client.connect().await?;
+            c.publish(&topic, &payload(&p)?, Qos::Processed).await?;
+            println!("OK");
+        }
+        BusCommand::Listen { client, topics } => {
+            let mut c = client.connect().await?;
+            if !topics.is_empty() {
+                let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+                c.subscribe(&refs).await?;
+            }
+            println!("listening as {}", c.name());
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            while let Some(d) = c.recv().await {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{:?} from {} ({})",
+                    d.kind(),
+                    d.sender(),
+                    d.primary_sender()
+                )?;
+                if let Some(t) = d.topic() {
+                    writeln!(out, "topic: {t}")?;
+                }
+                writeln!(out, "{}", show(d.payload()))?;
+                out.flush()?;
+            }
+        }
+        BusCommand::Call {
+            client,
+            target,
+            method,
+            params,
+        } => {
+            let mut c = client.connect().await?;
+            match c.call(&target, &method, &params_map(&params)?).await {
+                Ok(r) => println!("{}", show(&r)),
+                Err(e) => bail!("{e}"),
+            }
+        }
+        BusCommand::Bench {
+            client,
+            iters,
+            payload_size,
+        } => bench(&client, iters, payload_size).await?,
+    }
+    Ok(())
+}
+
+async fn bench(args: &ClientArgs, iters: u64, size: usize) -> Result<()> {
+    use broker_bus::Qos;
+    use std::time::Instant;
+    let mut c = args.connect().await?;
+    let me = c.name().to_owned();
+    let body = vec![0x5au8; size];
+    let mut rows = Vec::new();
+    // Send to ourselves and receive, in windows (busrt has no flow control).
+    let start = Instant::now();
+    let mut got = 0u64;
+    for i in 0..iters {
+        c.send(&me, &body, Qos::No).await?;
+        if (i + 1) % 1024 == 0 || i + 1 == iters {
+            while got < i + 1 {
+                c.recv().await.context("disconnected")?;
+                got += 1;
+            }
+        }
+    }
+    rows.push(("send+recv.qos.no", start.elapsed()));
+    let start = Instant::now();
+    for _ in 0..iters / 10 {
+        c.send(&me, &body, Qos::Processed).await?;
+        c.recv().await.context("disconnected")?;
+    }
+    rows.push(("send+recv.qos.processed (iters / 10)", start.elapsed()));
+    let start = Instant::now();
+    for _ in 0..iters / 10 {
+        let r = c
+            .call(".broker", "benchmark.test", &body)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(r.len() == size, "the echo differs");
+    }
+    rows.push(("rpc.call .broker (iters / 10)", start.elapsed()));
+    println!("{:<40} {:>12}", "stage", "iters/s");
+    for (name, t) in rows {
+        let n = if name.contains("/ 10") {
+            iters / 10
+        } else {
+            iters
+        };
+        println!("{name:<40} {:>12.0}", n as f64 / t.as_secs_f64());
+    }
+    Ok(())
 }
 
 /// A bus running beside a node, bridged to its endpoint (`broker node --bus`).

@@ -588,3 +588,70 @@ fn a_node_bridges_its_bus_to_broker_peers() {
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `broker bus serve` and the client commands against it: info, publish to a listener, send
+/// (and a missing target failing), call with parameters, bench.
+#[test]
+fn bus_commands_against_a_bus_server() {
+    let dir = broker_e2e::temp_dir("cli-bus-cmds");
+    let sock = dir.join("cmds.sock");
+    let path = sock.to_str().unwrap().to_owned();
+    let server = Proc::spawn(&["bus", "serve", "-B", &path]);
+    server.expect("bus listening on");
+    let run = |args: &[&str]| {
+        let out = Command::new(BROKER)
+            .args(["bus"])
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = run(&["info", &path]);
+    assert!(
+        ok && out.contains("info: {author -> ") && out.contains("name -> .broker"),
+        "{out}"
+    );
+    let listener = Proc::spawn(&["bus", "listen", &path, "-n", "lis", "-t", "a/#"]);
+    listener.expect("listening as lis");
+    assert_eq!(
+        run(&["publish", &path, "a/b", "hello"]),
+        (true, "OK\n".into())
+    );
+    listener.expect("Publish from");
+    assert_eq!(listener.expect("topic:"), "topic: a/b");
+    assert_eq!(listener.expect("STR:"), "STR: hello");
+    assert_eq!(
+        run(&["send", &path, "lis", "direct"]),
+        (true, "OK\n".into())
+    );
+    assert_eq!(listener.expect("STR: direct"), "STR: direct");
+    assert!(
+        !run(&["send", &path, "nobody", "x"]).0,
+        "a missing target fails"
+    );
+    let (ok, out) = run(&[
+        "call",
+        &path,
+        ".broker",
+        "benchmark.test",
+        "a=1",
+        "b=-2",
+        "c=x",
+        "d=true",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out, "{a -> 1, b -> -2, c -> x, d -> T}\n");
+    assert!(!run(&["call", &path, ".broker", "nope"]).0);
+    let (ok, out) = run(&["bench", &path, "-i", "2000"]);
+    assert!(
+        ok && out.contains("send+recv.qos.no") && out.contains("rpc.call"),
+        "{out}"
+    );
+    drop(listener);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
