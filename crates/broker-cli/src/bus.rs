@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use broker_bus::ipc::is_unix_path;
 use broker_bus::{Bus, BusConfig, OverflowPolicy, ServerConfig};
 use clap::{Args, Subcommand};
 
@@ -129,6 +130,90 @@ pub(crate) struct ServeArgs {
     /// Write the process id here (removed at exit).
     #[arg(short = 'P', long)]
     pid_file: Option<std::path::PathBuf>,
+    /// A TOML file with access rules: `[aaa."NAME"]` tables with `hosts`, `uids`, `gids`
+    /// and allow lists `p2p`, `broadcast`, `publish`, `subscribe` (an empty list denies;
+    /// a missing key allows everything). With it, only the names it lists may connect.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+/// `[aaa."NAME"]` of `broker bus serve --config`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AaaEntry {
+    hosts: Option<Vec<String>>,
+    uids: Option<Vec<u32>>,
+    gids: Option<Vec<u32>>,
+    p2p: Option<Vec<String>>,
+    broadcast: Option<Vec<String>>,
+    publish: Option<Vec<String>>,
+    subscribe: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BusFile {
+    #[serde(default)]
+    aaa: std::collections::BTreeMap<String, AaaEntry>,
+}
+
+/// The access rules of a `--config` file.
+fn aaa_map(text: &str) -> Result<broker_bus::AaaMap> {
+    use broker_bus::ClientAaa;
+    let file: BusFile = toml::from_str(text)?;
+    let map = broker_bus::AaaMap::new();
+    for (name, e) in file.aaa {
+        let mut r = ClientAaa::new();
+        if let Some(h) = e.hosts {
+            let nets = h
+                .iter()
+                .map(|n| {
+                    n.parse()
+                        .map_err(|m: String| anyhow::anyhow!("{name}: {m}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            r = r.hosts_allow(nets);
+        }
+        if let Some(u) = e.uids {
+            r = r.uids_allow(u);
+        }
+        if let Some(g) = e.gids {
+            r = r.gids_allow(g);
+        }
+        fn masks(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        if let Some(m) = &e.p2p {
+            r = if m.is_empty() {
+                r.deny_p2p()
+            } else {
+                r.allow_p2p_to(&masks(m))
+            };
+        }
+        if let Some(m) = &e.broadcast {
+            r = if m.is_empty() {
+                r.deny_broadcast()
+            } else {
+                r.allow_broadcast_to(&masks(m))
+            };
+        }
+        if let Some(m) = &e.publish {
+            r = if m.is_empty() {
+                r.deny_publish()
+            } else {
+                r.allow_publish_to(&masks(m))
+            };
+        }
+        if let Some(m) = &e.subscribe {
+            r = if m.is_empty() {
+                r.deny_subscribe()
+            } else {
+                r.allow_subscribe_to(&masks(m))
+            };
+        }
+        map.insert(&name, r);
+    }
+    Ok(map)
 }
 
 pub(crate) fn run(cmd: BusCommand) -> Result<()> {
@@ -404,10 +489,6 @@ pub(crate) fn serve_bridged(
     Ok(BridgedBus { stop, thread })
 }
 
-fn is_unix_path(s: &str) -> bool {
-    s.starts_with('/') || s.ends_with(".sock") || s.ends_with(".socket") || s.ends_with(".ipc")
-}
-
 fn serve(a: ServeArgs) -> Result<()> {
     let overflow_policy = match a.overflow_policy.as_str() {
         "disconnect" => OverflowPolicy::Disconnect,
@@ -420,6 +501,14 @@ fn serve(a: ServeArgs) -> Result<()> {
         .filter(|t| !t.is_zero())
         .with_context(|| format!("bad timeout {}", a.timeout))?;
     let _ = (a.buf_ttl, a.buf_size, a.workers);
+    let aaa = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            Some(aaa_map(&text).with_context(|| format!("{}", p.display()))?)
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -437,6 +526,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         let config = ServerConfig {
             timeout,
             max_frame_size: a.max_frame_size,
+            aaa_map: aaa,
             ..ServerConfig::default()
         };
         let mut servers = Vec::new();
@@ -480,4 +570,23 @@ fn serve(a: ServeArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn access_rules_from_a_file() {
+        let map = super::aaa_map(
+            "[aaa.alice]\nhosts = [\"10.0.0.0/8\"]\np2p = [\"svc.*\"]\npublish = []\n[aaa.bob]\n",
+        )
+        .unwrap();
+        let alice = map.get("alice").unwrap();
+        assert!(alice.may_send("svc.x") && !alice.may_send("other"));
+        assert!(!alice.may_publish("t") && alice.may_subscribe("#"));
+        assert!(!alice.admits(&broker_bus::aaa::Peer::Tcp("192.168.1.1".parse().unwrap())));
+        assert!(map.get("bob").unwrap().may_publish("anything"));
+        assert!(map.get("carol").is_none());
+        assert!(super::aaa_map("[aaa.x]\nhosts = [\"nope\"]").is_err());
+        assert!(super::aaa_map("[aaa.x]\nunknown = 1").is_err());
+    }
 }
