@@ -73,6 +73,54 @@ impl IpcClient {
             })?
     }
 
+    /// Connects over TLS to `addr` (`HOST:PORT`): the server's certificate must chain to
+    /// `ca_file`; `identity` (certificate and key, PEM) is presented to a server that asks
+    /// for one (and may bind the bus name to it).
+    pub async fn connect_tls(
+        addr: &str,
+        name: &str,
+        timeout: Duration,
+        ca_file: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<IpcClient, Error> {
+        use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+        let tls = |e: openssl::error::ErrorStack| Error {
+            code: code::IO,
+            message: format!("TLS: {e}"),
+        };
+        let mut b = SslConnector::builder(SslMethod::tls()).map_err(tls)?;
+        b.set_ca_file(ca_file).map_err(tls)?;
+        if let Some((cert, key)) = identity {
+            b.set_certificate_chain_file(cert).map_err(tls)?;
+            b.set_private_key_file(key, SslFiletype::PEM).map_err(tls)?;
+        }
+        let connector = b.build();
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+            let _ = tcp.set_nodelay(true);
+            // The chain is checked against the CA; the host name is not (bus servers are
+            // addressed by IP as often as by name).
+            let mut config = connector.configure().map_err(tls)?;
+            config.set_verify_hostname(false);
+            let ssl = config.into_ssl("bus").map_err(tls)?;
+            let mut s = tokio_openssl::SslStream::new(ssl, tcp).map_err(tls)?;
+            std::pin::Pin::new(&mut s)
+                .connect()
+                .await
+                .map_err(|e| Error {
+                    code: code::IO,
+                    message: format!("TLS handshake: {e}"),
+                })?;
+            Self::register(s, name, timeout).await
+        };
+        tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| Error {
+                code: code::TIMEOUT,
+                message: format!("no answer from {addr} within {timeout:?}"),
+            })?
+    }
+
     async fn register<S>(stream: S, name: &str, timeout: Duration) -> Result<IpcClient, Error>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,

@@ -35,5 +35,5 @@ pub use crate::aaa::{AaaMap, ClientAaa, IpNet};
 pub use crate::frame::{Delivery, Kind, Qos};
 pub use crate::queue::OverflowPolicy;
 pub use crate::server::{
-    BlockingClient, Bus, BusConfig, Client, Error, ServerConfig, ServerHandle,
+    BlockingClient, Bus, BusConfig, Client, Error, ServerConfig, ServerHandle, TlsConfig,
 };

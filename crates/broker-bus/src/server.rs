@@ -53,6 +53,55 @@ pub struct ServerConfig {
     /// Access rules by primary name: with a map, only names in it may connect, from where
     /// and doing what their rules allow (none: everyone, everything).
     pub aaa_map: Option<crate::aaa::AaaMap>,
+    /// TLS on TCP listeners (UNIX sockets ignore it).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings of a TCP listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM).
+    pub certificate: std::path::PathBuf,
+    /// Its key (PEM).
+    pub key: std::path::PathBuf,
+    /// CA certificates clients must present a certificate from (PEM); none: clients need no
+    /// certificate.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client may register only a name its certificate carries (its common name or a DNS
+    /// name): the name is proven, not claimed. Needs `ca_file`.
+    pub name_from_certificate: bool,
+}
+
+fn tls_acceptor(t: &TlsConfig) -> std::io::Result<openssl::ssl::SslAcceptor> {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+    let err = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(err)?;
+    b.set_certificate_chain_file(&t.certificate).map_err(err)?;
+    b.set_private_key_file(&t.key, SslFiletype::PEM)
+        .map_err(err)?;
+    b.check_private_key().map_err(err)?;
+    if let Some(ca) = &t.ca_file {
+        b.set_ca_file(ca).map_err(err)?;
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    } else if t.name_from_certificate {
+        return Err(std::io::Error::other(
+            "name_from_certificate needs a CA file to verify clients with",
+        ));
+    }
+    Ok(b.build())
+}
+
+/// The names a verified peer certificate carries: common names and DNS names.
+fn certificate_names(cert: &openssl::x509::X509Ref) -> Vec<String> {
+    let mut names: Vec<String> = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .filter_map(|e| e.data().to_string().ok())
+        .collect();
+    if let Some(alt) = cert.subject_alt_names() {
+        names.extend(alt.iter().filter_map(|n| n.dnsname().map(str::to_owned)));
+    }
+    names
 }
 
 impl Default for ServerConfig {
@@ -62,6 +111,7 @@ impl Default for ServerConfig {
             max_frame_size: 64 << 20,
             max_connections: 4096,
             aaa_map: None,
+            tls: None,
         }
     }
 }
@@ -267,7 +317,14 @@ impl Bus {
                 let (config, port) = (config.clone(), port.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    serve(bus, stream, ClientKind::LocalIpc, None, peer, port, config).await;
+                    let origin = Origin {
+                        kind: ClientKind::LocalIpc,
+                        source: None,
+                        peer,
+                        cert_names: None,
+                        port,
+                    };
+                    serve(bus, stream, origin, config).await;
                 });
             }
         });
@@ -290,6 +347,10 @@ impl Bus {
         // when 0 was asked for.
         let port = local.to_string();
         let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let tls = match &config.tls {
+            Some(t) => Some(Arc::new(tls_acceptor(t)?)),
+            None => None,
+        };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
@@ -302,19 +363,45 @@ impl Bus {
                 let _ = stream.set_nodelay(true);
                 let ip = crate::aaa::Peer::Tcp(peer.ip());
                 let bus = bus.clone();
-                let (config, port) = (config.clone(), port.clone());
+                let (config, port, tls) = (config.clone(), port.clone(), tls.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    serve(
-                        bus,
-                        stream,
-                        ClientKind::Tcp,
-                        Some(peer.to_string()),
-                        ip,
+                    let source = Some(peer.to_string());
+                    let Some(acceptor) = tls else {
+                        let origin = Origin {
+                            kind: ClientKind::Tcp,
+                            source,
+                            peer: ip,
+                            cert_names: None,
+                            port,
+                        };
+                        serve(bus, stream, origin, config).await;
+                        return;
+                    };
+                    let accepted = async {
+                        let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
+                        let mut s = tokio_openssl::SslStream::new(ssl, stream).ok()?;
+                        std::pin::Pin::new(&mut s).accept().await.ok()?;
+                        Some(s)
+                    };
+                    let Ok(Some(s)) = tokio::time::timeout(config.timeout, accepted).await else {
+                        tracing::debug!(%peer, "bus: a TLS handshake failed");
+                        return;
+                    };
+                    let names = s.ssl().peer_certificate().map(|c| certificate_names(&c));
+                    let names = if config.tls.as_ref().is_some_and(|t| t.name_from_certificate) {
+                        Some(names.unwrap_or_default())
+                    } else {
+                        None
+                    };
+                    let origin = Origin {
+                        kind: ClientKind::Tcp,
+                        source,
+                        peer: ip,
+                        cert_names: names,
                         port,
-                        config,
-                    )
-                    .await;
+                    };
+                    serve(bus, s, origin, config).await;
                 });
             }
         });
@@ -323,17 +410,27 @@ impl Bus {
 }
 
 /// One connection: handshake, then a reader (this task) and a writer task.
-async fn serve<S>(
-    bus: Bus,
-    stream: S,
+/// Who is at the other end of a connection, as its listener saw it.
+struct Origin {
     kind: ClientKind,
     source: Option<String>,
     peer: crate::aaa::Peer,
+    /// Names a verified certificate carries, when the name must be one of them.
+    cert_names: Option<Vec<String>>,
     port: String,
-    config: ServerConfig,
-) where
+}
+
+async fn serve<S>(bus: Bus, stream: S, origin: Origin, config: ServerConfig)
+where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let Origin {
+        kind,
+        source,
+        peer,
+        cert_names,
+        port,
+    } = origin;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let t = config.timeout;
     let Ok(Ok(name)) = tokio::time::timeout(t * 2, handshake(&mut rd, &mut wr)).await else {
@@ -352,6 +449,12 @@ async fn serve<S>(
             }
         }
         _ => Ok(None),
+    };
+    // A name proven by the client's certificate, when the listener asks for that.
+    let primary = name.split("%%").next().unwrap_or_default();
+    let rules = match &cert_names {
+        Some(names) if !names.iter().any(|n| n == primary) => Err(code::ACCESS),
+        _ => rules,
     };
     let registered = rules.and_then(|aaa| {
         bus.shared.core().register(Registration {

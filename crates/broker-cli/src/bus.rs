@@ -77,6 +77,15 @@ pub(crate) struct ClientArgs {
     /// Seconds for connecting, each write and each answer.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// Connect over TLS, trusting servers whose certificate chains to this CA (PEM).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Present this certificate (PEM) to a TLS server; with `--tls-key`.
+    #[arg(long)]
+    tls_certificate: Option<std::path::PathBuf>,
+    /// The certificate's key (PEM).
+    #[arg(long)]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
@@ -89,9 +98,19 @@ impl ClientArgs {
             .ok()
             .filter(|t| !t.is_zero())
             .with_context(|| format!("bad timeout {}", self.timeout))?;
-        broker_bus::ipc::IpcClient::connect(&self.path, &name, timeout)
-            .await
-            .with_context(|| format!("cannot connect to {}", self.path))
+        let client = match &self.tls_ca {
+            Some(ca) => {
+                let identity = match (&self.tls_certificate, &self.tls_key) {
+                    (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                    (None, None) => None,
+                    _ => bail!("--tls-certificate and --tls-key go together"),
+                };
+                broker_bus::ipc::IpcClient::connect_tls(&self.path, &name, timeout, ca, identity)
+                    .await
+            }
+            None => broker_bus::ipc::IpcClient::connect(&self.path, &name, timeout).await,
+        };
+        client.with_context(|| format!("cannot connect to {}", self.path))
     }
 }
 
@@ -155,6 +174,29 @@ struct AaaEntry {
 struct BusFile {
     #[serde(default)]
     aaa: std::collections::BTreeMap<String, AaaEntry>,
+    tls: Option<TlsEntry>,
+}
+
+/// `[tls]` of `broker bus serve --config`: TLS on every TCP listener.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsEntry {
+    certificate: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    name_from_certificate: bool,
+}
+
+/// The TLS settings of a `--config` file.
+fn tls_config(text: &str) -> Result<Option<broker_bus::TlsConfig>> {
+    let file: BusFile = toml::from_str(text)?;
+    Ok(file.tls.map(|t| broker_bus::TlsConfig {
+        certificate: t.certificate,
+        key: t.key,
+        ca_file: t.ca_file,
+        name_from_certificate: t.name_from_certificate,
+    }))
 }
 
 /// The access rules of a `--config` file.
@@ -501,13 +543,19 @@ fn serve(a: ServeArgs) -> Result<()> {
         .filter(|t| !t.is_zero())
         .with_context(|| format!("bad timeout {}", a.timeout))?;
     let _ = (a.buf_ttl, a.buf_size, a.workers);
-    let aaa = match &a.config {
+    let (aaa, tls) = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
-            Some(aaa_map(&text).with_context(|| format!("{}", p.display()))?)
+            let file: BusFile =
+                toml::from_str(&text).with_context(|| format!("{}", p.display()))?;
+            let aaa = (!file.aaa.is_empty())
+                .then(|| aaa_map(&text))
+                .transpose()
+                .with_context(|| format!("{}", p.display()))?;
+            (aaa, tls_config(&text)?)
         }
-        None => None,
+        None => (None, None),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -527,6 +575,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             timeout,
             max_frame_size: a.max_frame_size,
             aaa_map: aaa,
+            tls,
             ..ServerConfig::default()
         };
         let mut servers = Vec::new();
@@ -588,5 +637,12 @@ mod tests {
         assert!(map.get("carol").is_none());
         assert!(super::aaa_map("[aaa.x]\nhosts = [\"nope\"]").is_err());
         assert!(super::aaa_map("[aaa.x]\nunknown = 1").is_err());
+        let tls = super::tls_config(
+            "[tls]\ncertificate = \"s.crt\"\nkey = \"s.key\"\nca_file = \"ca.crt\"\nname_from_certificate = true\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(tls.name_from_certificate && tls.ca_file.is_some());
+        assert!(super::tls_config("").unwrap().is_none());
     }
 }
