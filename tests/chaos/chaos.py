@@ -180,6 +180,7 @@ class Agent:
             env=env,
         )
         self.lines = []
+        self.by_burst = defaultdict(list)
         self.cond = threading.Condition()
         self.write_lock = threading.Lock()
         self.err = []
@@ -212,7 +213,16 @@ class Agent:
     def _add(self, words):
         with self.cond:
             self.lines.append(words)
+            if words and words[0] == "recv":
+                # Indexed as they come: the checks look up a (publisher, burst) at once
+                # instead of scanning every line (an hour's soak has millions).
+                self.by_burst[(words[1], words[3])].append((words[2], int(words[4])))
             self.cond.notify_all()
+
+    def received_in(self, pub, burst):
+        """(publisher incarnation, seq) of what arrived from `pub` in `burst`."""
+        with self.cond:
+            return list(self.by_burst.get((pub, str(burst)), ()))
 
     def wait(self, pred, timeout, what, start=0):
         end = time.monotonic() + timeout
@@ -494,9 +504,8 @@ class Cluster:
     def got(self, pub, sub, b):
         out = defaultdict(list)
         for a in self.history[sub]:
-            for p in a.received():
-                if p[1] == pub and p[3] == str(b):
-                    out[(a.incarnation, p[2])].append(int(p[4]))
+            for inc, seq in a.received_in(pub, b):
+                out[(a.incarnation, inc)].append(seq)
         return out
 
     def missing(self, b):
