@@ -801,6 +801,7 @@ def report(name, cluster, problems, extra=None):
         "store_keys": keys,
         "store_divergence": divergence,
         "max_rss_kib": max(rss.values()),
+        "max_rss_kib_by_node": rss,
         "problems": problems,
     }
     r.update(extra or {})
@@ -907,6 +908,7 @@ def main():
         print("%s %s: %d faults, %d bursts, delivered %d, lost %d, duplicated %d, store keys %d diverging %d, max RSS %d KiB" % (
             r["scenario"], "ok" if r["ok"] else "FAIL", r["faults"], r["bursts"], r["delivered"], r["lost"], r["duplicated"],
             r["store_keys"], r["store_divergence"], r["max_rss_kib"]))
+        print("  peak RSS KiB by node (any incarnation): %s" % r["max_rss_kib_by_node"])
         for row in r["over_time"]:
             print("  t=%4ds  RSS KiB %s  CPU s %s" % (row["t"], row["rss_kib"], row["cpu_s"]))
         for p in r["problems"][:20]:
