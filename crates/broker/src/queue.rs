@@ -470,7 +470,7 @@ mod tests {
     /// A reader that waits longer than its spin budget four times in a row sleeps at once
     /// from then on; one wait that ends within the budget turns spinning back on. (Generous
     /// times, so that a loaded machine does not look overloaded: a budget of 150 ms against
-    /// gaps of 400 ms and 1 ms.)
+    /// gaps of 400 ms, 50 ms and 1 ms.)
     #[test]
     fn a_trickle_turns_a_readers_spinning_off_and_a_burst_back_on() {
         let budget = Duration::from_millis(150);
@@ -488,7 +488,10 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(q.spins_skipped(), 0, "every one of those spun first");
-        let t = push_after(Duration::from_millis(1), 100);
+        // 50 ms: long enough that the reader is waiting when it comes even on a loaded
+        // machine (with 1 ms the value could be there before the reader looked, and nothing
+        // was skipped), short enough to end within the budget and turn spinning back on.
+        let t = push_after(Duration::from_millis(50), 100);
         assert_eq!(q.take(1, None), [100]);
         t.join().unwrap();
         assert_eq!(q.spins_skipped(), 1, "the trickle turned spinning off");
