@@ -362,6 +362,11 @@ pub fn split_name(body: &Bytes) -> Option<(&str, Bytes)> {
     Some((name, body.slice(at + 1..)))
 }
 
+/// A client frame's body: `parts` joined by NULs (`TARGET \0 PAYLOAD`, `T1 \0 T2`, ...).
+pub fn body(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
+}
+
 /// The topics of a SUBSCRIBE-like body: split on NUL; an empty body is one topic `""`.
 pub fn topics(body: &[u8]) -> Option<Vec<&str>> {
     body.split(|&b| b == 0)

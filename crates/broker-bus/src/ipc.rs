@@ -240,40 +240,28 @@ impl IpcClient {
         }
     }
 
-    fn joined(parts: &[&[u8]]) -> Vec<u8> {
-        parts.join(&0u8)
-    }
-
     /// A direct message to one client.
     pub async fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(
-            Op::Message,
-            qos,
-            Self::joined(&[target.as_bytes(), payload]),
-        )
-        .await
+        self.op(Op::Message, qos, frame::body(&[target.as_bytes(), payload]))
+            .await
     }
 
     /// A broadcast to the clients `mask` matches.
     pub async fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(
-            Op::Broadcast,
-            qos,
-            Self::joined(&[mask.as_bytes(), payload]),
-        )
-        .await
+        self.op(Op::Broadcast, qos, frame::body(&[mask.as_bytes(), payload]))
+            .await
     }
 
     /// A publication.
     pub async fn publish(&self, topic: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(Op::Publish, qos, Self::joined(&[topic.as_bytes(), payload]))
+        self.op(Op::Publish, qos, frame::body(&[topic.as_bytes(), payload]))
             .await
     }
 
     /// Subscribes (acknowledged).
     pub async fn subscribe(&self, topics: &[&str]) -> Result<(), Error> {
         let parts: Vec<&[u8]> = topics.iter().map(|t| t.as_bytes()).collect();
-        self.op(Op::Subscribe, Qos::Processed, Self::joined(&parts))
+        self.op(Op::Subscribe, Qos::Processed, frame::body(&parts))
             .await
     }
 

@@ -673,36 +673,17 @@ impl Client {
         result
     }
 
-    fn joined(parts: &[&[u8]]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-        for (i, p) in parts.iter().enumerate() {
-            if i > 0 {
-                v.push(0);
-            }
-            v.extend_from_slice(p);
-        }
-        v
-    }
-
     /// Sends `payload` to the client named `target` (p2p); with a QoS that needs an ACK the
     /// error says `NOT_REGISTERED` or `NOT_DELIVERED`.
     pub async fn send(&self, target: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(
-            Op::Message,
-            qos,
-            Self::joined(&[target.as_bytes(), payload]),
-        )
-        .await
+        self.op(Op::Message, qos, frame::body(&[target.as_bytes(), payload]))
+            .await
     }
 
     /// Sends to every client whose name `mask` matches (`?` one segment, `*` the rest).
     pub async fn send_broadcast(&self, mask: &str, payload: &[u8], qos: Qos) -> Result<(), Error> {
-        self.op(
-            Op::Broadcast,
-            qos,
-            Self::joined(&[mask.as_bytes(), payload]),
-        )
-        .await
+        self.op(Op::Broadcast, qos, frame::body(&[mask.as_bytes(), payload]))
+            .await
     }
 
     /// Publishes on a topic.
@@ -746,7 +727,7 @@ impl Client {
 
     async fn topics_op(&self, op: Op, topics: &[&str]) -> Result<(), Error> {
         let parts: Vec<&[u8]> = topics.iter().map(|t| t.as_bytes()).collect();
-        self.op(op, Qos::Processed, Self::joined(&parts)).await
+        self.op(op, Qos::Processed, frame::body(&parts)).await
     }
 
     /// Subscribes to topic patterns (`+` one segment, `#` one or more).
