@@ -10,7 +10,13 @@ use busrt::client::AsyncClient;
 use busrt::ipc::{Client, Config};
 use busrt::QoS;
 
-async fn in_process(n: u64, size: usize) -> f64 {
+// The allocator `broker bus serve` runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One publisher, one subscriber, in process: `publish` per message, or `publish_many`
+/// with runs of `run` payloads.
+async fn in_process(n: u64, size: usize, run: usize) -> f64 {
     let bus = Bus::new(BusConfig::default());
     let publisher = bus.register_client("pub").unwrap();
     let subscriber = bus.register_client("sub").unwrap();
@@ -26,11 +32,24 @@ async fn in_process(n: u64, size: usize) -> f64 {
         got
     });
     let start = Instant::now();
-    for _ in 0..n {
-        publisher
-            .publish("bench/x", &payload, Qos::No)
-            .await
-            .unwrap();
+    if run <= 1 {
+        for _ in 0..n {
+            publisher
+                .publish("bench/x", &payload, Qos::No)
+                .await
+                .unwrap();
+        }
+    } else {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(run as u64);
+            let payloads = (0..k).map(|_| payload.as_slice());
+            publisher
+                .publish_many("bench/x", payloads, Qos::No)
+                .await
+                .unwrap();
+            left -= k;
+        }
     }
     assert_eq!(taker.await.unwrap(), n);
     n as f64 / start.elapsed().as_secs_f64()
@@ -195,25 +214,52 @@ fn main() {
             queue_size: 65536,
             ..BusConfig::default()
         });
-        bus.spawn_unix_server(&sock, ServerConfig::default()).await.unwrap();
-        let (_, addr) = bus.spawn_tcp_server("127.0.0.1:0", ServerConfig::default()).await.unwrap();
+        bus.spawn_unix_server(&sock, ServerConfig::default())
+            .await
+            .unwrap();
+        let (_, addr) = bus
+            .spawn_tcp_server("127.0.0.1:0", ServerConfig::default())
+            .await
+            .unwrap();
         let (sock, tcp) = (sock.display().to_string(), addr.to_string());
+        // `cargo bench -p broker-bus --bench pubsub -- in-process` runs that case alone.
+        let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
         for size in [100usize, 1024] {
             let n = if size == 100 { 2_000_000 } else { 500_000 };
             let mut inp = Vec::new();
+            let mut inp_many = Vec::new();
             let mut unix = Vec::new();
             let mut t = Vec::new();
             let mut rawu = Vec::new();
             for _ in 0..3 {
-                inp.push(in_process(n * 2, size).await);
-                unix.push(over_socket(&sock, n, size).await);
-                t.push(over_socket(&tcp, n, size).await);
-                rawu.push(over_unix_raw(&sock, n * 2, size).await);
+                if runs("in-process") {
+                    inp.push(in_process(n * 2, size, 1).await);
+                    inp_many.push(in_process(n * 2, size, 64).await);
+                }
+                if runs("unix") {
+                    unix.push(over_socket(&sock, n, size).await);
+                }
+                if runs("tcp") {
+                    t.push(over_socket(&tcp, n, size).await);
+                }
+                if runs("unix-raw") {
+                    rawu.push(over_unix_raw(&sock, n * 2, size).await);
+                }
             }
-            println!("pubsub {size:>5} B  in-process {:>12.0} msg/s", median(inp));
-            println!("pubsub {size:>5} B  UNIX       {:>12.0} msg/s (busrt's client)", median(unix));
-            println!("pubsub {size:>5} B  TCP        {:>12.0} msg/s (busrt's client)", median(t));
-            println!("pubsub {size:>5} B  UNIX       {:>12.0} msg/s (frames written and parsed directly)", median(rawu));
+            let show = |case: &str, v: Vec<f64>, what: &str| {
+                if !v.is_empty() {
+                    println!(
+                        "pubsub {size:>5} B  {case:<10} {:>12.0} msg/s{what}",
+                        median(v)
+                    );
+                }
+            };
+            show("in-process", inp, " (publish)");
+            show("in-process", inp_many, " (publish_many, runs of 64)");
+            show("UNIX", unix, " (busrt's client)");
+            show("TCP", t, " (busrt's client)");
+            show("UNIX", rawu, " (frames written and parsed directly)");
         }
         let _ = std::fs::remove_dir_all(dir);
     });

@@ -3,7 +3,6 @@
 //! happens to a client whose queue is full. Drivers (the UNIX/TCP server, in-process clients)
 //! hand it frames under one lock and it pushes into the receivers' [`Queue`]s.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +15,15 @@ use crate::queue::{Outbound, Pushed, Queue};
 
 /// A client's handle inside the core.
 pub type ClientId = u64;
+
+/// The core's maps: seeded per process (a client cannot aim topics at one bucket), and
+/// cheaper than SipHash on the publication path.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Topics whose receivers are remembered at most (the cache is emptied when full).
+const ROUTES: usize = 4096;
+/// Longer topics are looked up each time (the cache stays under 1 MiB of topics).
+const ROUTE_TOPIC: usize = 256;
 
 /// The name of the bus's own client (its RPC service and events).
 pub const BROKER_NAME: &str = ".broker";
@@ -107,10 +115,10 @@ struct Client {
     port: Option<String>,
     queue: Arc<Queue>,
     /// Subscribed strings as sent, each with its stored (normalized) pattern.
-    subs: HashMap<String, String>,
+    subs: Map<String, String>,
     /// How many subscribed strings share each stored pattern (so that unsubscribing `a/#/x`
     /// leaves `a/#` alone, unlike busrt).
-    stored: HashMap<String, usize>,
+    stored: Map<String, usize>,
     excludes: Vec<String>,
     counters: Counters,
     aaa: Option<ClientAaa>,
@@ -139,13 +147,16 @@ pub struct CoreConfig {
 #[derive(Debug)]
 pub struct Core {
     config: CoreConfig,
-    clients: HashMap<ClientId, Client>,
-    by_name: HashMap<String, ClientId>,
+    clients: Map<ClientId, Client>,
+    by_name: Map<String, ClientId>,
     subs: SubMap,
     next_id: ClientId,
     started: Instant,
     totals: Counters,
     scratch: Vec<ClientId>,
+    /// The receivers of recently published topics, subscriptions and exclusions applied
+    /// (sorted, once each): emptied whenever either changes.
+    routes: Map<Box<str>, Box<[ClientId]>>,
     /// Deliveries to in-process clients whose queues were full: the sender's driver waits
     /// for room (see [`Core::take_blocked`]).
     blocked: Vec<(Arc<Queue>, Bytes)>,
@@ -190,13 +201,14 @@ impl Core {
     pub fn new(config: CoreConfig) -> Core {
         Core {
             config,
-            clients: HashMap::new(),
-            by_name: HashMap::new(),
+            clients: Map::default(),
+            by_name: Map::default(),
             subs: SubMap::default(),
             next_id: 1,
             started: Instant::now(),
             totals: Counters::default(),
             scratch: Vec::new(),
+            routes: Map::default(),
             blocked: Vec::new(),
         }
     }
@@ -241,8 +253,8 @@ impl Core {
                 source: r.source,
                 port: r.port,
                 queue: r.queue,
-                subs: HashMap::new(),
-                stored: HashMap::new(),
+                subs: Map::default(),
+                stored: Map::default(),
                 excludes: Vec::new(),
                 counters: Counters::default(),
                 aaa: r.aaa,
@@ -274,6 +286,7 @@ impl Core {
             return;
         };
         self.by_name.remove(&*c.name);
+        self.routes.clear();
         for pattern in c.stored.keys() {
             self.subs.remove(pattern, id);
         }
@@ -375,12 +388,14 @@ impl Core {
                         Op::Subscribe => self.subscribe(id, t),
                         Op::Unsubscribe => self.unsubscribe(id, t),
                         Op::Exclude => {
+                            self.routes.clear();
                             let c = self.clients.get_mut(&id).expect("registered");
                             if !c.excludes.iter().any(|e| e == t) {
                                 c.excludes.push(t.to_owned());
                             }
                         }
                         _ => {
+                            self.routes.clear();
                             let c = self.clients.get_mut(&id).expect("registered");
                             c.excludes.retain(|e| e != t);
                         }
@@ -425,6 +440,7 @@ impl Core {
             return;
         }
         let stored = pattern::normalize(TOPIC, topic);
+        self.routes.clear();
         c.subs.insert(topic.to_owned(), stored.clone());
         let n = c.stored.entry(stored.clone()).or_insert(0);
         *n += 1;
@@ -440,6 +456,7 @@ impl Core {
         let Some(stored) = c.subs.remove(topic) else {
             return;
         };
+        self.routes.clear();
         let n = c.stored.get_mut(&stored).expect("counted");
         *n -= 1;
         if *n == 0 {
@@ -450,44 +467,58 @@ impl Core {
 
     /// Queues `frame` to `to`; a full queue under the disconnect policy kicks an external
     /// client (false: not delivered).
-    fn deliver(&mut self, to: ClientId, bytes: &Bytes) -> bool {
+    fn deliver(&mut self, to: ClientId, bytes: Bytes) -> bool {
         let Some(c) = self.clients.get_mut(&to) else {
             return false;
         };
         // Behind frames already waiting for room in the same queue: order is kept.
         let waiting = c.kind == ClientKind::Internal
             && self.blocked.iter().any(|(q, _)| Arc::ptr_eq(q, &c.queue));
+        let n = bytes.len() as u64;
         let pushed = if waiting {
-            Pushed::Refused
+            Err(Outbound::Frame(bytes))
         } else {
-            c.queue.push(Outbound::Frame(bytes.clone()))
+            c.queue.try_push(Outbound::Frame(bytes))
         };
         match pushed {
-            Pushed::Queued => {
+            Ok(Pushed::Queued) => {
                 c.counters.w_frames += 1;
-                c.counters.w_bytes += bytes.len() as u64;
+                c.counters.w_bytes += n;
                 self.totals.w_frames += 1;
-                self.totals.w_bytes += bytes.len() as u64;
+                self.totals.w_bytes += n;
                 true
             }
-            Pushed::Dropped => true,
-            Pushed::Refused if c.kind == ClientKind::Internal && !c.queue.is_closed() => {
+            Ok(Pushed::Dropped) => true,
+            Err(Outbound::Frame(bytes))
+                if c.kind == ClientKind::Internal && !c.queue.is_closed() =>
+            {
                 // An in-process receiver paces its senders: the sender's driver waits for
                 // room (busrt blocks the sender too, then disconnects it; we never do).
                 c.counters.w_frames += 1;
-                c.counters.w_bytes += bytes.len() as u64;
+                c.counters.w_bytes += n;
                 self.totals.w_frames += 1;
-                self.totals.w_bytes += bytes.len() as u64;
-                self.blocked.push((c.queue.clone(), bytes.clone()));
+                self.totals.w_bytes += n;
+                self.blocked.push((c.queue.clone(), bytes));
                 true
             }
-            Pushed::Refused => {
+            Ok(Pushed::Refused) | Err(_) => {
                 if c.kind != ClientKind::Internal {
                     tracing::warn!(client = %c.name, "client queue overflow: disconnected");
                     self.kick(to);
                 }
                 false
             }
+        }
+    }
+
+    /// Queues one frame to each of `targets` (the last one takes the frame itself: a frame
+    /// that is never shared is never promoted to a shared buffer).
+    fn deliver_all(&mut self, targets: &[ClientId], bytes: Bytes) {
+        if let Some((&last, rest)) = targets.split_last() {
+            for &t in rest {
+                self.deliver(t, bytes.clone());
+            }
+            self.deliver(last, bytes);
         }
     }
 
@@ -517,14 +548,39 @@ impl Core {
         payload: &[u8],
         qos: Qos,
     ) -> Option<u8> {
-        let c = self.clients.get_mut(&id)?;
-        let n = (topic.len() + 1 + receiver.map_or(0, |r| r.len() + 1) + payload.len()) as u64;
-        c.counters.r_frames += 1;
-        c.counters.r_bytes += n;
-        self.totals.r_frames += 1;
-        self.totals.r_bytes += n;
-        let sender = c.name.clone();
-        self.publish_from(&sender, topic, receiver, payload, qos.is_realtime());
+        self.publish_direct_many(id, topic, receiver, [payload], qos)
+    }
+
+    /// [`publish_direct`](Self::publish_direct) for a run of payloads on one topic, in
+    /// order: the receivers are looked up once for the run.
+    pub fn publish_direct_many<'a>(
+        &mut self,
+        id: ClientId,
+        topic: &str,
+        receiver: Option<&str>,
+        payloads: impl IntoIterator<Item = &'a [u8]>,
+        qos: Qos,
+    ) -> Option<u8> {
+        let sender = self.clients.get(&id)?.name.clone();
+        let targets = self.receivers(topic, receiver);
+        let head = (topic.len() + 1 + receiver.map_or(0, |r| r.len() + 1)) as u64;
+        let (mut frames, mut bytes) = (0, 0);
+        for payload in payloads {
+            frames += 1;
+            bytes += head + payload.len() as u64;
+            if !targets.is_empty() {
+                let realtime = qos.is_realtime();
+                let f = frame::delivery(Kind::Publish, realtime, &sender, Some(topic), payload);
+                self.deliver_all(&targets, f);
+            }
+        }
+        self.scratch = targets;
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.counters.r_frames += frames;
+            c.counters.r_bytes += bytes;
+        }
+        self.totals.r_frames += frames;
+        self.totals.r_bytes += bytes;
         Some(code::OK)
     }
 
@@ -536,27 +592,42 @@ impl Core {
         payload: &[u8],
         realtime: bool,
     ) {
-        let mut targets = std::mem::take(&mut self.scratch);
-        targets.clear();
-        self.subs.lookup(topic, &mut targets);
-        if targets.is_empty() {
-            self.scratch = targets;
-            return;
-        }
-        targets.sort_unstable();
-        targets.dedup();
-        targets.retain(|t| {
-            let c = &self.clients[t];
-            receiver.is_none_or(|r| c.primary == r)
-                && !c.excludes.iter().any(|e| pattern::matches(TOPIC, e, topic))
-        });
+        let targets = self.receivers(topic, receiver);
         if !targets.is_empty() {
             let bytes = frame::delivery(Kind::Publish, realtime, sender, Some(topic), payload);
-            for &t in &targets {
-                self.deliver(t, &bytes);
-            }
+            self.deliver_all(&targets, bytes);
         }
         self.scratch = targets;
+    }
+
+    /// Who receives a publication on `topic` (only `receiver`'s instances if given), sorted
+    /// and once each, in the core's scratch vector (which the caller puts back).
+    fn receivers(&mut self, topic: &str, receiver: Option<&str>) -> Vec<ClientId> {
+        let mut targets = std::mem::take(&mut self.scratch);
+        targets.clear();
+        if let Some(known) = self.routes.get(topic) {
+            targets.extend_from_slice(known);
+        } else {
+            self.subs.lookup(topic, &mut targets);
+            targets.sort_unstable();
+            targets.dedup();
+            targets.retain(|t| {
+                !self.clients[t]
+                    .excludes
+                    .iter()
+                    .any(|e| pattern::matches(TOPIC, e, topic))
+            });
+            if topic.len() <= ROUTE_TOPIC {
+                if self.routes.len() >= ROUTES {
+                    self.routes.clear();
+                }
+                self.routes.insert(topic.into(), targets.as_slice().into());
+            }
+        }
+        if let Some(r) = receiver {
+            targets.retain(|t| self.clients[t].primary == r);
+        }
+        targets
     }
 
     fn send(&mut self, sender: &str, target: &str, payload: &[u8], realtime: bool) -> u8 {
@@ -564,7 +635,7 @@ impl Core {
             return code::NOT_REGISTERED;
         };
         let bytes = frame::delivery(Kind::Message, realtime, sender, None, payload);
-        if self.deliver(to, &bytes) {
+        if self.deliver(to, bytes) {
             code::OK
         } else {
             code::NOT_DELIVERED
@@ -588,9 +659,7 @@ impl Core {
             return;
         }
         let bytes = frame::delivery(Kind::Broadcast, realtime, sender, None, payload);
-        for t in targets {
-            self.deliver(t, &bytes);
-        }
+        self.deliver_all(&targets, bytes);
     }
 
     /// Sends from an in-process client by name (the `.broker` service's replies).
@@ -707,7 +776,7 @@ mod simulation {
         q.try_drain(&mut out);
         out.into_iter()
             .filter_map(|o| match o {
-                Outbound::Frame(b) => Delivery::parse(&b),
+                Outbound::Frame(b) => Delivery::parse(b),
                 Outbound::Ack(_) => None,
             })
             .collect()
@@ -915,5 +984,92 @@ mod simulation {
                 assert_eq!(r, Ok(Some(code::NOT_REGISTERED)));
             }
         }
+    }
+
+    fn client(core: &mut Core, name: &str) -> (ClientId, Arc<Queue>) {
+        let q = Arc::new(Queue::new(64, crate::queue::OverflowPolicy::Disconnect));
+        let id = core
+            .register(Registration {
+                name: name.into(),
+                kind: ClientKind::Internal,
+                source: None,
+                port: None,
+                queue: q.clone(),
+                aaa: None,
+            })
+            .unwrap();
+        (id, q)
+    }
+
+    fn payloads(q: &Queue) -> Vec<Vec<u8>> {
+        drain(q).iter().map(|d| d.payload().to_vec()).collect()
+    }
+
+    /// The receivers of a topic are remembered after its first publication: every change
+    /// that can alter them (a registration's own subscription, subscribe, unsubscribe,
+    /// exclude, unexclude, a departure) forgets them.
+    #[test]
+    fn remembered_receivers_follow_every_change() {
+        let mut core = Core::new(CoreConfig::default());
+        let (p, _) = client(&mut core, "p");
+        let (a, qa) = client(&mut core, "a");
+        let sub = |op, t: &str| frame(op, t.as_bytes().to_vec());
+        let publish = |core: &mut Core, v: &[u8]| {
+            core.publish_direct(p, "t/x", None, v, Qos::No).unwrap();
+        };
+        publish(&mut core, b"0");
+        assert!(payloads(&qa).is_empty());
+        core.handle(a, &sub(Op::Subscribe, "t/#")).unwrap();
+        publish(&mut core, b"1");
+        assert_eq!(payloads(&qa), [b"1"]);
+        core.handle(a, &sub(Op::Exclude, "t/x")).unwrap();
+        publish(&mut core, b"2");
+        assert!(payloads(&qa).is_empty());
+        core.handle(a, &sub(Op::Unexclude, "t/x")).unwrap();
+        publish(&mut core, b"3");
+        assert_eq!(payloads(&qa), [b"3"]);
+        core.handle(a, &sub(Op::Unsubscribe, "t/#")).unwrap();
+        publish(&mut core, b"4");
+        assert!(payloads(&qa).is_empty());
+        core.handle(a, &sub(Op::Subscribe, "t/x")).unwrap();
+        // A departure, then a newcomer: registration subscribes it to `.broker/warn`.
+        core.warn_shutdown();
+        drain(&qa);
+        core.unregister(a);
+        publish(&mut core, b"5");
+        assert!(payloads(&qa).is_empty());
+        let (_, qb) = client(&mut core, "b");
+        core.warn_shutdown();
+        assert_eq!(drain(&qb).len(), 1, "the newcomer hears the warning");
+    }
+
+    /// A run of publications is that many deliveries, in order, to each receiver (and only
+    /// to `receiver`'s instances with `publish_for`), counted as that many frames.
+    #[test]
+    fn a_run_of_publications_is_each_one_in_order() {
+        let mut core = Core::new(CoreConfig::default());
+        let (p, _) = client(&mut core, "p");
+        let (a, qa) = client(&mut core, "a");
+        let (b, qb) = client(&mut core, "b");
+        for id in [a, b] {
+            core.handle(id, &frame(Op::Subscribe, b"t".to_vec()))
+                .unwrap();
+        }
+        let run: [&[u8]; 3] = [b"1", b"2", b"3"];
+        core.publish_direct_many(p, "t", None, run, Qos::No)
+            .unwrap();
+        assert_eq!(payloads(&qa), [b"1", b"2", b"3"]);
+        assert_eq!(payloads(&qb), [b"1", b"2", b"3"]);
+        core.publish_direct_many(p, "t", Some("b"), run, Qos::No)
+            .unwrap();
+        assert!(payloads(&qa).is_empty());
+        assert_eq!(payloads(&qb), [b"1", b"2", b"3"]);
+        let row = core
+            .client_list()
+            .into_iter()
+            .find(|c| c.name == "p")
+            .unwrap();
+        assert_eq!(row.counters.r_frames, 6);
+        assert_eq!(row.counters.r_bytes, 3 * 3 + 3 * 5);
     }
 }

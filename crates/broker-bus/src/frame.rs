@@ -288,7 +288,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// Parses a frame made by [`delivery`] (none for malformed bytes).
-    pub fn parse(frame: &Bytes) -> Option<Delivery> {
+    pub fn parse(frame: Bytes) -> Option<Delivery> {
         if frame.len() < 6 {
             return None;
         }
@@ -309,7 +309,7 @@ impl Delivery {
             (None, sender_end + 1)
         };
         Some(Delivery {
-            frame: frame.clone(),
+            frame,
             kind,
             sender_end,
             topic,
@@ -471,13 +471,13 @@ mod tests {
     #[test]
     fn deliveries_parse_back() {
         let d = delivery(Kind::Publish, true, "a%%1", Some("x/y"), b"\0data");
-        let p = Delivery::parse(&d).unwrap();
+        let p = Delivery::parse(d.clone()).unwrap();
         assert_eq!((p.sender(), p.primary_sender()), ("a%%1", "a"));
         assert_eq!(p.topic(), Some("x/y"));
         assert_eq!(p.payload(), b"\0data");
         assert!(p.realtime());
         assert_eq!(p.kind(), Kind::Publish);
-        assert!(Delivery::parse(&Bytes::from_static(b"\x12\x01\0\0\0\0x")).is_none());
+        assert!(Delivery::parse(Bytes::from_static(b"\x12\x01\0\0\0\0x")).is_none());
         assert_eq!(topics(b"").unwrap(), [""]);
     }
 }

@@ -342,7 +342,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
                     Ok(n) if n as usize == len => {}
                     _ => break,
                 }
-                let Some(d) = Delivery::parse(&frame.freeze()) else {
+                let Some(d) = Delivery::parse(frame.freeze()) else {
                     break;
                 };
                 if events.send(d).await.is_err() {

@@ -2,8 +2,6 @@
 //! (one or more segments, the rest of the pattern ignored); client names split on `.` with
 //! `?` and `*` for broadcast masks. Empty segments count; `a/#` does not match `a`.
 
-use std::collections::HashMap;
-
 /// The separator and wildcards of one kind of pattern.
 #[derive(Debug, Clone, Copy)]
 pub struct Syntax {
@@ -76,7 +74,7 @@ pub struct SubMap {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: std::collections::HashMap<Box<str>, Node, foldhash::fast::RandomState>,
     any: Option<Box<Node>>,
     /// Clients whose pattern ends here with a wildcard (`…/#`).
     wild: Vec<u64>,

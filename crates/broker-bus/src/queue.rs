@@ -72,8 +72,13 @@ impl Queue {
 
     /// Queues a frame under the policy.
     pub fn push(&self, frame: Outbound) -> Pushed {
+        self.try_push(frame).unwrap_or(Pushed::Refused)
+    }
+
+    /// [`push`](Self::push), handing a refused frame back.
+    pub fn try_push(&self, frame: Outbound) -> Result<Pushed, Outbound> {
         if self.closed.load(Ordering::Acquire) {
-            return Pushed::Refused;
+            return Err(frame);
         }
         let mut q = self.lock();
         let result = if q.len() < self.capacity {
@@ -81,7 +86,7 @@ impl Queue {
             Pushed::Queued
         } else {
             match self.policy {
-                OverflowPolicy::Disconnect => return Pushed::Refused,
+                OverflowPolicy::Disconnect => return Err(frame),
                 OverflowPolicy::DropOldest => {
                     q.pop_front();
                     q.push_back(frame);
@@ -99,7 +104,7 @@ impl Queue {
         if was_empty || result == Pushed::Dropped {
             self.ready.notify_one();
         }
-        result
+        Ok(result)
     }
 
     /// Moves every queued frame into `out`; waits while there is none. Returns false once
