@@ -124,6 +124,22 @@ struct Client {
     aaa: Option<ClientAaa>,
 }
 
+/// What the bus's own service made of a payload sent to [`BROKER_NAME`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Not a request: delivered to the `.broker` client as any message.
+    NotARequest,
+    /// A request that wants no reply (id 0), done.
+    NoReply,
+    /// The reply payload, sent back to the requester from `.broker`.
+    Reply(Vec<u8>),
+}
+
+/// Answers payloads sent to [`BROKER_NAME`] in place, under the core's lock: the `.broker`
+/// RPC service needs nothing but the core, and a requester is answered without a trip
+/// through another task.
+pub type Service = fn(&Core, &[u8]) -> Answer;
+
 /// The frame was malformed: the connection is closed (as busrt does), nothing routed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
@@ -157,6 +173,8 @@ pub struct Core {
     /// The receivers of recently published topics, subscriptions and exclusions applied
     /// (sorted, once each): emptied whenever either changes.
     routes: Map<Box<str>, Box<[ClientId]>>,
+    /// The `.broker` service, answering in place once its client is registered.
+    service: Option<Service>,
     /// Deliveries to in-process clients whose queues were full: the sender's driver waits
     /// for room (see [`Core::take_blocked`]).
     blocked: Vec<(Arc<Queue>, Bytes)>,
@@ -209,6 +227,7 @@ impl Core {
             totals: Counters::default(),
             scratch: Vec::new(),
             routes: Map::default(),
+            service: None,
             blocked: Vec::new(),
         }
     }
@@ -262,6 +281,12 @@ impl Core {
         );
         self.subscribe(id, WARN_TOPIC);
         Ok(id)
+    }
+
+    /// Sets the service that answers what is sent to [`BROKER_NAME`] while a client of that
+    /// name is registered.
+    pub fn set_service(&mut self, service: Service) {
+        self.service = Some(service);
     }
 
     /// Whether `id` is (still) registered.
@@ -634,6 +659,21 @@ impl Core {
         let Some(to) = self.lookup(target) else {
             return code::NOT_REGISTERED;
         };
+        if let (Some(service), true) = (self.service, target == BROKER_NAME) {
+            match service(self, payload) {
+                Answer::NotARequest => {}
+                Answer::NoReply => return code::OK,
+                Answer::Reply(answer) => {
+                    let Some(from) = self.lookup(sender) else {
+                        return code::OK;
+                    };
+                    let bytes =
+                        frame::delivery(Kind::Message, realtime, BROKER_NAME, None, &answer);
+                    self.deliver(from, bytes);
+                    return code::OK;
+                }
+            }
+        }
         let bytes = frame::delivery(Kind::Message, realtime, sender, None, payload);
         if self.deliver(to, bytes) {
             code::OK
@@ -660,14 +700,6 @@ impl Core {
         }
         let bytes = frame::delivery(Kind::Broadcast, realtime, sender, None, payload);
         self.deliver_all(&targets, bytes);
-    }
-
-    /// Sends from an in-process client by name (the `.broker` service's replies).
-    pub fn send_from(&mut self, id: ClientId, target: &str, payload: &[u8], qos: Qos) -> u8 {
-        let Some(sender) = self.clients.get(&id).map(|c| c.name.clone()) else {
-            return code::NOT_REGISTERED;
-        };
-        self.send(&sender, target, payload, qos.is_realtime())
     }
 
     /// Seconds since the bus started and the global counters.

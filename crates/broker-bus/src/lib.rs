@@ -22,6 +22,7 @@
 pub mod aaa;
 #[cfg(feature = "bridge")]
 pub mod bridge;
+mod conn;
 pub mod core;
 pub mod frame;
 pub mod ipc;

@@ -118,7 +118,7 @@ struct ListParams {
 
 /// The answer of the `.broker` service to one request: Ok(result) or Err((code, data)).
 pub(crate) fn broker_method(
-    client: &Client,
+    core: &crate::core::Core,
     method: &[u8],
     params: &[u8],
 ) -> Result<Vec<u8>, (i16, Vec<u8>)> {
@@ -147,7 +147,7 @@ pub(crate) fn broker_method(
         }
         "stats" => {
             empty()?;
-            let (uptime, c) = client.shared().core().stats();
+            let (uptime, c) = core.stats();
             Ok(named(&Stats {
                 uptime,
                 r_frames: c.r_frames,
@@ -170,7 +170,7 @@ pub(crate) fn broker_method(
                 ),
                 None => None,
             };
-            let list = client.shared().core().client_list();
+            let list = core.client_list();
             let clients = list
                 .iter()
                 .filter(|c| filter.as_ref().is_none_or(|r| r.is_match(&c.name)))
@@ -209,29 +209,29 @@ mod erased {
 
 /// The `.broker` client's loop: answers requests (replies with the request's realtime flag:
 /// RealtimeProcessed, else Processed), ignores everything else.
+/// The `.broker` service, answering in the core ([`crate::core::Service`]).
+pub(crate) fn answer_broker(core: &crate::core::Core, payload: &[u8]) -> crate::core::Answer {
+    use crate::core::Answer;
+    let Some(req) = parse_request(payload) else {
+        return Answer::NotARequest;
+    };
+    let answer = match broker_method(core, req.method, req.params) {
+        Ok(result) => reply(req.id, &result),
+        Err((code, data)) => error(req.id, code, &data),
+    };
+    if req.id == 0 {
+        Answer::NoReply
+    } else {
+        Answer::Reply(answer)
+    }
+}
+
+/// The `.broker` client's own task: requests are answered in the core; what else comes
+/// (notifications, broadcasts, `.broker/warn`) is taken and dropped.
 pub(crate) async fn serve_broker(client: Client) {
     let mut batch = Vec::new();
     while client.recv_batch(&mut batch).await {
-        for d in batch.drain(..) {
-            if d.kind() != Kind::Message {
-                continue;
-            }
-            let Some(req) = parse_request(d.payload()) else {
-                continue;
-            };
-            let answer = match broker_method(&client, req.method, req.params) {
-                Ok(result) => reply(req.id, &result),
-                Err((code, data)) => error(req.id, code, &data),
-            };
-            if req.id != 0 {
-                let qos = if d.realtime() {
-                    Qos::RealtimeProcessed
-                } else {
-                    Qos::Processed
-                };
-                client.send_reply(d.sender(), &answer, qos).await;
-            }
-        }
+        batch.clear();
     }
 }
 

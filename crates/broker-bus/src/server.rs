@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 
 use crate::core::{ClientId, ClientKind, Core, CoreConfig, Registration};
-use crate::frame::{self, code, ClientFrame, Delivery, FrameReader, Op, Qos, Read};
+use crate::frame::{self, code, ClientFrame, Delivery, Op, Qos};
 use crate::queue::{Outbound, OverflowPolicy, Queue};
 
 /// Settings of a bus.
@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub aaa_map: Option<crate::aaa::AaaMap>,
     /// TLS on TCP listeners (UNIX sockets ignore it).
     pub tls: Option<TlsConfig>,
+    /// How long a connection whose client answers within this time watches its socket
+    /// before it sleeps (plain UNIX and TCP sockets; one connection of a bus at a time):
+    /// request/response clients are answered without a wake-up. Zero: never.
+    pub spin: Duration,
 }
 
 /// TLS settings of a TCP listener.
@@ -112,6 +116,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             aaa_map: None,
             tls: None,
+            spin: Duration::from_micros(50),
         }
     }
 }
@@ -145,6 +150,8 @@ impl std::error::Error for Error {}
 pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
     pub(crate) config: BusConfig,
+    /// Connections spinning now (at most one).
+    pub(crate) spinners: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -214,6 +221,7 @@ impl Bus {
                     force_register: config.force_register,
                 })),
                 config,
+                spinners: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -267,6 +275,7 @@ impl Bus {
     /// `stats`, `client.list`, `benchmark.test`).
     pub fn init_default_core_rpc(&self) -> Result<JoinHandle<()>, Error> {
         let client = self.register_client(crate::core::BROKER_NAME)?;
+        self.shared.core().set_service(crate::rpc::answer_broker);
         Ok(tokio::spawn(crate::rpc::serve_broker(client)))
     }
 
@@ -324,6 +333,7 @@ impl Bus {
                         peer,
                         cert_names: None,
                         port,
+                        raw: crate::conn::RawSocket::unix(&stream),
                     };
                     serve(bus, stream, origin, config).await;
                 });
@@ -375,6 +385,7 @@ impl Bus {
                             peer: ip,
                             cert_names: None,
                             port,
+                            raw: crate::conn::RawSocket::tcp(&stream),
                         };
                         serve(bus, stream, origin, config).await;
                         return;
@@ -401,6 +412,7 @@ impl Bus {
                         peer: ip,
                         cert_names: names,
                         port,
+                        raw: None,
                     };
                     serve(bus, s, origin, config).await;
                 });
@@ -419,6 +431,8 @@ struct Origin {
     /// Names a verified certificate carries, when the name must be one of them.
     cert_names: Option<Vec<String>>,
     port: String,
+    /// The plain socket's descriptor, for spinning (none for TLS).
+    raw: Option<crate::conn::RawSocket>,
 }
 
 async fn serve<S>(bus: Bus, stream: S, origin: Origin, config: ServerConfig)
@@ -431,6 +445,7 @@ where
         peer,
         cert_names,
         port,
+        raw,
     } = origin;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let t = config.timeout;
@@ -481,12 +496,8 @@ where
         return;
     }
     let Ok(id) = registered else { return };
-    let writer = tokio::spawn(write_loop(queue.clone(), wr, t));
-    let reason = read_loop(&bus, id, &queue, &mut rd, &config).await;
+    let reason = crate::conn::run(&bus, id, &queue, (rd, wr), raw, &config).await;
     tracing::debug!(client = %name, reason, "bus client gone");
-    bus.shared.core().unregister(id);
-    queue.close();
-    let _ = writer.await;
 }
 
 /// busrt's handshake; `Ok(None)`: refused (the result byte was sent, or none is due).
@@ -511,126 +522,6 @@ where
     rd.read_exact(&mut name).await?;
     // Not UTF-8: dropped without a byte, as busrt does.
     Ok(String::from_utf8(name).ok())
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    bus: &Bus,
-    id: ClientId,
-    queue: &Queue,
-    rd: &mut R,
-    config: &ServerConfig,
-) -> &'static str {
-    let reader = FrameReader::new(config.max_frame_size);
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let idle = config.timeout * 10 / 8;
-    let mut acks: Vec<(u32, u8)> = Vec::new();
-    loop {
-        match tokio::time::timeout(idle, rd.read_buf(&mut buf)).await {
-            Err(_) => return "idle timeout",
-            Ok(Err(_)) | Ok(Ok(0)) => return "closed",
-            Ok(Ok(_)) => {}
-        }
-        // Every frame of this read under one lock.
-        let (blocked, end) = handle_read(bus, id, queue, &reader, &mut buf, &mut acks);
-        // Waiting here stops this reader: TCP pushes back on the client.
-        bus.shared.unblock(blocked).await;
-        if let Some(reason) = end {
-            return reason;
-        }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
-        }
-    }
-}
-
-type Blocked = Vec<(Arc<Queue>, Bytes)>;
-
-/// Handles every complete frame in `buf` under one lock; returns what waits for room in
-/// in-process queues, and why the connection must end, if it must.
-fn handle_read(
-    bus: &Bus,
-    id: ClientId,
-    queue: &Queue,
-    reader: &FrameReader,
-    buf: &mut BytesMut,
-    acks: &mut Vec<(u32, u8)>,
-) -> (Blocked, Option<&'static str>) {
-    let mut core = bus.shared.core();
-    let mut end = None;
-    loop {
-        match reader.next(buf) {
-            Ok(Read::NeedMore) => break,
-            Ok(Read::Ping) => {}
-            Ok(Read::Frame(f)) => match core.handle(id, &f) {
-                Ok(Some(c)) => acks.push((f.op_id, c)),
-                Ok(None) => {}
-                Err(_) => {
-                    end = Some("malformed frame");
-                    break;
-                }
-            },
-            Err(_) => {
-                end = Some("bad frame header");
-                break;
-            }
-        }
-    }
-    if end.is_none() && !core.is_registered(id) {
-        end = Some("disconnected by the bus");
-    }
-    for (op_id, c) in acks.drain(..) {
-        if end.is_some() {
-            break;
-        }
-        if queue.push(Outbound::Ack(frame::ack(op_id, c))) == crate::queue::Pushed::Refused {
-            end = Some("own queue full");
-            break;
-        }
-        core.count_ack(id);
-    }
-    acks.clear();
-    (core.take_blocked(), end)
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(queue: Arc<Queue>, mut wr: W, t: Duration) {
-    let mut batch = Vec::with_capacity(256);
-    let mut out = Vec::with_capacity(64 * 1024);
-    loop {
-        // A NOP every T/2 of silence keeps the client's idle detection quiet.
-        let more = match tokio::time::timeout(t / 2, queue.drain(&mut batch)).await {
-            Ok(more) => more,
-            Err(_) => {
-                if tokio::time::timeout(t, wr.write_all(&frame::NOP))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-        };
-        for o in batch.drain(..) {
-            match o {
-                Outbound::Frame(b) => out.extend_from_slice(&b),
-                Outbound::Ack(a) => out.extend_from_slice(&a),
-            }
-        }
-        if !out.is_empty() {
-            match tokio::time::timeout(t, wr.write_all(&out)).await {
-                Ok(Ok(())) => {}
-                _ => break,
-            }
-            out.clear();
-            if out.capacity() > 1 << 20 {
-                out.shrink_to(64 * 1024);
-            }
-        }
-        if !more {
-            break;
-        }
-    }
-    queue.close();
-    let _ = wr.shutdown().await;
 }
 
 /// An in-process client of a [`Bus`].
@@ -813,20 +704,6 @@ impl Client {
         }));
         *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = batch;
         more
-    }
-
-    pub(crate) async fn send_reply(&self, target: &str, payload: &[u8], qos: Qos) -> u8 {
-        let (code, blocked) = {
-            let mut core = self.shared.core();
-            let code = core.send_from(self.id, target, payload, qos);
-            (code, core.take_blocked())
-        };
-        self.shared.unblock(blocked).await;
-        code
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
     }
 }
 

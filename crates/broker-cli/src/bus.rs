@@ -146,6 +146,10 @@ pub(crate) struct ServeArgs {
     /// The largest frame body accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame_size: u32,
+    /// µs a connection whose client answered within this time watches its socket before
+    /// it sleeps (plain sockets, one connection at a time; 0: never).
+    #[arg(long, default_value_t = 50)]
+    spin_us: u64,
     /// Write the process id here (removed at exit).
     #[arg(short = 'P', long)]
     pid_file: Option<std::path::PathBuf>,
@@ -576,6 +580,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             max_frame_size: a.max_frame_size,
             aaa_map: aaa,
             tls,
+            spin: Duration::from_micros(a.spin_us),
             ..ServerConfig::default()
         };
         let mut servers = Vec::new();
