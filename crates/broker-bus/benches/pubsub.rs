@@ -222,7 +222,8 @@ fn main() {
             .await
             .unwrap();
         let (sock, tcp) = (sock.display().to_string(), addr.to_string());
-        // `cargo bench -p broker-bus --bench pubsub -- in-process` runs that case alone.
+        // `cargo bench -p broker-bus --bench pubsub -- in-process` runs that case alone (also
+        // `in-process-runs`, `unix`, `tcp`, `unix-raw`).
         let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
         let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
         for size in [100usize, 1024] {
@@ -235,6 +236,8 @@ fn main() {
             for _ in 0..3 {
                 if runs("in-process") {
                     inp.push(in_process(n * 2, size, 1).await);
+                }
+                if runs("in-process") || runs("in-process-runs") {
                     inp_many.push(in_process(n * 2, size, 64).await);
                 }
                 if runs("unix") {
