@@ -164,6 +164,12 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut c = Conn {
+        bus,
+        id,
+        queue,
+        config,
+        spin: Spin::new(raw, config.spin),
+        heard: Instant::now(),
         reader: FrameReader::new(config.max_frame_size),
         buf: BytesMut::with_capacity(64 * 1024),
         acks: Vec::new(),
@@ -171,12 +177,11 @@ where
         out: Vec::with_capacity(64 * 1024),
         pos: 0,
     };
-    let reason = drive(bus, id, queue, &mut rd, &mut wr, &mut c, raw, config).await;
+    let reason = c.drive(&mut rd, &mut wr).await;
     bus.shared.core().unregister(id);
     queue.close();
     // The rest: what was being written and what is still queued.
-    let t = config.timeout;
-    let _ = tokio::time::timeout(t, async {
+    let _ = tokio::time::timeout(config.timeout, async {
         loop {
             if c.pos < c.out.len() {
                 wr.write_all(&c.out[c.pos..]).await?;
@@ -194,8 +199,15 @@ where
     reason
 }
 
-/// A connection's buffers.
-struct Conn {
+/// A connection: whose it is, and its buffers.
+struct Conn<'a> {
+    bus: &'a Bus,
+    id: ClientId,
+    queue: &'a Queue,
+    config: &'a ServerConfig,
+    spin: Spin,
+    /// When the client's last bytes came.
+    heard: Instant,
     reader: FrameReader,
     /// Bytes read and not yet handled.
     buf: BytesMut,
@@ -207,7 +219,7 @@ struct Conn {
     pos: usize,
 }
 
-impl Conn {
+impl Conn<'_> {
     fn encode(&mut self) {
         for o in self.batch.drain(..) {
             match o {
@@ -217,15 +229,14 @@ impl Conn {
         }
     }
 
-    /// Handles what was read; a waiting push into a full in-process queue is returned
+    /// Handles what was read (the client was heard now); a waiting push into a full in-process queue is returned
     /// (this connection reads nothing more until it is done: TCP pushes back on the
     /// client).
-    fn handled(
-        &mut self,
-        bus: &Bus,
-        id: ClientId,
-        queue: &Queue,
-    ) -> Result<Option<Waiting>, &'static str> {
+    fn on_read(&mut self) -> Result<Option<Waiting>, &'static str> {
+        let now = Instant::now();
+        self.heard = now;
+        self.spin.heard(now);
+        let (bus, id, queue) = (self.bus, self.id, self.queue);
         let (blocked, end) =
             handle_read(bus, id, queue, &self.reader, &mut self.buf, &mut self.acks);
         if let Some(reason) = end {
@@ -240,111 +251,96 @@ impl Conn {
         let shared = bus.shared.clone();
         Ok(Some(Box::pin(async move { shared.unblock(blocked).await })))
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn drive<R, W>(
-    bus: &Bus,
-    id: ClientId,
-    queue: &Queue,
-    rd: &mut R,
-    wr: &mut W,
-    c: &mut Conn,
-    raw: Option<RawSocket>,
-    config: &ServerConfig,
-) -> &'static str
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let t = config.timeout;
-    let idle = t * 10 / 8;
-    let mut waiting: Option<Waiting> = None;
-    let mut spin = Spin::new(raw, config.spin);
-    let start = Instant::now();
-    // The client's last bytes, and the last write (or the start of the silence).
-    let (mut heard, mut wrote) = (start, start);
-    // Timeouts and keepalive are checked on a coarse tick (a quarter of T), not per frame.
-    let mut tick = tokio::time::interval(t / 4);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        if c.pos == c.out.len() {
-            c.out.clear();
-            c.pos = 0;
-            if c.out.capacity() > 1 << 20 {
-                c.out.shrink_to(64 * 1024);
-            }
-            queue.try_drain(&mut c.batch);
-            c.encode();
-            // An ACK goes out from here, not after another trip through the loop.
-            if let (Some(raw), false) = (&spin.raw, c.out.is_empty()) {
-                c.pos += raw.write_now(&c.out);
-                if c.pos == c.out.len() {
-                    wrote = Instant::now();
-                    continue;
+    /// Reads, handles and writes until the connection ends; returns why.
+    async fn drive<R, W>(&mut self, rd: &mut R, wr: &mut W) -> &'static str
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let (bus, queue, c) = (self.bus, self.queue, self);
+        let t = c.config.timeout;
+        let idle = t * 10 / 8;
+        let mut waiting: Option<Waiting> = None;
+        let start = Instant::now();
+        // The last write (or the start of the silence).
+        let mut wrote = start;
+        // Timeouts and keepalive are checked on a coarse tick (a quarter of T), not per frame.
+        let mut tick = tokio::time::interval(t / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if c.pos == c.out.len() {
+                c.out.clear();
+                c.pos = 0;
+                if c.out.capacity() > 1 << 20 {
+                    c.out.shrink_to(64 * 1024);
                 }
-            }
-            if c.out.is_empty() && waiting.is_none() {
-                spin.waiting_since = Instant::now();
-                match spin.spin(bus, queue, &mut c.buf) {
-                    Spun::Read => {
-                        let now = Instant::now();
-                        heard = now;
-                        spin.heard(now);
-                        match c.handled(bus, id, queue) {
-                            Ok(w) => waiting = w,
-                            Err(reason) => return reason,
-                        }
+                queue.try_drain(&mut c.batch);
+                c.encode();
+                // An ACK goes out from here, not after another trip through the loop.
+                if let (Some(raw), false) = (&c.spin.raw, c.out.is_empty()) {
+                    c.pos += raw.write_now(&c.out);
+                    if c.pos == c.out.len() {
+                        wrote = Instant::now();
                         continue;
                     }
-                    Spun::Queued => continue,
-                    Spun::Closed => return "closed",
-                    Spun::Nothing => {}
                 }
-            }
-        }
-        tokio::select! {
-            biased;
-            _ = async { waiting.as_mut().expect("guarded").await }, if waiting.is_some() => {
-                waiting = None;
-            }
-            r = wr.write(&c.out[c.pos..]), if c.pos < c.out.len() => match r {
-                Ok(0) | Err(_) => return "write failed",
-                Ok(n) => {
-                    c.pos += n;
-                    wrote = Instant::now();
-                }
-            },
-            r = rd.read_buf(&mut c.buf), if waiting.is_none() => match r {
-                Ok(0) | Err(_) => return "closed",
-                Ok(_) => {
-                    let now = Instant::now();
-                    heard = now;
-                    spin.heard(now);
-                    match c.handled(bus, id, queue) {
-                        Ok(w) => waiting = w,
-                        Err(reason) => return reason,
+                if c.out.is_empty() && waiting.is_none() {
+                    c.spin.waiting_since = Instant::now();
+                    match c.spin.spin(bus, queue, &mut c.buf) {
+                        Spun::Read => {
+                            waiting = match c.on_read() {
+                                Ok(w) => w,
+                                Err(reason) => return reason,
+                            };
+                            continue;
+                        }
+                        Spun::Queued => continue,
+                        Spun::Closed => return "closed",
+                        Spun::Nothing => {}
                     }
                 }
-            },
-            more = queue.drain(&mut c.batch), if c.pos == c.out.len() => {
-                if !more {
-                    return "disconnected by the bus";
-                }
-                c.encode();
             }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                if now.saturating_duration_since(heard) > idle {
-                    return "idle timeout";
+            tokio::select! {
+                biased;
+                _ = async { waiting.as_mut().expect("guarded").await }, if waiting.is_some() => {
+                    waiting = None;
                 }
-                if c.pos < c.out.len() && now.saturating_duration_since(wrote) > t {
-                    return "write timeout";
+                r = wr.write(&c.out[c.pos..]), if c.pos < c.out.len() => match r {
+                    Ok(0) | Err(_) => return "write failed",
+                    Ok(n) => {
+                        c.pos += n;
+                        wrote = Instant::now();
+                    }
+                },
+                r = rd.read_buf(&mut c.buf), if waiting.is_none() => match r {
+                    Ok(0) | Err(_) => return "closed",
+                    Ok(_) => {
+                        waiting = match c.on_read() {
+                            Ok(w) => w,
+                            Err(reason) => return reason,
+                        };
+                    }
+                },
+                more = queue.drain(&mut c.batch), if c.pos == c.out.len() => {
+                    if !more {
+                        return "disconnected by the bus";
+                    }
+                    c.encode();
                 }
-                // A NOP after T/2 of silence keeps the client's idle detection quiet.
-                if c.pos == c.out.len() && now.saturating_duration_since(wrote) >= t / 2 {
-                    c.out.extend_from_slice(&frame::NOP);
-                    wrote = now;
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now.saturating_duration_since(c.heard) > idle {
+                        return "idle timeout";
+                    }
+                    if c.pos < c.out.len() && now.saturating_duration_since(wrote) > t {
+                        return "write timeout";
+                    }
+                    // A NOP after T/2 of silence keeps the client's idle detection quiet.
+                    if c.pos == c.out.len() && now.saturating_duration_since(wrote) >= t / 2 {
+                        c.out.extend_from_slice(&frame::NOP);
+                        wrote = now;
+                    }
                 }
             }
         }
