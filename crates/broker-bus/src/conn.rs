@@ -229,9 +229,9 @@ impl Conn<'_> {
         }
     }
 
-    /// Handles what was read (the client was heard now); a waiting push into a full in-process queue is returned
-    /// (this connection reads nothing more until it is done: TCP pushes back on the
-    /// client).
+    /// Handles what was read (the client was heard now); a waiting push into a full
+    /// in-process queue is returned (this connection reads nothing more until it is done:
+    /// TCP pushes back on the client).
     fn on_read(&mut self) -> Result<Option<Waiting>, &'static str> {
         let now = Instant::now();
         self.heard = now;
@@ -269,6 +269,9 @@ impl Conn<'_> {
         let mut tick = tokio::time::interval(t / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Writes to the plain socket and a queue that keeps refilling never make this
+            // task wait: it still yields to the others once its share of work is used up.
+            tokio::task::consume_budget().await;
             if c.pos == c.out.len() {
                 c.out.clear();
                 c.pos = 0;

@@ -256,3 +256,96 @@ async fn a_thousand_connections_come_and_go_while_traffic_flows() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A connection whose queue an in-process publisher on another thread keeps filling, and
+/// whose client keeps reading, still lets the other tasks of its runtime run: on a
+/// single-threaded runtime a timer goes on firing while the stream flows.
+#[test]
+fn a_connection_that_always_has_work_still_yields() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bus = Bus::new(BusConfig {
+            queue_size: 1 << 16,
+            ..BusConfig::default()
+        });
+        let addr = rt.block_on(async {
+            let (_, addr) = bus
+                .spawn_tcp_server("127.0.0.1:0", ServerConfig::default())
+                .await
+                .unwrap();
+            addr.to_string()
+        });
+        // The client, on its own thread: subscribes, then reads and discards.
+        let client = std::net::TcpStream::connect(&addr).unwrap();
+        let mut c = client.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut b = [0u8; 3];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(&b).unwrap();
+            let mut ok = [0u8; 1];
+            c.read_exact(&mut ok).unwrap();
+            c.write_all(&[3, 0]).unwrap();
+            c.write_all(b"sub").unwrap();
+            c.read_exact(&mut ok).unwrap();
+            c.write_all(&frame(1, 0x42, b"flood")).unwrap();
+            // Pings keep the connection's client a fast one (its spin stays on).
+            let mut pinger = c.try_clone().unwrap();
+            std::thread::spawn(move || {
+                while pinger.write_all(&[0; 9]).is_ok() {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            });
+            let mut buf = vec![0u8; 1 << 16];
+            while c.read(&mut buf).map(|n| n > 0).unwrap_or(false) {}
+        });
+        // The server handles the handshake and the subscription while this waits.
+        rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while bus.clients() < 1 {
+                assert!(tokio::time::Instant::now() < deadline);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        });
+        let publisher = bus.register_client("pub").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let flood = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let payload = [1u8; 64];
+                while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    let run = std::iter::repeat_n(&payload[..], 256);
+                    publisher.publish_many("flood", run, Qos::No).await.unwrap();
+                }
+            });
+        });
+        let ticks = rt.block_on(async {
+            let mut ticks = 0;
+            let end = std::time::Instant::now() + Duration::from_secs(1);
+            while std::time::Instant::now() < end {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks += 1;
+            }
+            ticks
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flood.join().unwrap();
+        drop(client);
+        let _ = done_tx.send(ticks);
+        drop(rt);
+        let _ = reader.join();
+    });
+    let ticks = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the runtime's other tasks were starved");
+    assert!(ticks >= 10, "the timer fired {ticks} times in 1 s");
+}
