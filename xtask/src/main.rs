@@ -257,6 +257,7 @@ fn ci() -> Result {
         totals = (totals.0 + p, totals.1 + f);
         Ok(())
     })?;
+    print_target_size();
     step(
         "facade tests with the fast paths off (BROKER_FAST_PATHS=false)",
         || {
@@ -331,6 +332,7 @@ fn ci() -> Result {
         Ok(())
     })?;
     step("cargo deny check licenses bans sources", deny)?;
+    print_target_size();
     println!(
         "\nxtask ci: all steps passed in {:.1}s",
         start.elapsed().as_secs_f64()
@@ -338,6 +340,29 @@ fn ci() -> Result {
     // One closing line with every test counted (tests and doc tests).
     println!("ci: {} passed, {} failed", totals.0, totals.1);
     Ok(())
+}
+
+/// Prints how much disk the target directory takes: CI's disk is limited (a run once failed
+/// with "No space left on device" while linking the test binaries).
+fn print_target_size() {
+    fn size(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => size(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    }
+    let bytes = size(&root().join("target"));
+    println!(
+        "    target/ takes {:.2} GiB",
+        bytes as f64 / (1u64 << 30) as f64
+    );
 }
 
 fn install() -> Result {
