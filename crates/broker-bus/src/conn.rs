@@ -222,10 +222,7 @@ struct Conn<'a> {
 impl Conn<'_> {
     fn encode(&mut self) {
         for o in self.batch.drain(..) {
-            match o {
-                Outbound::Frame(b) => self.out.extend_from_slice(&b),
-                Outbound::Ack(a) => self.out.extend_from_slice(&a),
-            }
+            self.out.extend_from_slice(o.as_bytes());
         }
     }
 

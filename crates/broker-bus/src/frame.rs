@@ -256,6 +256,21 @@ pub fn delivery(
 ) -> Bytes {
     let len = sender.len() + 1 + topic.map_or(0, |t| t.len() + 1) + payload.len();
     let mut out = BytesMut::with_capacity(6 + len);
+    delivery_into(&mut out, kind, realtime, sender, topic, payload);
+    out.freeze()
+}
+
+/// [`delivery`], appended to `out` (how a run of frames is laid back to back).
+pub fn delivery_into(
+    out: &mut BytesMut,
+    kind: Kind,
+    realtime: bool,
+    sender: &str,
+    topic: Option<&str>,
+    payload: &[u8],
+) {
+    let len = sender.len() + 1 + topic.map_or(0, |t| t.len() + 1) + payload.len();
+    out.reserve(6 + len);
     out.put_u8(kind as u8);
     out.put_u32_le(len as u32);
     out.put_u8(realtime as u8);
@@ -266,7 +281,14 @@ pub fn delivery(
         out.put_u8(0);
     }
     out.put_slice(payload);
-    out.freeze()
+}
+
+/// The length of the delivery frame that `bytes` starts with (header included), if all of
+/// it is there.
+pub fn first_frame_len(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?) as usize;
+    let total = 6usize.checked_add(len)?;
+    (bytes.len() >= total).then_some(total)
 }
 
 /// An ACK frame.
@@ -289,6 +311,22 @@ pub struct Delivery {
 impl Delivery {
     /// Parses a frame made by [`delivery`] (none for malformed bytes).
     pub fn parse(frame: Bytes) -> Option<Delivery> {
+        let d = Delivery::locate(frame)?;
+        std::str::from_utf8(&d.frame[6..d.sender_end]).ok()?;
+        if let Some((a, b)) = d.topic {
+            std::str::from_utf8(&d.frame[a..b]).ok()?;
+        }
+        Some(d)
+    }
+
+    /// [`parse`](Self::parse) for a frame the bus made itself from strings (an in-process
+    /// client's delivery): the names are not checked again for UTF-8 (the accessors still
+    /// would not return a malformed string).
+    pub(crate) fn parse_own(frame: Bytes) -> Option<Delivery> {
+        Delivery::locate(frame)
+    }
+
+    fn locate(frame: Bytes) -> Option<Delivery> {
         if frame.len() < 6 {
             return None;
         }
@@ -300,10 +338,8 @@ impl Delivery {
         };
         let nul = |from: usize| frame[from..].iter().position(|&b| b == 0).map(|i| from + i);
         let sender_end = nul(6)?;
-        std::str::from_utf8(&frame[6..sender_end]).ok()?;
         let (topic, payload_start) = if kind == Kind::Publish {
             let end = nul(sender_end + 1)?;
-            std::str::from_utf8(&frame[sender_end + 1..end]).ok()?;
             (Some((sender_end + 1, end)), end + 1)
         } else {
             (None, sender_end + 1)

@@ -27,6 +27,102 @@ pub enum Outbound {
     Frame(Bytes),
     /// An ACK: `FE op_id code`.
     Ack([u8; 6]),
+    /// Delivery frames back to back (a run published together, one allocation and one queue
+    /// entry for all of them), `frames` of them: counted as that many frames by the queue.
+    Run {
+        /// The frames, each a whole delivery frame as [`crate::frame::delivery`] makes it.
+        bytes: Bytes,
+        /// How many.
+        frames: usize,
+    },
+}
+
+impl Outbound {
+    /// How many frames this is.
+    pub fn frames(&self) -> usize {
+        match self {
+            Outbound::Run { frames, .. } => *frames,
+            _ => 1,
+        }
+    }
+
+    /// The bytes to write to a socket.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Outbound::Frame(b) | Outbound::Run { bytes: b, .. } => b,
+            Outbound::Ack(a) => a,
+        }
+    }
+
+    /// The delivery frames in it, one by one (none for an ACK; a run's frames share its
+    /// buffer, nothing is copied).
+    pub fn into_frames(self) -> impl Iterator<Item = Bytes> {
+        let (mut rest, single) = match self {
+            Outbound::Frame(b) => (Bytes::new(), Some(b)),
+            Outbound::Ack(_) => (Bytes::new(), None),
+            Outbound::Run { bytes, .. } => (bytes, None),
+        };
+        single.into_iter().chain(std::iter::from_fn(move || {
+            let n = crate::frame::first_frame_len(&rest)?;
+            Some(rest.split_to(n))
+        }))
+    }
+
+    /// Takes the first frame off a run of several (leaving the rest, one fewer); `None` for
+    /// anything else.
+    fn split_first(&mut self) -> Option<Bytes> {
+        match self {
+            Outbound::Run { bytes, frames } if *frames > 1 => {
+                let n = crate::frame::first_frame_len(bytes)?;
+                *frames -= 1;
+                Some(bytes.split_to(n))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The queued entries and how many frames they hold.
+#[derive(Debug, Default)]
+struct Entries {
+    q: VecDeque<Outbound>,
+    frames: usize,
+}
+
+impl Entries {
+    fn push_back(&mut self, o: Outbound) {
+        self.frames += o.frames();
+        self.q.push_back(o);
+    }
+
+    /// Drops the oldest frame (one frame of a run).
+    fn drop_oldest(&mut self) {
+        if let Some(front) = self.q.front_mut() {
+            if front.split_first().is_none() {
+                self.q.pop_front();
+            }
+            self.frames -= 1;
+        }
+    }
+
+    /// The oldest frame (one frame of a run).
+    fn pop_front(&mut self) -> Option<Outbound> {
+        let front = self.q.front_mut()?;
+        self.frames -= 1;
+        match front.split_first() {
+            Some(b) => Some(Outbound::Frame(b)),
+            // The last frame of a run is a frame.
+            None => self.q.pop_front().map(|o| match o {
+                Outbound::Run { bytes, .. } => Outbound::Frame(bytes),
+                o => o,
+            }),
+        }
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Outbound>) {
+        out.extend(self.q.drain(..));
+        self.frames = 0;
+    }
 }
 
 /// What a push did.
@@ -43,7 +139,7 @@ pub enum Pushed {
 /// A bounded queue with an overflow policy.
 #[derive(Debug)]
 pub struct Queue {
-    frames: Mutex<VecDeque<Outbound>>,
+    frames: Mutex<Entries>,
     capacity: usize,
     policy: OverflowPolicy,
     ready: Notify,
@@ -56,7 +152,7 @@ impl Queue {
     /// A queue for `capacity` frames.
     pub fn new(capacity: usize, policy: OverflowPolicy) -> Queue {
         Queue {
-            frames: Mutex::new(VecDeque::new()),
+            frames: Mutex::new(Entries::default()),
             capacity: capacity.max(1),
             policy,
             ready: Notify::new(),
@@ -66,7 +162,7 @@ impl Queue {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Outbound>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.frames.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -75,20 +171,25 @@ impl Queue {
         self.try_push(frame).unwrap_or(Pushed::Refused)
     }
 
-    /// [`push`](Self::push), handing a refused frame back.
+    /// [`push`](Self::push), handing a refused frame back. A run is queued whole when it
+    /// fits and handed back otherwise, whatever the policy (the caller queues its frames one
+    /// by one, so that the policy applies to each).
     pub fn try_push(&self, frame: Outbound) -> Result<Pushed, Outbound> {
         if self.closed.load(Ordering::Acquire) {
             return Err(frame);
         }
         let mut q = self.lock();
-        let result = if q.len() < self.capacity {
+        let n = frame.frames();
+        let result = if q.frames + n <= self.capacity {
             q.push_back(frame);
             Pushed::Queued
+        } else if n > 1 {
+            return Err(frame);
         } else {
             match self.policy {
                 OverflowPolicy::Disconnect => return Err(frame),
                 OverflowPolicy::DropOldest => {
-                    q.pop_front();
+                    q.drop_oldest();
                     q.push_back(frame);
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                     Pushed::Dropped
@@ -99,7 +200,7 @@ impl Queue {
                 }
             }
         };
-        let was_empty = q.len() == 1;
+        let was_empty = q.q.len() == 1;
         drop(q);
         if was_empty || result == Pushed::Dropped {
             self.ready.notify_one();
@@ -113,8 +214,8 @@ impl Queue {
         loop {
             {
                 let mut q = self.lock();
-                if !q.is_empty() {
-                    out.extend(q.drain(..));
+                if !q.q.is_empty() {
+                    q.drain_into(out);
                     drop(q);
                     self.room.notify_waiters();
                     return true;
@@ -129,7 +230,7 @@ impl Queue {
 
     /// Moves what is queued into `out` without waiting.
     pub fn try_drain(&self, out: &mut Vec<Outbound>) {
-        out.extend(self.lock().drain(..));
+        self.lock().drain_into(out);
         self.room.notify_waiters();
     }
 
@@ -146,9 +247,9 @@ impl Queue {
                     return false;
                 }
                 let mut q = self.lock();
-                if q.len() < self.capacity {
+                if q.frames < self.capacity {
                     q.push_back(frame);
-                    let was_empty = q.len() == 1;
+                    let was_empty = q.q.len() == 1;
                     drop(q);
                     if was_empty {
                         self.ready.notify_one();
@@ -177,7 +278,7 @@ impl Queue {
 
     /// Frames waiting now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().frames
     }
 
     /// Whether nothing waits.
@@ -192,8 +293,8 @@ impl Queue {
 }
 
 impl Queue {
-    /// Moves the oldest queued frame into `out`; waits while there is none. Returns false
-    /// once the queue is closed and empty.
+    /// Moves the oldest queued frame into `out` (the first frame of a run, the rest staying
+    /// queued); waits while there is none. Returns false once the queue is closed and empty.
     pub async fn drain_one(&self, out: &mut Vec<Outbound>) -> bool {
         loop {
             {
@@ -226,6 +327,7 @@ mod tests {
             .map(|o| match o {
                 Outbound::Frame(b) => b[0],
                 Outbound::Ack(a) => a[5],
+                Outbound::Run { bytes, .. } => bytes[6],
             })
             .collect()
     }
@@ -254,6 +356,68 @@ mod tests {
         assert_eq!(q.dropped(), 2);
         q.close();
         assert_eq!(q.push(f(9)), Pushed::Refused);
+    }
+
+    /// A run of `n` delivery frames whose payloads are `first`, `first + 1`, ….
+    fn run(first: u8, n: u8) -> Outbound {
+        let mut bytes = bytes::BytesMut::new();
+        for i in 0..n {
+            let kind = crate::frame::Kind::Publish;
+            crate::frame::delivery_into(&mut bytes, kind, false, "p", Some("t"), &[first + i]);
+        }
+        Outbound::Run {
+            bytes: bytes.freeze(),
+            frames: n.into(),
+        }
+    }
+
+    fn payloads(v: Vec<Outbound>) -> Vec<u8> {
+        v.into_iter()
+            .flat_map(Outbound::into_frames)
+            .map(|b| crate::frame::Delivery::parse(b).unwrap().payload()[0])
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_run_counts_as_its_frames() {
+        // Queued whole when it fits; refused whole otherwise, whatever the policy.
+        for policy in [
+            OverflowPolicy::Disconnect,
+            OverflowPolicy::DropOldest,
+            OverflowPolicy::DropNewest,
+        ] {
+            let q = Queue::new(4, policy);
+            assert_eq!(q.push(run(1, 3)), Pushed::Queued);
+            assert_eq!(q.len(), 3);
+            assert!(q.try_push(run(4, 2)).is_err(), "{policy:?}");
+            assert_eq!(q.len(), 3);
+        }
+        // Dropping the oldest frame takes one frame off a run.
+        let q = Queue::new(3, OverflowPolicy::DropOldest);
+        q.push(run(1, 3));
+        let nine = crate::frame::delivery(crate::frame::Kind::Publish, false, "p", Some("t"), &[9]);
+        assert_eq!(q.push(Outbound::Frame(nine)), Pushed::Dropped);
+        assert_eq!(q.len(), 3);
+        let mut out = Vec::new();
+        q.try_drain(&mut out);
+        assert_eq!(out.len(), 2, "the rest of the run and the frame");
+        let mut out = payloads(out);
+        assert_eq!(out.pop(), Some(9));
+        assert_eq!(out, [2, 3]);
+        // One at a time: a run gives its frames in order, one per call.
+        let q = Queue::new(8, OverflowPolicy::Disconnect);
+        q.push(run(1, 3));
+        q.push(run(4, 2));
+        let mut got = Vec::new();
+        for left in (0..5).rev() {
+            let mut one = Vec::new();
+            assert!(q.drain_one(&mut one).await);
+            assert_eq!(one.len(), 1);
+            assert!(matches!(one[0], Outbound::Frame(_)));
+            got.extend(payloads(one));
+            assert_eq!(q.len(), left);
+        }
+        assert_eq!(got, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]

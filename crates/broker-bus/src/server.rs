@@ -684,7 +684,7 @@ impl Client {
             }
             for o in batch.drain(..) {
                 if let Outbound::Frame(b) = o {
-                    if let Some(d) = Delivery::parse(b) {
+                    if let Some(d) = Delivery::parse_own(b) {
                         return Some(d);
                     }
                 }
@@ -698,10 +698,16 @@ impl Client {
         // The buffer is kept between calls (taken out: no lock is held across the wait).
         let mut batch = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
         let more = self.queue.drain(&mut batch).await;
-        out.extend(batch.drain(..).filter_map(|o| match o {
-            Outbound::Frame(b) => Delivery::parse(b),
-            Outbound::Ack(_) => None,
-        }));
+        for o in batch.drain(..) {
+            match o {
+                Outbound::Frame(b) => out.extend(Delivery::parse_own(b)),
+                Outbound::Ack(_) => {}
+                run @ Outbound::Run { .. } => {
+                    out.reserve(run.frames());
+                    out.extend(run.into_frames().filter_map(Delivery::parse_own));
+                }
+            }
+        }
         *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = batch;
         more
     }

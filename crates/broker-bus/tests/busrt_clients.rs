@@ -478,6 +478,22 @@ async fn in_process_and_external_clients_meet() {
             .code,
         0x71
     );
+    // A run published together reaches busrt's client as that many publications.
+    ack(ext.subscribe("run/#", QoS::Processed).await.unwrap())
+        .await
+        .unwrap();
+    let run: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1 + usize::from(i)]).collect();
+    inner
+        .publish_many("run/x", run.iter().map(|v| &v[..]), OurQos::No)
+        .await
+        .unwrap();
+    for v in &run {
+        let f = next(&rx).await;
+        assert_eq!(
+            (f.sender(), f.topic(), f.payload()),
+            ("inner", Some("run/x"), &v[..])
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
