@@ -411,12 +411,13 @@ const WHEEL_TOOLS: &[&str] = &[
 /// What the tests need beside the wheel in their clean virtualenv.
 /// pytest, and the WebSocket clients Zeek users script with (zeekpy's and Broker's btests'
 /// `websockets`, zeek-client's `websocket-client`) for tests/websocket and tests/interop.
-/// And busrt's own Python client for tests/bus.
+/// And busrt's own Python clients for tests/bus (the synchronous one and the asyncio one).
 const TEST_PACKAGES: &[&str] = &[
     "pytest>=7",
     "websockets>=15",
     "websocket-client>=1.8",
     "busrt==0.1.2",
+    "busrt-async==0.1.3",
 ];
 
 /// Builds the portable `broker` wheel (crates/broker-python: manylinux_2_28, OpenSSL built
