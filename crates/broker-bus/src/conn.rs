@@ -359,21 +359,25 @@ fn handle_read(
 ) -> (Blocked, Option<&'static str>) {
     let mut core = bus.shared.core();
     let mut end = None;
-    loop {
-        match reader.next(buf) {
-            Ok(Read::NeedMore) => break,
-            Ok(Read::Ping) => {}
-            Ok(Read::Frame(f)) => match core.handle(id, &f) {
-                Ok(Some(c)) => acks.push((f.op_id, c)),
-                Ok(None) => {}
+    {
+        // A run of publications in the read goes out together, before the ACKs.
+        let mut core = core.gathering();
+        loop {
+            match reader.next(buf) {
+                Ok(Read::NeedMore) => break,
+                Ok(Read::Ping) => {}
+                Ok(Read::Frame(f)) => match core.handle(id, &f) {
+                    Ok(Some(c)) => acks.push((f.op_id, c)),
+                    Ok(None) => {}
+                    Err(_) => {
+                        end = Some("malformed frame");
+                        break;
+                    }
+                },
                 Err(_) => {
-                    end = Some("malformed frame");
+                    end = Some("bad frame header");
                     break;
                 }
-            },
-            Err(_) => {
-                end = Some("bad frame header");
-                break;
             }
         }
     }

@@ -181,6 +181,53 @@ pub struct Core {
     /// Deliveries to in-process clients whose queues were full: the sender's driver waits
     /// for room (see [`Core::take_blocked`]).
     blocked: Vec<(Arc<Queue>, Bytes)>,
+    /// Publications gathered while a read is handled (see [`Core::gathering`]).
+    gathered: Gathered,
+}
+
+/// Consecutive publications of one client on one topic, laid back to back while a
+/// [`Gathering`] lasts and queued together (as [`Core::publish_direct_many`] does) when
+/// something else comes or it ends.
+#[derive(Debug, Default)]
+struct Gathered {
+    on: bool,
+    sender: ClientId,
+    topic: String,
+    realtime: bool,
+    /// Who receives them (nobody can subscribe or leave while they gather: any other frame
+    /// sends them first).
+    targets: Vec<ClientId>,
+    bytes: BytesMut,
+    n: usize,
+}
+
+/// The core while a connection's read is handled: consecutive publications from the client
+/// on one topic are queued to each receiver as one run (one buffer, one queue entry)
+/// instead of one frame each. Whatever else comes sends them first, and so does the end of
+/// the gathering (dropping this), so order and timing are those of handling the frames one
+/// by one under the core's lock.
+pub struct Gathering<'a> {
+    core: &'a mut Core,
+}
+
+impl std::ops::Deref for Gathering<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        self.core
+    }
+}
+
+impl std::ops::DerefMut for Gathering<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        self.core
+    }
+}
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        self.core.send_gathered();
+        self.core.gathered.on = false;
+    }
 }
 
 fn now_ns() -> u64 {
@@ -232,6 +279,7 @@ impl Core {
             routes: Map::default(),
             service: None,
             blocked: Vec::new(),
+            gathered: Gathered::default(),
         }
     }
 
@@ -363,6 +411,9 @@ impl Core {
     /// code (queued by the caller on the sender's own queue, or returned to an in-process
     /// sender); `Err`: the frame was malformed and the connection must close.
     pub fn handle(&mut self, id: ClientId, f: &ClientFrame) -> Result<Option<u8>, Malformed> {
+        if f.op != Op::Publish {
+            self.send_gathered();
+        }
         let Some(c) = self.clients.get_mut(&id) else {
             return Ok(None);
         };
@@ -382,8 +433,12 @@ impl Core {
             Op::Publish => {
                 let (topic, payload) = frame::split_name(&f.body)
                     .ok_or(Malformed("a publication without its topic"))?;
-                let sender = self.clients[&id].name.clone();
-                self.publish_from(&sender, topic, None, &payload, realtime);
+                if self.gathered.on {
+                    self.gather(id, topic, &payload, realtime);
+                } else {
+                    let sender = self.clients[&id].name.clone();
+                    self.publish_from(&sender, topic, None, &payload, realtime);
+                }
                 code::OK
             }
             Op::PublishFor => {
@@ -617,7 +672,17 @@ impl Core {
         payload: &[u8],
         qos: Qos,
     ) -> Option<u8> {
-        self.publish_direct_many(id, topic, receiver, [payload], qos)
+        let sender = self.clients.get(&id)?.name.clone();
+        self.publish_from(&sender, topic, receiver, payload, qos.is_realtime());
+        let head = (topic.len() + 1 + receiver.map_or(0, |r| r.len() + 1)) as u64;
+        let bytes = head + payload.len() as u64;
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.counters.r_frames += 1;
+            c.counters.r_bytes += bytes;
+        }
+        self.totals.r_frames += 1;
+        self.totals.r_bytes += bytes;
+        Some(code::OK)
     }
 
     /// [`publish_direct`](Self::publish_direct) for a run of payloads on one topic, in
@@ -676,6 +741,65 @@ impl Core {
         self.totals.r_frames += frames;
         self.totals.r_bytes += bytes;
         Some(code::OK)
+    }
+
+    /// The core, gathering publications while a read is handled (see [`Gathering`]).
+    pub fn gathering(&mut self) -> Gathering<'_> {
+        self.gathered.on = true;
+        Gathering { core: self }
+    }
+
+    fn gather(&mut self, id: ClientId, topic: &str, payload: &[u8], realtime: bool) {
+        let g = &self.gathered;
+        if g.n > 0 && (g.sender != id || g.topic != topic || g.realtime != realtime) {
+            self.send_gathered();
+        }
+        if self.gathered.n == 0 {
+            let targets = self.receivers(topic, None);
+            if targets.contains(&id) {
+                // A sender that hears itself is not gathered: its own queue overflowing
+                // disconnects it at this publication, and it must send nothing after it.
+                self.scratch = targets;
+                let sender = self.clients[&id].name.clone();
+                return self.publish_from(&sender, topic, None, payload, realtime);
+            }
+            let g = &mut self.gathered;
+            self.scratch = std::mem::replace(&mut g.targets, targets);
+            g.sender = id;
+            g.topic.clear();
+            g.topic.push_str(topic);
+            g.realtime = realtime;
+        }
+        if self.gathered.targets.is_empty() {
+            return;
+        }
+        let sender = &self.clients[&id].name;
+        let g = &mut self.gathered;
+        frame::delivery_into(
+            &mut g.bytes,
+            Kind::Publish,
+            realtime,
+            sender,
+            Some(topic),
+            payload,
+        );
+        g.n += 1;
+        if g.bytes.len() >= RUN_BYTES {
+            self.send_gathered();
+        }
+    }
+
+    /// Queues what was gathered.
+    fn send_gathered(&mut self) {
+        let g = &mut self.gathered;
+        if g.n == 0 {
+            return;
+        }
+        let (bytes, n) = (std::mem::take(&mut g.bytes).freeze(), g.n);
+        g.n = 0;
+        let targets = std::mem::take(&mut g.targets);
+        self.deliver_run(&targets, bytes, n);
+        self.gathered.targets = targets;
     }
 
     fn publish_from(
@@ -1250,5 +1374,115 @@ mod simulation {
             runs_queued_whole > 10,
             "the case of a run that fits was tried"
         );
+    }
+
+    /// A read's frames handled while gathering end exactly as handled one by one: the same
+    /// frames, in the same order, with the same flags, in every receiver's queue (policies
+    /// and small queues included), the same disconnections and counters, whatever else the
+    /// client does between its publications (subscribing itself, excluding, messages).
+    #[test]
+    fn gathering_a_read_changes_nothing_but_the_queue_entries() {
+        use crate::queue::OverflowPolicy::*;
+        let ops = |rng: &mut Rng| -> Vec<ClientFrame> {
+            (0..1 + rng.below(40))
+                .map(|i| {
+                    let mut f = match rng.below(10) {
+                        0 => frame(Op::Subscribe, b"t/#".to_vec()),
+                        1 => frame(Op::Unsubscribe, b"t/#".to_vec()),
+                        2 => frame(Op::Exclude, b"t/2".to_vec()),
+                        3 => frame(Op::Message, b"a\0m".to_vec()),
+                        _ => {
+                            let topic = rng.pick(&["t/1", "t/2", "u"]);
+                            frame(Op::Publish, format!("{topic}\0p{i}").into_bytes())
+                        }
+                    };
+                    f.qos = [Qos::No, Qos::Processed, Qos::Realtime][rng.below(3)];
+                    f
+                })
+                .collect()
+        };
+        type Outcome = (Vec<Vec<Vec<u8>>>, Vec<bool>, Counters);
+        let outcome = |frames: &[ClientFrame], cut: &[usize], seed: u64, gather: bool| {
+            let mut rng = Rng(seed);
+            let mut core = Core::new(CoreConfig::default());
+            let mut queues = Vec::new();
+            for (name, sub) in [("s", ""), ("a", "t/#"), ("b", "t/1"), ("c", "t/2")] {
+                let policy = [Disconnect, DropOldest, DropNewest][rng.below(3)];
+                let q = Arc::new(Queue::new([3, 8, 1000][rng.below(3)], policy));
+                let kind = [ClientKind::Internal, ClientKind::LocalIpc][rng.below(2)];
+                let id = core
+                    .register(Registration {
+                        name: name.into(),
+                        kind,
+                        source: None,
+                        port: None,
+                        queue: q.clone(),
+                        aaa: None,
+                    })
+                    .unwrap();
+                if !sub.is_empty() {
+                    core.handle(id, &frame(Op::Subscribe, sub.as_bytes().to_vec()))
+                        .unwrap();
+                }
+                queues.push((id, q));
+            }
+            let sender = queues[0].0;
+            let mut blocked = Vec::new();
+            let mut start = 0;
+            for &end in cut.iter().chain([&frames.len()]) {
+                if gather {
+                    let mut core = core.gathering();
+                    for f in &frames[start..end] {
+                        let _ = core.handle(sender, f);
+                    }
+                } else {
+                    for f in &frames[start..end] {
+                        let _ = core.handle(sender, f);
+                    }
+                }
+                // What waits for room, per receiver (in order for each; the order between
+                // receivers is only the order the sender waits in).
+                for (q, b) in core.take_blocked() {
+                    let to = queues.iter().position(|(_, r)| Arc::ptr_eq(r, &q)).unwrap();
+                    blocked.push((to, b.to_vec()));
+                }
+                start = end;
+            }
+            let mut got: Vec<Vec<Vec<u8>>> = queues
+                .iter()
+                .map(|(_, q)| {
+                    let mut out = Vec::new();
+                    q.try_drain(&mut out);
+                    out.into_iter()
+                        .flat_map(Outbound::into_frames)
+                        .map(|b| b.to_vec())
+                        .collect()
+                })
+                .collect();
+            blocked.sort_by_key(|(to, _)| *to);
+            got.push(blocked.into_iter().map(|(_, b)| b).collect());
+            let registered = queues
+                .iter()
+                .map(|(id, _)| core.is_registered(*id))
+                .collect();
+            let out: Outcome = (got, registered, core.totals);
+            out
+        };
+        let mut gathered_runs = 0;
+        for seed in 1..=300u64 {
+            let mut rng = Rng(seed * 7919);
+            let frames = ops(&mut rng);
+            let mut cut: Vec<usize> = (0..rng.below(3)).map(|_| rng.below(frames.len())).collect();
+            cut.sort_unstable();
+            let one_by_one = outcome(&frames, &cut, seed, false);
+            let gathered = outcome(&frames, &cut, seed, true);
+            assert_eq!(gathered, one_by_one, "seed {seed}");
+            gathered_runs += usize::from(
+                frames
+                    .windows(2)
+                    .any(|w| w[0].op == Op::Publish && w[1].op == Op::Publish),
+            );
+        }
+        assert!(gathered_runs > 100, "runs of publications were tried");
     }
 }

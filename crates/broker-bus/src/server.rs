@@ -592,7 +592,19 @@ impl Client {
         payload: &[u8],
         qos: Qos,
     ) -> Result<(), Error> {
-        self.publish_run(topic, receiver, [payload], qos).await
+        let (done, blocked) = {
+            let mut core = self.shared.core();
+            let done = core.publish_direct(self.id, topic, receiver, payload, qos);
+            (done, core.take_blocked())
+        };
+        self.shared.unblock(blocked).await;
+        match done {
+            Some(_) => Ok(()),
+            None => Err(Error::new(
+                code::NOT_REGISTERED,
+                "this client was disconnected",
+            )),
+        }
     }
 
     /// Publishes a run of payloads on one topic, in order, as that many publications: one
