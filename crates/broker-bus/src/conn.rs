@@ -179,6 +179,7 @@ where
     };
     let reason = c.drive(&mut rd, &mut wr).await;
     bus.shared.core().unregister(id);
+    bus.shared.departed.notify_waiters();
     queue.close();
     // The rest: what was being written and what is still queued.
     let _ = tokio::time::timeout(config.timeout, async {

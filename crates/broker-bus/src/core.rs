@@ -350,6 +350,11 @@ impl Core {
         self.clients.get(&id).map(|c| &*c.name)
     }
 
+    /// How a registered client is connected.
+    pub fn kind_of(&self, id: ClientId) -> Option<ClientKind> {
+        self.clients.get(&id).map(|c| c.kind)
+    }
+
     /// The client registered under `name`.
     pub fn lookup(&self, name: &str) -> Option<ClientId> {
         self.by_name.get(name).copied()

@@ -152,7 +152,15 @@ pub(crate) struct Shared {
     pub(crate) config: BusConfig,
     /// Connections spinning now (at most one).
     pub(crate) spinners: std::sync::atomic::AtomicUsize,
+    /// Told whenever a connection's client is unregistered (see [`TAKEN_NAME_GRACE`]).
+    pub(crate) departed: tokio::sync::Notify,
 }
+
+/// How long a connection that asks for a name a socket client holds waits for that client to
+/// go before it is refused with `BUSY`. A client that closes its connection and connects again
+/// at once under the same name (busrt's own benchmark does, between its stages) may otherwise
+/// find the server still unaware of the close, which comes on another socket.
+const TAKEN_NAME_GRACE: Duration = Duration::from_millis(100);
 
 impl Shared {
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
@@ -222,6 +230,7 @@ impl Bus {
                 })),
                 config,
                 spinners: std::sync::atomic::AtomicUsize::new(0),
+                departed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -422,6 +431,14 @@ impl Bus {
     }
 }
 
+/// Whether `name` is registered by a client over a socket.
+fn held_by_a_socket_client(bus: &Bus, name: &str) -> bool {
+    let core = bus.shared.core();
+    core.lookup(name)
+        .and_then(|id| core.kind_of(id))
+        .is_some_and(|k| k != ClientKind::Internal)
+}
+
 /// One connection: handshake, then a reader (this task) and a writer task.
 /// Who is at the other end of a connection, as its listener saw it.
 struct Origin {
@@ -472,16 +489,34 @@ where
         Some(names) if !names.iter().any(|n| n == primary) => Err(code::ACCESS),
         _ => rules,
     };
-    let registered = rules.and_then(|aaa| {
+    let register = |aaa: Option<crate::aaa::ClientAaa>| {
         bus.shared.core().register(Registration {
             name: name.clone(),
             kind,
-            source,
-            port: Some(port),
+            source: source.clone(),
+            port: Some(port.clone()),
             queue: queue.clone(),
             aaa,
         })
-    });
+    };
+    let mut registered = rules.clone().and_then(register);
+    // A name held by a socket client that may be on its way out: wait for departures, a
+    // moment, before refusing it.
+    let deadline = tokio::time::Instant::now() + TAKEN_NAME_GRACE;
+    while registered == Err(code::BUSY) && held_by_a_socket_client(&bus, &name) {
+        let departed = bus.shared.departed.notified();
+        tokio::pin!(departed);
+        departed.as_mut().enable();
+        registered = rules.clone().and_then(register);
+        if registered != Err(code::BUSY) {
+            break;
+        }
+        let timed_out = tokio::time::timeout_at(deadline, departed).await.is_err();
+        registered = rules.clone().and_then(register);
+        if timed_out {
+            break;
+        }
+    }
     let answer = match registered {
         Ok(_) => code::OK,
         Err(c) => c,

@@ -349,3 +349,37 @@ fn a_connection_that_always_has_work_still_yields() {
         .expect("the runtime's other tasks were starved");
     assert!(ticks >= 10, "the timer fired {ticks} times in 1 s");
 }
+
+/// A client that closes its connection and registers the same name again at once (busrt's
+/// own benchmark does, between its stages) gets it, although the close comes on another
+/// socket than the new registration; a name held by a live client is still refused (BUSY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_freed_by_a_close_is_free_at_once() {
+    let (_bus, addr) = bus(BusConfig::default(), ServerConfig::default()).await;
+    for round in 0..30 {
+        let old = raw(&addr, "again").await;
+        // The new connection, up to its name.
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let mut hello = [0u8; 3];
+        s.read_exact(&mut hello).await.unwrap();
+        s.write_all(&hello).await.unwrap();
+        let mut ok = [0u8; 1];
+        s.read_exact(&mut ok).await.unwrap();
+        // The old one closes as the name goes out on the new one.
+        s.set_nodelay(true).unwrap();
+        drop(old);
+        s.write_all(b"\x05\x00again").await.unwrap();
+        s.read_exact(&mut ok).await.unwrap();
+        assert_eq!(ok, [1], "round {round}");
+    }
+    let _holder = raw(&addr, "held").await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let mut hello = [0u8; 3];
+    s.read_exact(&mut hello).await.unwrap();
+    s.write_all(&hello).await.unwrap();
+    let mut ok = [0u8; 1];
+    s.read_exact(&mut ok).await.unwrap();
+    s.write_all(b"\x04\x00held").await.unwrap();
+    s.read_exact(&mut ok).await.unwrap();
+    assert_eq!(ok, [0x76], "a live holder keeps its name");
+}
