@@ -1216,17 +1216,19 @@ mod simulation {
 
     fn client(core: &mut Core, name: &str) -> (ClientId, Arc<Queue>) {
         let q = Arc::new(Queue::new(64, crate::queue::OverflowPolicy::Disconnect));
-        let id = core
-            .register(Registration {
-                name: name.into(),
-                kind: ClientKind::Internal,
-                source: None,
-                port: None,
-                queue: q.clone(),
-                aaa: None,
-            })
-            .unwrap();
-        (id, q)
+        (register(core, name, ClientKind::Internal, &q), q)
+    }
+
+    fn register(core: &mut Core, name: &str, kind: ClientKind, q: &Arc<Queue>) -> ClientId {
+        core.register(Registration {
+            name: name.into(),
+            kind,
+            source: None,
+            port: None,
+            queue: q.clone(),
+            aaa: None,
+        })
+        .unwrap()
     }
 
     fn payloads(q: &Queue) -> Vec<Vec<u8>> {
@@ -1315,16 +1317,7 @@ mod simulation {
             let mut core = Core::new(CoreConfig::default());
             let (p, _) = client(&mut core, "p");
             let q = Arc::new(Queue::new(capacity, policy));
-            let r = core
-                .register(Registration {
-                    name: "r".into(),
-                    kind,
-                    source: None,
-                    port: None,
-                    queue: q.clone(),
-                    aaa: None,
-                })
-                .unwrap();
+            let r = register(&mut core, "r", kind, &q);
             core.handle(r, &frame(Op::Subscribe, b"t".to_vec()))
                 .unwrap();
             for i in 0..queued {
@@ -1415,16 +1408,7 @@ mod simulation {
                 let policy = [Disconnect, DropOldest, DropNewest][rng.below(3)];
                 let q = Arc::new(Queue::new([3, 8, 1000][rng.below(3)], policy));
                 let kind = [ClientKind::Internal, ClientKind::LocalIpc][rng.below(2)];
-                let id = core
-                    .register(Registration {
-                        name: name.into(),
-                        kind,
-                        source: None,
-                        port: None,
-                        queue: q.clone(),
-                        aaa: None,
-                    })
-                    .unwrap();
+                let id = register(&mut core, name, kind, &q);
                 if !sub.is_empty() {
                     core.handle(id, &frame(Op::Subscribe, sub.as_bytes().to_vec()))
                         .unwrap();

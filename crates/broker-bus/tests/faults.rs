@@ -17,8 +17,8 @@ async fn bus(config: BusConfig, server: ServerConfig) -> (Bus, String) {
     (bus, addr.to_string())
 }
 
-/// A raw client: the handshake done by hand, `name` registered.
-async fn raw(addr: &str, name: &str) -> TcpStream {
+/// A raw connection whose greeting is exchanged: the server waits for a name.
+async fn greeted(addr: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut hello = [0u8; 3];
     s.read_exact(&mut hello).await.unwrap();
@@ -27,6 +27,13 @@ async fn raw(addr: &str, name: &str) -> TcpStream {
     let mut ok = [0u8; 1];
     s.read_exact(&mut ok).await.unwrap();
     assert_eq!(ok, [1]);
+    s
+}
+
+/// A raw client: the handshake done by hand, `name` registered.
+async fn raw(addr: &str, name: &str) -> TcpStream {
+    let mut s = greeted(addr).await;
+    let mut ok = [0u8; 1];
     s.write_all(&(name.len() as u16).to_le_bytes())
         .await
         .unwrap();
@@ -358,13 +365,8 @@ async fn a_name_freed_by_a_close_is_free_at_once() {
     let (_bus, addr) = bus(BusConfig::default(), ServerConfig::default()).await;
     for round in 0..30 {
         let old = raw(&addr, "again").await;
-        // The new connection, up to its name.
-        let mut s = TcpStream::connect(&addr).await.unwrap();
-        let mut hello = [0u8; 3];
-        s.read_exact(&mut hello).await.unwrap();
-        s.write_all(&hello).await.unwrap();
+        let mut s = greeted(&addr).await;
         let mut ok = [0u8; 1];
-        s.read_exact(&mut ok).await.unwrap();
         // The old one closes as the name goes out on the new one.
         s.set_nodelay(true).unwrap();
         drop(old);
@@ -373,12 +375,8 @@ async fn a_name_freed_by_a_close_is_free_at_once() {
         assert_eq!(ok, [1], "round {round}");
     }
     let _holder = raw(&addr, "held").await;
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    let mut hello = [0u8; 3];
-    s.read_exact(&mut hello).await.unwrap();
-    s.write_all(&hello).await.unwrap();
+    let mut s = greeted(&addr).await;
     let mut ok = [0u8; 1];
-    s.read_exact(&mut ok).await.unwrap();
     s.write_all(b"\x04\x00held").await.unwrap();
     s.read_exact(&mut ok).await.unwrap();
     assert_eq!(ok, [0x76], "a live holder keeps its name");
