@@ -680,14 +680,18 @@ impl Core {
         let sender = self.clients.get(&id)?.name.clone();
         self.publish_from(&sender, topic, receiver, payload, qos.is_realtime());
         let head = (topic.len() + 1 + receiver.map_or(0, |r| r.len() + 1)) as u64;
-        let bytes = head + payload.len() as u64;
+        self.count_received(id, 1, head + payload.len() as u64);
+        Some(code::OK)
+    }
+
+    /// Counts publications an in-process client made (as frames received from it).
+    fn count_received(&mut self, id: ClientId, frames: u64, bytes: u64) {
         if let Some(c) = self.clients.get_mut(&id) {
-            c.counters.r_frames += 1;
+            c.counters.r_frames += frames;
             c.counters.r_bytes += bytes;
         }
-        self.totals.r_frames += 1;
+        self.totals.r_frames += frames;
         self.totals.r_bytes += bytes;
-        Some(code::OK)
     }
 
     /// [`publish_direct`](Self::publish_direct) for a run of payloads on one topic, in
@@ -739,12 +743,7 @@ impl Core {
             self.deliver_run(&targets, run.freeze(), in_run);
         }
         self.scratch = targets;
-        if let Some(c) = self.clients.get_mut(&id) {
-            c.counters.r_frames += frames;
-            c.counters.r_bytes += bytes;
-        }
-        self.totals.r_frames += frames;
-        self.totals.r_bytes += bytes;
+        self.count_received(id, frames, bytes);
         Some(code::OK)
     }
 
