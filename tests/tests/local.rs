@@ -1,10 +1,9 @@
 //! Endpoints of one process peered directly: values pass as shared pointers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use broker::{Configuration, Endpoint, StatusCode, StatusEvent};
-use broker_data::Data;
+use broker_data::{Data, SharedData};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -35,14 +34,29 @@ fn values_are_shared_not_serialized() {
     let at_c = c.make_subscriber(&["/t"], None).unwrap();
     a.peer_local(&b).unwrap();
     a.peer_local(&c).unwrap();
-    a.publish("/t", Data::from("x".repeat(100))).unwrap();
+    a.publish("/t", Data::from(vec!["x".repeat(100)])).unwrap();
     let (mb, mc) = (
         at_b.get_timeout(WAIT).unwrap(),
         at_c.get_timeout(WAIT).unwrap(),
     );
     assert!(
-        Arc::ptr_eq(&mb.data, &mc.data),
+        SharedData::ptr_eq(&mb.data, &mc.data),
         "both endpoints hold the very same value"
+    );
+    // A long string is not a container, but its bytes are shared all the same.
+    a.publish("/t", Data::from("y".repeat(100))).unwrap();
+    let (mb, mc) = (
+        at_b.get_timeout(WAIT).unwrap(),
+        at_c.get_timeout(WAIT).unwrap(),
+    );
+    let bytes = |d: &Data| match d {
+        Data::String(s) => s.as_bytes().as_ptr(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        bytes(&mb.data),
+        bytes(&mc.data),
+        "the string's bytes are shared"
     );
     assert!(at_a.get_timeout(Duration::from_millis(100)).is_none());
     // And the other way.

@@ -260,14 +260,14 @@ impl Plan {
 /// What a replayed entry publishes.
 #[derive(Clone)]
 enum Item {
-    Data(std::sync::Arc<broker_data::Data>),
+    Data(broker_data::SharedData),
     Command(broker::Command),
 }
 
 impl Item {
     fn of(entry: GeneratorEntry) -> (broker::Topic, Item) {
         match entry {
-            GeneratorEntry::Data { topic, data } => (topic, Item::Data(std::sync::Arc::new(data))),
+            GeneratorEntry::Data { topic, data } => (topic, Item::Data(data.into())),
             GeneratorEntry::Command { topic, command } => (topic, Item::Command(command)),
         }
     }

@@ -78,6 +78,7 @@ mod convert;
 mod data;
 mod error;
 mod literal;
+mod shared;
 mod string;
 mod text;
 mod time;
@@ -87,6 +88,7 @@ pub use address::{Address, ByteOrder, Family, Port, Protocol, Subnet};
 pub use data::{Data, DataType, EnumValue, Set, Table, Vector};
 pub use error::{DataError, ParseError};
 pub use literal::{Literal, MAX_PARSE_DEPTH};
+pub use shared::SharedData;
 pub use string::ByteString;
 pub use time::{Timespan, Timestamp};
 

@@ -207,7 +207,7 @@ impl Endpoint {
     ) -> PyResult<()> {
         let t = self.topic(topic)?;
         let d = from_py(data)?;
-        self.send(py, vec![(t, Arc::new(d))])
+        self.send(py, vec![(t, broker::data::SharedData::from(d))])
     }
 
     /// Publishes several `(topic, data)` pairs: `publish_batch(("/a", 1), ("/b", 2))`.
@@ -218,7 +218,7 @@ impl Endpoint {
             let (t, d): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
                 .extract()
                 .map_err(|_| PyTypeError::new_err("publish_batch takes (topic, data) pairs"))?;
-            out.push((self.topic(&t)?, Arc::new(from_py(&d)?)));
+            out.push((self.topic(&t)?, from_py(&d)?.into()));
         }
         if out.is_empty() {
             return Ok(());

@@ -48,7 +48,11 @@ impl Publisher {
     fn publish(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let p = self.get_inner()?;
         let d = from_py(data)?;
-        send_on(&self.endpoint, py, vec![(p.topic().clone(), Arc::new(d))])
+        send_on(
+            &self.endpoint,
+            py,
+            vec![(p.topic().clone(), broker::data::SharedData::from(d))],
+        )
     }
 
     /// Publishes several values: `publish_batch(1, 2, 3)`.
@@ -64,7 +68,7 @@ impl Publisher {
             };
         let mut out: broker::Publications = Vec::with_capacity(items.len());
         for d in &items {
-            out.push((p.topic().clone(), Arc::new(from_py(d)?)));
+            out.push((p.topic().clone(), from_py(d)?.into()));
         }
         if out.is_empty() {
             return Ok(());

@@ -54,7 +54,7 @@ fn pair() -> (Router, Router) {
 fn bench(c: &mut Criterion) {
     let now = Instant::now();
     let topic = Topic::new("/bench/events").unwrap();
-    let payload = Arc::new(Data::Count(42));
+    let payload = broker_data::SharedData::from(Data::Count(42));
     const BATCH: u64 = 1000;
 
     let mut g = c.benchmark_group("route");

@@ -1,9 +1,10 @@
-//! The typed messages the router takes and emits. Values are shared (`Arc`), so delivery inside
-//! a process never serializes; the facade encodes for the wire.
+//! The typed messages the router takes and emits. Values are shared ([`SharedData`], small
+//! ones in place and containers behind a reference count), so delivery inside a process never
+//! serializes; the facade encodes for the wire.
 
 use std::sync::Arc;
 
-use broker_data::Data;
+use broker_data::SharedData;
 use broker_wire::{EndpointId, InternalCommand, LinkState, Topic};
 use bytes::Bytes;
 
@@ -11,14 +12,14 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     /// A published value.
-    Data(Arc<Data>),
+    Data(SharedData),
     /// A store command.
     Command(Arc<InternalCommand>),
     /// Values published one after the other on the same topic, routed as one: a publication
     /// with a batch of `n` values stands for `n` publications with sequence numbers `seq`,
     /// `seq + 1`, …, `seq + n - 1` (and is `n` messages on the wire, to any kind of peer). A
     /// router never makes an empty batch and ignores one it is given.
-    Batch(Arc<Vec<Arc<Data>>>),
+    Batch(Arc<Vec<SharedData>>),
 }
 
 impl Content {

@@ -216,7 +216,7 @@ struct Decision {
 ///     while let Some((to, msg)) = bob.poll_transmit() { assert_eq!(to, a); alice.handle_message(now, b, msg); moved = true; }
 ///     if !moved { break; }
 /// }
-/// alice.publish(now, Topic::new("/greetings/en").unwrap(), Content::Data(Arc::new(Data::from("hi"))));
+/// alice.publish(now, Topic::new("/greetings/en").unwrap(), Content::Data(Data::from("hi").into()));
 /// let (to, msg) = alice.poll_transmit().unwrap();
 /// bob.handle_message(now, a, msg);
 /// let delivered = std::iter::from_fn(|| bob.poll_event()).find_map(|e| match e {
@@ -1307,6 +1307,6 @@ fn placeholder() -> Publication {
         seq: 0,
         ttl: 0,
         topic: Topic::default(),
-        content: Content::Data(Arc::new(broker_data::Data::None)),
+        content: Content::Data(broker_data::SharedData::default()),
     }
 }

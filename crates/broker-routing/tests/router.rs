@@ -18,7 +18,7 @@ fn topic(s: &str) -> Topic {
 }
 
 fn data(n: u64) -> Content {
-    Content::Data(Arc::new(Data::Count(n)))
+    Content::Data(Data::Count(n).into())
 }
 
 fn events(r: &mut Router) -> Vec<Event> {
@@ -55,7 +55,7 @@ fn queued(r: &mut Router, peer: EndpointId) -> Vec<u64> {
 }
 
 fn batch(values: std::ops::Range<u64>) -> Content {
-    Content::Batch(Arc::new(values.map(|n| Arc::new(Data::Count(n))).collect()))
+    Content::Batch(Arc::new(values.map(|n| Data::Count(n).into()).collect()))
 }
 
 /// A router with plain Broker peers (so their filters are known from the handshake).

@@ -5,10 +5,9 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use broker_data::zeek::Event;
-use broker_data::{Data, Table};
+use broker_data::{Data, SharedData, Table};
 use broker_wire::{
     encode_envelope, encode_frame, encode_routed_batch, EndpointId, Envelope, FrameDecoder, Limits,
     Payload, PayloadRef, Topic,
@@ -99,7 +98,7 @@ fn stream(c: &mut Criterion) {
     let limits = Limits::default();
     let id = EndpointId::from_bytes([7; 16]);
     let topic = Topic::new("/bench/data").unwrap();
-    let values: Vec<Arc<Data>> = (0..N as u64).map(|i| Arc::new(Data::Count(i))).collect();
+    let values: Vec<SharedData> = (0..N as u64).map(|i| Data::Count(i).into()).collect();
     let singles = |out: &mut BytesMut| {
         for (i, v) in values.iter().enumerate() {
             let payload = PayloadRef::RoutedData {

@@ -1,8 +1,6 @@
 //! Operational frames: the messages exchanged once a peering is established.
 
-use std::sync::Arc;
-
-use broker_data::Data;
+use broker_data::{Data, SharedData};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::command::{read_command, InternalCommand};
@@ -55,12 +53,12 @@ pub enum Payload {
         /// The origin's sequence number of the first value.
         seq: u64,
         /// The values (at least one).
-        values: Vec<Arc<Data>>,
+        values: Vec<SharedData>,
     },
 }
 
 /// A payload borrowed from wherever its parts live, for encoding without copying them (the
-/// facade keeps published values in `Arc`s).
+/// facade keeps published values in [`SharedData`]).
 #[derive(Debug, Clone, Copy)]
 pub enum PayloadRef<'a> {
     /// A published value.
@@ -101,7 +99,7 @@ pub enum PayloadRef<'a> {
         /// The origin's sequence number of the first value.
         seq: u64,
         /// The values.
-        values: &'a [Arc<Data>],
+        values: &'a [SharedData],
     },
 }
 
@@ -166,10 +164,9 @@ impl PayloadRef<'_> {
 /// number `seq + taken`. A frame beyond 4 GiB is not written (`out` is left as it was).
 ///
 /// ```
-/// use std::sync::Arc;
-/// use broker_data::Data;
+/// use broker_data::{Data, SharedData};
 /// use broker_wire::{encode_routed_batch, EndpointId, Envelope, FrameDecoder, Limits, Payload, Topic};
-/// let values: Vec<Arc<Data>> = (0..100u64).map(|i| Arc::new(Data::Count(i))).collect();
+/// let values: Vec<SharedData> = (0..100u64).map(|i| Data::Count(i).into()).collect();
 /// let mut out = bytes::BytesMut::new();
 /// let id = EndpointId::from_bytes([1; 16]);
 /// let topic = Topic::new("/t").unwrap();
@@ -193,7 +190,7 @@ pub fn encode_routed_batch(
     topic: &Topic,
     origin: EndpointId,
     seq: u64,
-    values: &[Arc<Data>],
+    values: &[SharedData],
     max_body: usize,
 ) -> Result<usize, WireError> {
     let start = out.len();
@@ -308,7 +305,7 @@ pub fn bye_token(id: u64) -> Bytes {
 ///
 /// ```
 /// use broker_wire::{Envelope, EndpointId, Limits, Payload, Topic};
-/// use broker_data::Data;
+/// use broker_data::{Data, SharedData};
 /// let env = Envelope {
 ///     sender: EndpointId::from_bytes([1; 16]),
 ///     receiver: EndpointId::NIL,
@@ -455,7 +452,7 @@ fn read_payload(
             }
             let mut values = Vec::with_capacity(count);
             for _ in 0..count {
-                values.push(Arc::new(read_data(r, limits, 0)?));
+                values.push(SharedData::from(read_data(r, limits, 0)?));
             }
             Payload::RoutedBatch {
                 origin,

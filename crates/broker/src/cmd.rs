@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 
-use broker_data::Data;
+use broker_data::{Data, SharedData};
 use broker_routing::{Message, OverflowPolicy, PeerKind};
 use broker_wire::{EndpointId, ErrorCode, InternalCommand, Topic};
 use tokio::sync::{mpsc, oneshot};
@@ -19,7 +19,7 @@ use crate::types::{DataMessage, Metrics, PeerInfo, StatusEvent};
 use crate::Error;
 
 /// A batch of publications: topics with shared values.
-pub type Publications = Vec<(Topic, Arc<Data>)>;
+pub type Publications = Vec<(Topic, SharedData)>;
 
 pub(crate) enum Cmd {
     Subscribe {

@@ -13,7 +13,7 @@ use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use broker_data::Data;
+use broker_data::SharedData;
 use broker_routing::{
     Content, Event, FxHashMap, Message, OverflowPolicy, PeerKind, PeerLoss, Publication, Router,
 };
@@ -247,7 +247,7 @@ pub(crate) struct Core {
     /// Where each round of work is reported, for the runtime's spinner.
     pub(crate) activity: Arc<Activity>,
     /// Publications taken from the intake that wait for room at the peers.
-    pub(crate) pending: std::collections::VecDeque<(Topic, Arc<Data>)>,
+    pub(crate) pending: std::collections::VecDeque<(Topic, SharedData)>,
     /// A shutdown has begun: no new publications.
     pub(crate) closing: bool,
     /// The shutdown sent its peers BYE and waits for their pongs.
@@ -696,7 +696,7 @@ impl Core {
         }
         for (topic, data) in out.events {
             self.router
-                .publish_local(topic, Content::Data(Arc::new(data)));
+                .publish_local(topic, Content::Data(SharedData::from(data)));
         }
         for e in out.failures {
             self.broadcast_status(StatusEvent::Error {
@@ -1305,8 +1305,8 @@ impl Core {
 
     /// Hands publications to the router, consecutive ones on the same topic as one batch
     /// (routed once, delivered and forwarded as one, encoded as one frame per value).
-    pub(crate) fn publish_runs(&mut self, now: Instant, items: Vec<(Topic, Arc<Data>)>) {
-        let mut run: Option<(Topic, Vec<Arc<Data>>)> = None;
+    pub(crate) fn publish_runs(&mut self, now: Instant, items: Vec<(Topic, SharedData)>) {
+        let mut run: Option<(Topic, Vec<SharedData>)> = None;
         for (topic, data) in items {
             match &mut run {
                 Some((t, values)) if *t == topic && values.len() < MAX_BATCH => values.push(data),
@@ -1323,7 +1323,7 @@ impl Core {
         }
     }
 
-    fn publish_run(&mut self, now: Instant, topic: Topic, mut values: Vec<Arc<Data>>) {
+    fn publish_run(&mut self, now: Instant, topic: Topic, mut values: Vec<SharedData>) {
         if let Some(r) = &mut self.recorder {
             r.data(&topic, values.iter().map(|v| &**v));
         }
@@ -1345,7 +1345,7 @@ impl Core {
     /// Routes a WebSocket client's publications: to the peers as this endpoint's own, and to
     /// every local subscriber but the client itself.
     fn publish_from_client(&mut self, now: Instant, origin: u64, items: Publications) {
-        let mut run: Vec<Arc<Data>> = Vec::new();
+        let mut run: Vec<SharedData> = Vec::new();
         let mut items = items.into_iter().peekable();
         while let Some((topic, data)) = items.next() {
             run.push(data);
@@ -1371,7 +1371,7 @@ impl Core {
     fn deliver_locally(
         &mut self,
         topic: &Topic,
-        values: &[Arc<Data>],
+        values: &[SharedData],
         wanted: impl Fn(u64, &Sub) -> bool,
     ) {
         let Some(subscribers) = self.router.local_subscribers(topic) else {
@@ -1636,6 +1636,7 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use broker_data::Data;
     use broker_routing::Config as RouterConfig;
     use broker_wire::{Command, EntityId};
 
@@ -1747,8 +1748,8 @@ mod tests {
                 ttl: 20,
                 topic: Topic::new("/t").unwrap(),
                 content: Content::Batch(Arc::new(vec![
-                    Arc::new(Data::Integer(2 * n)),
-                    Arc::new(Data::Integer(2 * n + 1)),
+                    SharedData::from(Data::Integer(2 * n)),
+                    SharedData::from(Data::Integer(2 * n + 1)),
                 ])),
             })],
             ack: None,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use broker_data::Data;
+use broker_data::{Data, SharedData};
 use broker_routing::{Config as RouterConfig, Router};
 use broker_wire::{EndpointId, EntityId, ErrorCode, Topic};
 use tokio::net::{TcpListener, TcpStream};
@@ -918,7 +918,7 @@ impl Endpoint {
         topic_name: &str,
         data: impl Into<Data>,
     ) -> Result<(), Error> {
-        let batch = vec![(topic(topic_name)?, Arc::new(data.into()))];
+        let batch = vec![(topic(topic_name)?, SharedData::from(data.into()))];
         self.send_publications_async(batch).await
     }
 
@@ -931,7 +931,7 @@ impl Endpoint {
     {
         let batch = items
             .into_iter()
-            .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
+            .map(|(t, d)| Ok((topic(t.as_ref())?, SharedData::from(d.into()))))
             .collect::<Result<Vec<_>, Error>>()?;
         self.send_publications_async(batch).await
     }
@@ -941,7 +941,7 @@ impl Endpoint {
     /// behind for a second counts as slow and no longer holds publishers back; its overflow
     /// policy applies instead).
     pub fn publish(&self, topic_name: &str, data: impl Into<Data>) -> Result<(), Error> {
-        self.send_publications(vec![(topic(topic_name)?, Arc::new(data.into()))])
+        self.send_publications(vec![(topic(topic_name)?, SharedData::from(data.into()))])
     }
 
     /// Publishes a batch of ready-made publications (topics already checked, values shared),
@@ -973,7 +973,7 @@ impl Endpoint {
     {
         let batch = items
             .into_iter()
-            .map(|(t, d)| Ok((topic(t.as_ref())?, Arc::new(d.into()))))
+            .map(|(t, d)| Ok((topic(t.as_ref())?, SharedData::from(d.into()))))
             .collect::<Result<Vec<_>, Error>>()?;
         self.send_publications(batch)
     }
@@ -1271,14 +1271,14 @@ impl Publisher {
     /// Publishes, waiting while the endpoint's buffers are full.
     pub fn publish(&self, data: impl Into<Data>) -> Result<(), Error> {
         self.endpoint
-            .send_publications(vec![(self.topic.clone(), Arc::new(data.into()))])
+            .send_publications(vec![(self.topic.clone(), SharedData::from(data.into()))])
     }
 
     /// Publishes several values, waiting while the buffers are full.
     pub fn publish_batch(&self, items: impl IntoIterator<Item = Data>) -> Result<(), Error> {
         let batch = items
             .into_iter()
-            .map(|d| (self.topic.clone(), Arc::new(d)))
+            .map(|d| (self.topic.clone(), SharedData::from(d)))
             .collect();
         self.endpoint.send_publications(batch)
     }
@@ -1287,14 +1287,14 @@ impl Publisher {
     pub fn try_publish(&self, data: Data) -> Result<(), TryPublishError> {
         match self
             .endpoint
-            .try_send_publications(vec![(self.topic.clone(), Arc::new(data))])
+            .try_send_publications(vec![(self.topic.clone(), SharedData::from(data))])
         {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(mut v)) => {
-                Err(TryPublishError::Full(unshare(v.remove(0).1)))
+                Err(TryPublishError::Full(v.remove(0).1.into_data()))
             }
             Err(mpsc::error::TrySendError::Closed(mut v)) => {
-                Err(TryPublishError::Closed(unshare(v.remove(0).1)))
+                Err(TryPublishError::Closed(v.remove(0).1.into_data()))
             }
         }
     }
@@ -1308,10 +1308,6 @@ impl Publisher {
     pub fn capacity(&self) -> usize {
         self.endpoint.inner.pubs.max_capacity()
     }
-}
-
-fn unshare(d: Arc<Data>) -> Data {
-    Arc::try_unwrap(d).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// Receives messages on the topics it subscribed to.
@@ -1566,7 +1562,7 @@ mod tests {
     fn large_batches_are_handed_over_in_parts_in_order() {
         let t = topic("/t").unwrap();
         let batch: Publications = (0..600u64)
-            .map(|i| (t.clone(), Arc::new(Data::Count(i))))
+            .map(|i| (t.clone(), SharedData::from(Data::Count(i))))
             .collect();
         let parts: Vec<Publications> = split(batch).collect();
         let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();

@@ -189,7 +189,7 @@ mod tests {
     use crate::outbox::{Outbox, Pipe};
     use crate::queue::Queue;
     use crate::types::DataMessage;
-    use broker_data::Data;
+    use broker_data::{Data, SharedData};
     use broker_routing::{Config as RouterConfig, PeerKind, Router};
     use broker_wire::{encode_frame, Envelope, Limits, Payload};
     use broker_wire::{EndpointId, Topic};
@@ -200,7 +200,7 @@ mod tests {
     const PEER: EndpointId = EndpointId::from_bytes([2; 16]);
 
     fn one(i: u64) -> Publications {
-        vec![(Topic::new("/t").unwrap(), Arc::new(Data::Count(i)))]
+        vec![(Topic::new("/t").unwrap(), SharedData::from(Data::Count(i)))]
     }
 
     /// An endpoint's core without its task loop: the test plays the runtime thread.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use broker_data::Data;
+use broker_data::SharedData;
 use broker_routing::{Content, Message, PeerKind, Publication};
 use broker_wire::{
     encode_envelope, encode_frame, encode_routed_batch, EndpointId, Envelope, Payload, PayloadRef,
@@ -37,18 +37,20 @@ pub(crate) fn to_message(env: Envelope, kind: PeerKind) -> Result<Message, ConnE
         content,
     };
     Ok(match (payload, kind) {
-        (Payload::Data(d), PeerKind::Broker) => {
-            Message::Publication(publication(Content::Data(Arc::new(d)), EndpointId::NIL, 0))
-        }
+        (Payload::Data(d), PeerKind::Broker) => Message::Publication(publication(
+            Content::Data(SharedData::from(d)),
+            EndpointId::NIL,
+            0,
+        )),
         (Payload::Command(c), PeerKind::Broker) => Message::Publication(publication(
             Content::Command(Arc::new(c)),
             EndpointId::NIL,
             0,
         )),
         (Payload::RoutingUpdate(f), PeerKind::Broker) => Message::RoutingUpdate(Arc::new(f)),
-        (Payload::RoutedData { origin, seq, data }, PeerKind::Routed) => {
-            Message::Publication(publication(Content::Data(Arc::new(data)), origin, seq))
-        }
+        (Payload::RoutedData { origin, seq, data }, PeerKind::Routed) => Message::Publication(
+            publication(Content::Data(SharedData::from(data)), origin, seq),
+        ),
         (
             Payload::RoutedCommand {
                 origin,
@@ -107,7 +109,7 @@ pub(crate) fn coalesce(msgs: Vec<Message>) -> Vec<Message> {
             && p.topic == run.topic
             && (p.seq == 0 && run.seq == 0 || p.seq == run.seq + n as u64)
     }
-    fn close(out: &mut Vec<Message>, run: Option<(Publication, Vec<Arc<Data>>)>) {
+    fn close(out: &mut Vec<Message>, run: Option<(Publication, Vec<SharedData>)>) {
         if let Some((mut head, values)) = run {
             if values.len() > 1 {
                 head.content = Content::Batch(Arc::new(values));
@@ -119,7 +121,7 @@ pub(crate) fn coalesce(msgs: Vec<Message>) -> Vec<Message> {
         return msgs;
     }
     let mut out = Vec::with_capacity(msgs.len());
-    let mut run: Option<(Publication, Vec<Arc<Data>>)> = None;
+    let mut run: Option<(Publication, Vec<SharedData>)> = None;
     for m in msgs {
         match m {
             Message::Publication(p) => {
@@ -260,6 +262,7 @@ pub(crate) fn encode_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use broker_data::Data;
     use bytes::Bytes;
 
     fn publication(sender: u8, topic: &str, seq: u64, value: u64) -> Message {
@@ -270,7 +273,7 @@ mod tests {
             seq,
             ttl: 20,
             topic: Topic::new(topic).unwrap(),
-            content: Content::Data(Arc::new(Data::Count(value))),
+            content: Content::Data(SharedData::from(Data::Count(value))),
         })
     }
 
@@ -347,7 +350,7 @@ mod tests {
             seq,
             ttl: 20,
             topic: Topic::new("/bench/data").unwrap(),
-            content: Content::Batch(Arc::new(values.into_iter().map(Arc::new).collect())),
+            content: Content::Batch(Arc::new(values.into_iter().map(SharedData::from).collect())),
         })
     }
 

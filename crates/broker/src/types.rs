@@ -1,9 +1,8 @@
 //! Values the API hands out: received messages, statuses, peer information.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use broker_data::Data;
+use broker_data::SharedData;
 use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 
 /// A message received by a subscriber: a topic and a shared value.
@@ -11,8 +10,11 @@ use broker_wire::{EndpointId, ErrorCode, StatusCode, Topic};
 pub struct DataMessage {
     /// The topic it was published on.
     pub topic: Topic,
-    /// The value (shared with every other local subscriber).
-    pub data: Arc<Data>,
+    /// The value, shared with every other local subscriber: a value without a container (a
+    /// count, a string, an address, …) is held in place and cost no allocation on its way
+    /// here; a container is shared behind one reference count. Read it as a `&Data`
+    /// (`&*m.data`), take it with [`SharedData::into_data`].
+    pub data: SharedData,
 }
 
 /// Which endpoint a status or error is about.

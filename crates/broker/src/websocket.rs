@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use broker_data::Data;
+use broker_data::{Data, SharedData};
 use broker_wire::Topic;
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -391,11 +391,11 @@ fn hand_over(web: &Web, origin: u64, reader: &Arc<InFlight>, items: &mut Publica
 /// A data message from the client: its topic and value.
 fn decode(
     parsed: Result<(String, Data), broker_json::MessageError>,
-) -> Result<(Topic, Arc<Data>), broker_json::MessageError> {
+) -> Result<(Topic, SharedData), broker_json::MessageError> {
     let (topic, value) = parsed?;
     let topic =
         Topic::try_from(topic.as_str()).map_err(|_| broker_json::MessageError::InvalidData)?;
-    Ok((topic, Arc::new(value)))
+    Ok((topic, SharedData::from(value)))
 }
 
 /// What a client's writer sends from, and what it watches.

@@ -5,7 +5,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_data::Data;
@@ -344,7 +343,7 @@ impl Sim {
         let now = self.now;
         self.nodes[a]
             .router
-            .publish(now, t, Content::Data(Arc::new(Data::Count(n))));
+            .publish(now, t, Content::Data(Data::Count(n).into()));
         self.pump(a);
         n
     }

@@ -150,10 +150,7 @@ pub(crate) fn message(name: &str) -> Option<Msg> {
             Payload::RoutedBatch {
                 origin: id(0xcc),
                 seq: 7,
-                values: vec![
-                    std::sync::Arc::new(Data::Count(42)),
-                    std::sync::Arc::new(Data::Count(43)),
-                ],
+                values: vec![Data::Count(42).into(), Data::Count(43).into()],
             },
         )),
         "routed_command" => Msg::Envelope(env(
