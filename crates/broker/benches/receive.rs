@@ -7,70 +7,21 @@
 //! endpoints, every thread). `cargo bench -p broker --bench receive`.
 #![allow(missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use broker::data::Data;
-use broker::{Configuration, Endpoint};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "support/small.rs"]
+mod small;
 
 const RUN: u64 = 1000;
 
-/// The system allocator, counting allocations.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is passed to the system allocator unchanged.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn endpoint() -> Endpoint {
-    Endpoint::new(Configuration {
-        disable_ssl: true,
-        ..Configuration::default()
-    })
-    .unwrap()
-}
+static GLOBAL: small::Counting = small::Counting;
 
 fn bench(c: &mut Criterion) {
-    let (publishing, receiving) = (endpoint(), endpoint());
-    let port = receiving.listen("127.0.0.1", 0).unwrap();
-    let sub = receiving.make_subscriber(&["/bench"], Some(8192)).unwrap();
-    publishing.peer("127.0.0.1", port, None).unwrap();
-    let publisher = publishing.make_publisher("/bench/small").unwrap();
-    // Until the subscription has reached the publishing side.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        publisher.publish(Data::Count(0)).unwrap();
-        if sub.get_timeout(Duration::from_millis(20)).is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the subscription never arrived");
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let _ = sub.poll();
+    let (publisher, sub, _endpoints) = small::publisher_and_subscriber("/bench/small");
     let run = || {
         publisher.publish_batch((0..RUN).map(Data::Count)).unwrap();
         let mut got = 0;
@@ -85,11 +36,11 @@ fn bench(c: &mut Criterion) {
     for _ in 0..100 {
         run();
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = small::allocations();
     for _ in 0..100 {
         run();
     }
-    let per = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / (100 * RUN) as f64;
+    let per = (small::allocations() - before) as f64 / (100 * RUN) as f64;
     eprintln!("facade/small_values_between_two_endpoints: {per:.2} allocations per message");
     let mut g = c.benchmark_group("facade");
     g.throughput(Throughput::Elements(RUN));
