@@ -38,6 +38,20 @@ impl RawSocket {
         Some(RawSocket::Unix(fd.into()))
     }
 
+    /// Whether the client closed its end (or reset it) with nothing left unread: the
+    /// connection's task will find out, but may not have yet.
+    pub(crate) fn hung_up(&self) -> bool {
+        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let peeked = match self {
+            RawSocket::Unix(s) => socket2::SockRef::from(s).peek(&mut b),
+            RawSocket::Tcp(s) => socket2::SockRef::from(s).peek(&mut b),
+        };
+        match peeked {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
     /// [`unix`](Self::unix) for TCP.
     pub(crate) fn tcp(socket: &tokio::net::TcpStream) -> Option<RawSocket> {
         use std::os::fd::AsFd;
@@ -80,7 +94,7 @@ enum Spun {
 
 /// The adaptive spin of one connection.
 struct Spin {
-    raw: Option<RawSocket>,
+    raw: Option<Arc<RawSocket>>,
     window: Duration,
     /// The client's last frame came within the window after the connection began waiting.
     hot: bool,
@@ -89,7 +103,7 @@ struct Spin {
 }
 
 impl Spin {
-    fn new(raw: Option<RawSocket>, window: Duration) -> Spin {
+    fn new(raw: Option<Arc<RawSocket>>, window: Duration) -> Spin {
         let raw = raw.filter(|_| !window.is_zero());
         Spin {
             raw,
@@ -165,7 +179,7 @@ pub(crate) async fn run<R, W>(
     id: ClientId,
     queue: &Arc<Queue>,
     (mut rd, mut wr): (R, W),
-    raw: Option<RawSocket>,
+    raw: Option<Arc<RawSocket>>,
     config: &ServerConfig,
 ) -> &'static str
 where
@@ -429,7 +443,7 @@ mod tests {
         let bus = Bus::new(BusConfig::default());
         let queue = Queue::new(8, OverflowPolicy::Disconnect);
         let (raw, mut client) = pair();
-        let mut spin = Spin::new(Some(raw), Duration::from_secs(2));
+        let mut spin = Spin::new(Some(Arc::new(raw)), Duration::from_secs(2));
         let mut buf = BytesMut::new();
         // Cold at first: returns at once.
         assert!(matches!(spin.spin(&bus, &queue, &mut buf), Spun::Nothing));
@@ -476,7 +490,7 @@ mod tests {
         let bus = Bus::new(BusConfig::default());
         let queue = Queue::new(8, OverflowPolicy::Disconnect);
         let (raw, _client) = pair();
-        let mut spin = Spin::new(Some(raw), Duration::from_secs(2));
+        let mut spin = Spin::new(Some(Arc::new(raw)), Duration::from_secs(2));
         spin.hot = true;
         bus.shared.spinners.store(1, Ordering::Relaxed);
         let begun = Instant::now();
@@ -489,11 +503,25 @@ mod tests {
         assert!(spin.hot, "not spinning is not a miss");
     }
 
+    /// A socket whose client closed with nothing unread has hung up; one still open, or with
+    /// bytes the server has yet to read, has not.
+    #[test]
+    fn a_closed_client_is_seen_to_have_hung_up() {
+        let (raw, mut client) = pair();
+        assert!(!raw.hung_up(), "open and quiet");
+        client.write_all(b"x").unwrap();
+        drop(client);
+        assert!(!raw.hung_up(), "a byte to read first");
+        let mut b = [0u8; 1];
+        assert_eq!(raw.read(&mut b).unwrap(), 1);
+        assert!(raw.hung_up(), "closed, nothing left");
+    }
+
     /// A zero window, or a TLS connection (no plain socket), never spins.
     #[test]
     fn no_window_or_no_plain_socket_no_spin() {
         let (raw, _client) = pair();
-        assert!(Spin::new(Some(raw), Duration::ZERO).raw.is_none());
+        assert!(Spin::new(Some(Arc::new(raw)), Duration::ZERO).raw.is_none());
         assert!(Spin::new(None, Duration::from_micros(50)).raw.is_none());
     }
 }

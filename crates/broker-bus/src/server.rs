@@ -1,6 +1,7 @@
 //! The tokio layer: UNIX-socket and TCP listeners speaking busrt's protocol, in-process
 //! clients, keepalive and timeouts, all driving one [`Core`] under one lock.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -154,17 +155,27 @@ pub(crate) struct Shared {
     pub(crate) spinners: std::sync::atomic::AtomicUsize,
     /// Told whenever a connection's client is unregistered (see [`TAKEN_NAME_GRACE`]).
     pub(crate) departed: tokio::sync::Notify,
+    /// Second handles on registered socket clients' plain sockets, to tell a holder of a name
+    /// whose client hung up (see [`TAKEN_NAME_GRACE`]).
+    pub(crate) sockets: Mutex<HashMap<ClientId, Arc<crate::conn::RawSocket>>>,
 }
 
 /// How long a connection that asks for a name a socket client holds waits for that client to
 /// go before it is refused with `BUSY`. A client that closes its connection and connects again
 /// at once under the same name (busrt's own benchmark does, between its stages) may otherwise
-/// find the server still unaware of the close, which comes on another socket.
+/// find the server still unaware of the close, which comes on another socket. When the
+/// holder's socket shows the close already (a plain socket at its end), the wait lasts until
+/// the holder's connection notices, up to the timeout: a busy server may take longer than
+/// the grace to get to it.
 const TAKEN_NAME_GRACE: Duration = Duration::from_millis(100);
 
 impl Shared {
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sockets(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<crate::conn::RawSocket>>> {
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Pushes what waited for room in in-process receivers' queues (the caller holds no
@@ -231,6 +242,7 @@ impl Bus {
                 config,
                 spinners: std::sync::atomic::AtomicUsize::new(0),
                 departed: tokio::sync::Notify::new(),
+                sockets: Mutex::default(),
             }),
         }
     }
@@ -342,7 +354,7 @@ impl Bus {
                         peer,
                         cert_names: None,
                         port,
-                        raw: crate::conn::RawSocket::unix(&stream),
+                        raw: crate::conn::RawSocket::unix(&stream).map(Arc::new),
                     };
                     serve(bus, stream, origin, config).await;
                 });
@@ -394,7 +406,7 @@ impl Bus {
                             peer: ip,
                             cert_names: None,
                             port,
-                            raw: crate::conn::RawSocket::tcp(&stream),
+                            raw: crate::conn::RawSocket::tcp(&stream).map(Arc::new),
                         };
                         serve(bus, stream, origin, config).await;
                         return;
@@ -431,12 +443,29 @@ impl Bus {
     }
 }
 
-/// Whether `name` is registered by a client over a socket.
-fn held_by_a_socket_client(bus: &Bus, name: &str) -> bool {
+/// The client over a socket that holds `name`, if one does.
+fn socket_holder(bus: &Bus, name: &str) -> Option<ClientId> {
     let core = bus.shared.core();
     core.lookup(name)
-        .and_then(|id| core.kind_of(id))
-        .is_some_and(|k| k != ClientKind::Internal)
+        .filter(|id| core.kind_of(*id).is_some_and(|k| k != ClientKind::Internal))
+}
+
+/// Whether the client of `id` hung up its plain socket (its connection has yet to notice).
+fn hung_up(bus: &Bus, id: ClientId) -> bool {
+    let socket = bus.shared.sockets().get(&id).cloned();
+    socket.is_some_and(|s| s.hung_up())
+}
+
+/// Keeps a registered socket client's second handle in [`Shared::sockets`] while it lives.
+struct Listed<'a> {
+    bus: &'a Bus,
+    id: ClientId,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.bus.shared.sockets().remove(&self.id);
+    }
 }
 
 /// One connection: handshake, then a reader (this task) and a writer task.
@@ -448,8 +477,9 @@ struct Origin {
     /// Names a verified certificate carries, when the name must be one of them.
     cert_names: Option<Vec<String>>,
     port: String,
-    /// The plain socket's descriptor, for spinning (none for TLS).
-    raw: Option<crate::conn::RawSocket>,
+    /// The plain socket's descriptor, for spinning and for telling that the client hung up
+    /// (none for TLS).
+    raw: Option<Arc<crate::conn::RawSocket>>,
 }
 
 async fn serve<S>(bus: Bus, stream: S, origin: Origin, config: ServerConfig)
@@ -501,9 +531,21 @@ where
     };
     let mut registered = rules.clone().and_then(register);
     // A name held by a socket client that may be on its way out: wait for departures, a
-    // moment, before refusing it.
-    let deadline = tokio::time::Instant::now() + TAKEN_NAME_GRACE;
-    while registered == Err(code::BUSY) && held_by_a_socket_client(&bus, &name) {
+    // moment (or, when its client hung up already, until its connection notices), before
+    // refusing it.
+    let begun = tokio::time::Instant::now();
+    let mut deadline = begun + TAKEN_NAME_GRACE;
+    while registered == Err(code::BUSY) {
+        let Some(holder) = socket_holder(&bus, &name) else {
+            break;
+        };
+        // Looked at again after every wait: the close may show only later.
+        if hung_up(&bus, holder) {
+            deadline = deadline.max(begun + t);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
         let departed = bus.shared.departed.notified();
         tokio::pin!(departed);
         departed.as_mut().enable();
@@ -511,15 +553,19 @@ where
         if registered != Err(code::BUSY) {
             break;
         }
-        let timed_out = tokio::time::timeout_at(deadline, departed).await.is_err();
+        let _ = tokio::time::timeout_at(deadline, departed).await;
         registered = rules.clone().and_then(register);
-        if timed_out {
-            break;
-        }
     }
     let answer = match registered {
         Ok(_) => code::OK,
         Err(c) => c,
+    };
+    let _listed = match (registered, &raw) {
+        (Ok(id), Some(socket)) => {
+            bus.shared.sockets().insert(id, socket.clone());
+            Some(Listed { bus: &bus, id })
+        }
+        _ => None,
     };
     if tokio::time::timeout(t, wr.write_all(&[answer]))
         .await
