@@ -76,6 +76,40 @@ pub fn issue(
 ) -> (PathBuf, PathBuf) {
     let k = key();
     let c = cert(name, &k, Some((ca, ca_key)), false);
+    write_pair(dir, name, &c, &k, passphrase)
+}
+
+/// A server certificate signed by `ca` whose subject alternative name is the DNS name
+/// `host` (what clients that check host names, such as rustls', need), written as PEM files
+/// under `dir`.
+pub fn issue_host(dir: &Path, host: &str, ca: &X509, ca_key: &PKey<Private>) -> (PathBuf, PathBuf) {
+    use openssl::x509::extension::SubjectAlternativeName;
+    let k = key();
+    let plain = cert(host, &k, Some((ca, ca_key)), false);
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(plain.serial_number()).unwrap();
+    b.set_subject_name(plain.subject_name()).unwrap();
+    b.set_issuer_name(ca.subject_name()).unwrap();
+    b.set_pubkey(&k).unwrap();
+    b.set_not_before(plain.not_before()).unwrap();
+    b.set_not_after(plain.not_after()).unwrap();
+    let san = SubjectAlternativeName::new()
+        .dns(host)
+        .build(&b.x509v3_context(Some(ca), None))
+        .unwrap();
+    b.append_extension(san).unwrap();
+    b.sign(ca_key, MessageDigest::sha256()).unwrap();
+    write_pair(dir, host, &b.build(), &k, None)
+}
+
+fn write_pair(
+    dir: &Path,
+    name: &str,
+    c: &X509,
+    k: &PKey<Private>,
+    passphrase: Option<&str>,
+) -> (PathBuf, PathBuf) {
     let (cp, kp) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),

@@ -44,6 +44,8 @@ pub enum ClientKind {
     LocalIpc,
     /// A TCP client.
     Tcp,
+    /// A WebSocket client (`ws://`, `wss://`).
+    WebSocket,
 }
 
 impl ClientKind {
@@ -53,6 +55,7 @@ impl ClientKind {
             ClientKind::Internal => "internal",
             ClientKind::LocalIpc => "local_ipc",
             ClientKind::Tcp => "tcp",
+            ClientKind::WebSocket => "websocket",
         }
     }
 }

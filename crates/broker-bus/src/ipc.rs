@@ -54,9 +54,22 @@ impl IpcClient {
     /// Connects to `path` (busrt's rule: a UNIX socket path, or `HOST:PORT`) and registers
     /// `name`, all within `timeout` (also each later write's and ACK's limit; pings go every
     /// half of it).
+    ///
+    /// `ws://HOST:PORT[/PATH]` connects over WebSocket, as busrt's client does (for
+    /// `wss://`, see [`IpcClient::connect_tls`]).
     pub async fn connect(path: &str, name: &str, timeout: Duration) -> Result<IpcClient, Error> {
         let connect = async {
-            if is_unix_path(path) {
+            if path.starts_with("wss://") {
+                Err(Error {
+                    code: code::NOT_SUPPORTED,
+                    message: "wss:// needs a CA to check the server with (connect_tls)".into(),
+                })
+            } else if let Some(addr) = crate::ws::authority(path) {
+                let s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+                let _ = s.set_nodelay(true);
+                let pipe = crate::ws::connect(path, s, timeout).await?;
+                Self::register(pipe, name, timeout).await
+            } else if is_unix_path(path) {
                 let s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
                 Self::register(s, name, timeout).await
             } else {
@@ -73,7 +86,8 @@ impl IpcClient {
             })?
     }
 
-    /// Connects over TLS to `addr` (`HOST:PORT`): the server's certificate must chain to
+    /// Connects over TLS to `addr` (`HOST:PORT`, or `wss://HOST:PORT[/PATH]` for TLS under
+    /// WebSocket): the server's certificate must chain to
     /// `ca_file`; `identity` (certificate and key, PEM) is presented to a server that asks
     /// for one (and may bind the bus name to it).
     pub async fn connect_tls(
@@ -95,6 +109,8 @@ impl IpcClient {
             b.set_private_key_file(key, SslFiletype::PEM).map_err(tls)?;
         }
         let connector = b.build();
+        let url = addr.starts_with("wss://").then_some(addr);
+        let addr = url.and_then(crate::ws::authority).unwrap_or(addr);
         let connect = async {
             let tcp = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
             let _ = tcp.set_nodelay(true);
@@ -111,7 +127,13 @@ impl IpcClient {
                     code: code::IO,
                     message: format!("TLS handshake: {e}"),
                 })?;
-            Self::register(s, name, timeout).await
+            match url {
+                Some(url) => {
+                    let pipe = crate::ws::connect(url, s, timeout).await?;
+                    Self::register(pipe, name, timeout).await
+                }
+                None => Self::register(s, name, timeout).await,
+            }
         };
         tokio::time::timeout(timeout, connect)
             .await

@@ -31,6 +31,7 @@ pub mod pattern;
 pub mod queue;
 pub mod rpc;
 mod server;
+mod ws;
 
 pub use crate::aaa::{AaaMap, ClientAaa, IpNet};
 pub use crate::frame::{Delivery, Kind, Qos};

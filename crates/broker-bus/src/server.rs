@@ -54,8 +54,12 @@ pub struct ServerConfig {
     /// Access rules by primary name: with a map, only names in it may connect, from where
     /// and doing what their rules allow (none: everyone, everything).
     pub aaa_map: Option<crate::aaa::AaaMap>,
-    /// TLS on TCP listeners (UNIX sockets ignore it).
+    /// TLS on TCP and WebSocket listeners (UNIX sockets ignore it).
     pub tls: Option<TlsConfig>,
+    /// Browser origins (`https://host`, or `*`) a WebSocket listener admits: a handshake
+    /// that carries an `Origin` header not listed here is refused (403), so that a web page
+    /// cannot reach the bus through its visitor's browser. busrt's clients send none.
+    pub web_origins: Vec<String>,
     /// How long a connection whose client answers within this time watches its socket
     /// before it sleeps (plain UNIX and TCP sockets; one connection of a bus at a time):
     /// request/response clients are answered without a wake-up. Zero: never.
@@ -77,7 +81,7 @@ pub struct TlsConfig {
     pub name_from_certificate: bool,
 }
 
-fn tls_acceptor(t: &TlsConfig) -> std::io::Result<openssl::ssl::SslAcceptor> {
+pub(crate) fn tls_acceptor(t: &TlsConfig) -> std::io::Result<openssl::ssl::SslAcceptor> {
     use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
     let err = |e: openssl::error::ErrorStack| std::io::Error::other(e.to_string());
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(err)?;
@@ -117,6 +121,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             aaa_map: None,
             tls: None,
+            web_origins: Vec::new(),
             spin: Duration::from_micros(50),
         }
     }
@@ -217,8 +222,8 @@ pub struct Bus {
 /// A running listener; dropping it does not stop it, [`ServerHandle::stop`] does.
 #[derive(Debug)]
 pub struct ServerHandle {
-    task: JoinHandle<()>,
-    path: Option<PathBuf>,
+    pub(crate) task: JoinHandle<()>,
+    pub(crate) path: Option<PathBuf>,
 }
 
 impl ServerHandle {
@@ -411,21 +416,9 @@ impl Bus {
                         serve(bus, stream, origin, config).await;
                         return;
                     };
-                    let accepted = async {
-                        let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
-                        let mut s = tokio_openssl::SslStream::new(ssl, stream).ok()?;
-                        std::pin::Pin::new(&mut s).accept().await.ok()?;
-                        Some(s)
-                    };
-                    let Ok(Some(s)) = tokio::time::timeout(config.timeout, accepted).await else {
+                    let Some((s, names)) = accept_tls(&acceptor, stream, &config).await else {
                         tracing::debug!(%peer, "bus: a TLS handshake failed");
                         return;
-                    };
-                    let names = s.ssl().peer_certificate().map(|c| certificate_names(&c));
-                    let names = if config.tls.as_ref().is_some_and(|t| t.name_from_certificate) {
-                        Some(names.unwrap_or_default())
-                    } else {
-                        None
                     };
                     let origin = Origin {
                         kind: ClientKind::Tcp,
@@ -441,6 +434,34 @@ impl Bus {
         });
         Ok((ServerHandle { task, path: None }, local))
     }
+}
+
+/// A TLS server handshake on `stream` within the timeout; the stream and, when the name must
+/// be proven, the names the client's certificate carries.
+pub(crate) async fn accept_tls(
+    acceptor: &openssl::ssl::SslAcceptor,
+    stream: tokio::net::TcpStream,
+    config: &ServerConfig,
+) -> Option<(
+    tokio_openssl::SslStream<tokio::net::TcpStream>,
+    Option<Vec<String>>,
+)> {
+    let accepted = async {
+        let ssl = openssl::ssl::Ssl::new(acceptor.context()).ok()?;
+        let mut s = tokio_openssl::SslStream::new(ssl, stream).ok()?;
+        std::pin::Pin::new(&mut s).accept().await.ok()?;
+        Some(s)
+    };
+    let s = tokio::time::timeout(config.timeout, accepted)
+        .await
+        .ok()??;
+    let names = s.ssl().peer_certificate().map(|c| certificate_names(&c));
+    let names = if config.tls.as_ref().is_some_and(|t| t.name_from_certificate) {
+        Some(names.unwrap_or_default())
+    } else {
+        None
+    };
+    Some((s, names))
 }
 
 /// The client over a socket that holds `name`, if one does.
@@ -470,19 +491,19 @@ impl Drop for Listed<'_> {
 
 /// One connection: handshake, then a reader (this task) and a writer task.
 /// Who is at the other end of a connection, as its listener saw it.
-struct Origin {
-    kind: ClientKind,
-    source: Option<String>,
-    peer: crate::aaa::Peer,
+pub(crate) struct Origin {
+    pub(crate) kind: ClientKind,
+    pub(crate) source: Option<String>,
+    pub(crate) peer: crate::aaa::Peer,
     /// Names a verified certificate carries, when the name must be one of them.
-    cert_names: Option<Vec<String>>,
-    port: String,
+    pub(crate) cert_names: Option<Vec<String>>,
+    pub(crate) port: String,
     /// The plain socket's descriptor, for spinning and for telling that the client hung up
     /// (none for TLS).
-    raw: Option<Arc<crate::conn::RawSocket>>,
+    pub(crate) raw: Option<Arc<crate::conn::RawSocket>>,
 }
 
-async fn serve<S>(bus: Bus, stream: S, origin: Origin, config: ServerConfig)
+pub(crate) async fn serve<S>(bus: Bus, stream: S, origin: Origin, config: ServerConfig)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {

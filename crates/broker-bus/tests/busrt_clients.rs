@@ -1,5 +1,5 @@
 //! busrt 0.5.6's own, unmodified clients (`busrt::ipc::Client`, `busrt::rpc::RpcClient`)
-//! against our bus over UNIX sockets and TCP.
+//! against our bus over UNIX sockets, TCP and WebSocket.
 
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ struct Server {
     bus: Bus,
     unix: String,
     tcp: String,
+    /// `ws://HOST:PORT`.
+    ws: String,
     _dir: TempDir,
 }
 
@@ -38,11 +40,19 @@ async fn server_with(config: BusConfig, server: ServerConfig) -> Server {
     bus.init_default_core_rpc().unwrap();
     let path = dir.join("bus.sock");
     bus.spawn_unix_server(&path, server.clone()).await.unwrap();
-    let (_, addr) = bus.spawn_tcp_server("127.0.0.1:0", server).await.unwrap();
+    let (_, addr) = bus
+        .spawn_tcp_server("127.0.0.1:0", server.clone())
+        .await
+        .unwrap();
+    let (_, ws) = bus
+        .spawn_websocket_server("127.0.0.1:0", server)
+        .await
+        .unwrap();
     Server {
         bus,
         unix: path.display().to_string(),
         tcp: addr.to_string(),
+        ws: format!("ws://{ws}"),
         _dir: TempDir(dir),
     }
 }
@@ -257,6 +267,12 @@ async fn every_operation_over_tcp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_over_websocket() {
+    let s = server().await;
+    every_op_over(&s.ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_errors_are_busrts() {
     let s = server().await;
     let _a = connect(&s.unix, "taken").await;
@@ -367,13 +383,18 @@ async fn the_broker_service_answers_busrts_rpc_client() {
     let stats: busrt::common::BrokerStats = rmp_serde::from_slice(r.payload()).unwrap();
     assert!(stats.r_frames >= 2 && stats.w_frames >= 2);
     let _other = connect(&s.tcp, "other").await;
+    let _web = connect(&s.ws, "web").await;
     let r = call("client.list", vec![]).await.unwrap();
     let list: busrt::common::ClientList<'_> = rmp_serde::from_slice(r.payload()).unwrap();
     let names: Vec<&str> = list.clients.iter().map(|c| c.name).collect();
-    assert_eq!(names, [".broker", "caller", "other"]);
+    assert_eq!(names, [".broker", "caller", "other", "web"]);
     let other = &list.clients[2];
     assert_eq!((other.kind, other.port), ("tcp", Some(s.tcp.as_str())));
     assert!(other.source.is_some_and(|s| s.starts_with("127.0.0.1:")));
+    let web = &list.clients[3];
+    let ws_port = s.ws.strip_prefix("ws://");
+    assert_eq!((web.kind, web.port), ("websocket", ws_port));
+    assert!(web.source.is_some_and(|s| s.starts_with("127.0.0.1:")));
     assert_eq!(list.clients[0].kind, "internal");
     let filter =
         rmp_serde::to_vec_named(&std::collections::BTreeMap::from([("filter", "^c")])).unwrap();

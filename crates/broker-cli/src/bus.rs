@@ -118,7 +118,8 @@ impl ClientArgs {
 #[derive(Args)]
 pub(crate) struct ServeArgs {
     /// Where to listen (repeatable): a UNIX socket path (starting with `/` or ending in
-    /// `.sock`, `.socket`, `.ipc`) or `HOST:PORT`.
+    /// `.sock`, `.socket`, `.ipc`), `HOST:PORT`, or busrt's WebSocket transport as
+    /// `ws://HOST:PORT` (`wss://HOST:PORT` with the config file's `[tls]`).
     #[arg(short = 'B', long = "bind", required = true)]
     bind: Vec<String>,
     /// Seconds for each handshake step, frame body and write; NOPs every half of it, and a
@@ -179,9 +180,12 @@ struct BusFile {
     #[serde(default)]
     aaa: std::collections::BTreeMap<String, AaaEntry>,
     tls: Option<TlsEntry>,
+    /// Browser origins the WebSocket listeners admit (none by default).
+    #[serde(default)]
+    web_origins: Vec<String>,
 }
 
-/// `[tls]` of `broker bus serve --config`: TLS on every TCP listener.
+/// `[tls]` of `broker bus serve --config`: TLS on every TCP listener (and `wss://` ones).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TlsEntry {
@@ -496,7 +500,13 @@ pub(crate) fn serve_bridged(
                     bus.init_default_core_rpc()?;
                     let mut servers = Vec::new();
                     for b in &binds {
-                        if is_unix_path(b) {
+                        if let Some(addr) = b.strip_prefix("ws://") {
+                            let (h, bound) = bus
+                                .spawn_websocket_server(addr, ServerConfig::default())
+                                .await?;
+                            servers.push(h);
+                            println!("bus listening on ws://{bound}");
+                        } else if is_unix_path(b) {
                             servers.push(bus.spawn_unix_server(b, ServerConfig::default()).await?);
                             println!("bus listening on {b}");
                         } else {
@@ -547,7 +557,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         .filter(|t| !t.is_zero())
         .with_context(|| format!("bad timeout {}", a.timeout))?;
     let _ = (a.buf_ttl, a.buf_size, a.workers);
-    let (aaa, tls) = match &a.config {
+    let (aaa, tls, web_origins) = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
@@ -557,9 +567,9 @@ fn serve(a: ServeArgs) -> Result<()> {
                 .then(|| aaa_map(&text))
                 .transpose()
                 .with_context(|| format!("{}", p.display()))?;
-            (aaa, tls_config(&text)?)
+            (aaa, tls_config(&text)?, file.web_origins)
         }
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -580,12 +590,29 @@ fn serve(a: ServeArgs) -> Result<()> {
             max_frame_size: a.max_frame_size,
             aaa_map: aaa,
             tls,
+            web_origins,
             spin: Duration::from_micros(a.spin_us),
             ..ServerConfig::default()
         };
         let mut servers = Vec::new();
         for b in &a.bind {
-            if is_unix_path(b) {
+            if let Some((scheme, addr)) = b.split_once("://") {
+                let config = match scheme {
+                    "ws" => ServerConfig {
+                        tls: None,
+                        ..config.clone()
+                    },
+                    "wss" if config.tls.is_some() => config.clone(),
+                    "wss" => bail!("{b}: wss:// needs a [tls] table in the --config file"),
+                    _ => bail!("{b}: unknown scheme (ws://, wss://, a path or HOST:PORT)"),
+                };
+                let (h, bound) = bus
+                    .spawn_websocket_server(addr, config)
+                    .await
+                    .with_context(|| format!("cannot listen on {b}"))?;
+                servers.push(h);
+                println!("bus listening on {scheme}://{bound}");
+            } else if is_unix_path(b) {
                 servers.push(
                     bus.spawn_unix_server(b, config.clone())
                         .await

@@ -199,10 +199,10 @@ enum Command {
         /// Messages the `--subscribe` queue holds before it drops the oldest (counted).
         #[arg(long, default_value_t = 100_000)]
         queue_size: usize,
-        /// Also run a busrt-compatible bus here (repeatable: a UNIX socket path or
-        /// HOST:PORT), bridged to this endpoint: bus topics under `--bus-prefix` are Broker
-        /// topics and back, payloads in MessagePack (docs/bus.md).
-        #[arg(long = "bus", value_name = "PATH|HOST:PORT")]
+        /// Also run a busrt-compatible bus here (repeatable: a UNIX socket path,
+        /// HOST:PORT or ws://HOST:PORT), bridged to this endpoint: bus topics under
+        /// `--bus-prefix` are Broker topics and back, payloads in MessagePack (docs/bus.md).
+        #[arg(long = "bus", value_name = "PATH|HOST:PORT|ws://HOST:PORT")]
         bus: Vec<String>,
         /// Topic prefixes the bus bridge carries (repeatable; default `zeek/`).
         #[arg(long = "bus-prefix", value_name = "PREFIX")]

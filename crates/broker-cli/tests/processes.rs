@@ -655,3 +655,47 @@ fn bus_commands_against_a_bus_server() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `broker bus serve -B ws://…` (busrt's WebSocket transport) beside a UNIX socket: the client
+/// commands reach it by URL, and a `wss://` listener without `[tls]` is refused at start.
+#[test]
+fn bus_serve_listens_on_websocket() {
+    let dir = broker_e2e::temp_dir("cli-bus-ws");
+    let sock = dir.join("ws.sock");
+    let path = sock.to_str().unwrap().to_owned();
+    let server = Proc::spawn(&["bus", "serve", "-B", &path, "-B", "ws://127.0.0.1:0"]);
+    let line = server.expect("bus listening on ws://");
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let out = Command::new(BROKER)
+            .args(["bus"])
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = run(&["info", &url]);
+    assert!(ok && out.contains("name -> .broker"), "{out}");
+    // A listener on the socket, a publisher over WebSocket.
+    let listener = Proc::spawn(&["bus", "listen", &path, "-n", "lis", "-t", "w/#"]);
+    listener.expect("listening as lis");
+    assert_eq!(run(&["publish", &url, "w/x", "hi"]), (true, "OK\n".into()));
+    assert_eq!(listener.expect("STR:"), "STR: hi");
+    drop(listener);
+    drop(server);
+    let out = Command::new(BROKER)
+        .args(["bus", "serve", "-B", "wss://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs a [tls] table"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
