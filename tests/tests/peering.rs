@@ -166,8 +166,25 @@ fn order_holds_across_direct_and_queued_publications_over_tcp() {
 /// thread), streams (mostly by the readers) and values bigger than one straight read; every
 /// sender's messages arrive complete and in order.
 fn a_waiting_subscriber_reads_sockets_itself_and_order_holds(disable_ssl: bool) {
+    reads_itself_and_order_holds(disable_ssl, Configuration::default().spin_wait);
+}
+
+/// The same with `spin_wait` 0: a subscriber that does not spin watches its endpoint's
+/// sockets in `poll(2)` while it waits and reads them itself (see `Inbox::lend`).
+#[test]
+fn a_subscriber_that_does_not_spin_watches_the_sockets_and_order_holds_over_tcp() {
+    reads_itself_and_order_holds(true, Duration::ZERO);
+}
+
+#[test]
+fn a_subscriber_that_does_not_spin_watches_the_sockets_and_order_holds_over_tls() {
+    reads_itself_and_order_holds(false, Duration::ZERO);
+}
+
+fn reads_itself_and_order_holds(disable_ssl: bool, spin_wait: Duration) {
     let config = || Configuration {
         disable_ssl,
+        spin_wait,
         ..Configuration::default()
     };
     let b = Endpoint::new(config()).unwrap();
@@ -253,6 +270,67 @@ fn a_waiting_subscriber_reads_sockets_itself_and_order_holds_over_tls() {
 #[test]
 fn a_waiting_subscriber_reads_sockets_itself_and_order_holds_over_tcp() {
     a_waiting_subscriber_reads_sockets_itself_and_order_holds(true);
+}
+
+/// A socket lent to a waiting subscriber goes back to its reader when the subscriber returns:
+/// another subscriber, which never waits in `get`, still receives what comes next, though the
+/// first never calls `get` again. Over many rounds, so that the data sometimes arrives while
+/// the socket is being handed back.
+fn a_lent_socket_goes_back_when_the_subscriber_returns(disable_ssl: bool) {
+    let config = || Configuration {
+        disable_ssl,
+        spin_wait: Duration::ZERO,
+        ..Configuration::default()
+    };
+    let (a, b) = (
+        Endpoint::new(config()).unwrap(),
+        Endpoint::new(config()).unwrap(),
+    );
+    let waiting = b.make_subscriber(&["/lent/wait"], None).unwrap();
+    let polling = b.make_subscriber(&["/lent/poll"], None).unwrap();
+    let port = b.listen("127.0.0.1", 0).unwrap();
+    a.peer("127.0.0.1", port, None).unwrap();
+    b.await_peer(a.node_id(), WAIT).unwrap();
+    for i in 0..300u64 {
+        a.publish("/lent/wait", Data::Count(i)).unwrap();
+        if i % 3 == 0 {
+            // Sent while the socket may still be lent.
+            a.publish("/lent/poll", Data::Count(i)).unwrap();
+        }
+        let m = waiting
+            .get_timeout(WAIT)
+            .expect("the waiting subscriber's message");
+        assert_eq!(*m.data, Data::Count(i));
+        if i % 3 != 0 {
+            a.publish("/lent/poll", Data::Count(i)).unwrap();
+        }
+        let end = Instant::now() + WAIT;
+        let got = loop {
+            if let Some(m) = polling.poll().pop() {
+                break m;
+            }
+            assert!(
+                Instant::now() < end,
+                "round {i}: the reader never took the socket back"
+            );
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        assert_eq!(*got.data, Data::Count(i));
+    }
+    // A wait with a deadline ends at it.
+    let t = Instant::now();
+    assert!(waiting.get_timeout(Duration::from_millis(50)).is_none());
+    assert!(t.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn a_lent_socket_goes_back_when_the_subscriber_returns_over_tcp() {
+    a_lent_socket_goes_back_when_the_subscriber_returns(true);
+}
+
+#[test]
+fn a_lent_socket_goes_back_when_the_subscriber_returns_over_tls() {
+    a_lent_socket_goes_back_when_the_subscriber_returns(false);
 }
 
 /// Broker's promise behind `peer()`: once it returned, subscriptions are in effect at both

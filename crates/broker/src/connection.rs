@@ -3,7 +3,7 @@
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -134,9 +134,10 @@ pub(crate) async fn establish(
     let _ = tcp.set_nodelay(true);
     watch_liveness(&tcp, net.config.peer_silence_timeout);
     let tcp = Tcp::new(tcp);
-    let straight = tcp.straight();
+    let modes = tcp.modes();
     let Some(tls) = net.tls.as_ref() else {
-        return run(tcp, straight, addr, side, &net, peered, slot).await;
+        modes.set_plain();
+        return run(tcp, modes, addr, side, &net, peered, slot).await;
     };
     let handshake = async {
         match side {
@@ -152,7 +153,7 @@ pub(crate) async fn establish(
         () = slot.evicted() => return,
     };
     match outcome {
-        Ok(stream) => run(stream, straight, addr, side, &net, peered, slot).await,
+        Ok(stream) => run(stream, modes, addr, side, &net, peered, slot).await,
         Err(e) => handshake_failed(&net.core, addr, peered, e),
     }
 }
@@ -178,7 +179,7 @@ fn handshake_failed(
 /// Broker's handshake on `stream` and, once peered, the connection until it closes.
 async fn run<S: Stream>(
     stream: S,
-    straight: Arc<AtomicBool>,
+    modes: Arc<crate::inbox::Modes>,
     addr: SocketAddr,
     side: Side,
     net: &Net,
@@ -285,7 +286,7 @@ async fn run<S: Stream>(
         max_frame_len: config.max_frame_len,
         ..Limits::default()
     };
-    let inbox = Inbox::new(Box::pin(read), buf, straight, peer, conn, kind, limits);
+    let inbox = Inbox::new(Box::pin(read), buf, modes, peer, conn, kind, limits);
     let listed = live.list(inbox.clone());
     let reason = inbox.read_loop(core, &activity).await;
     drop(listed);
@@ -298,6 +299,10 @@ async fn run<S: Stream>(
     // Only now may another connection to this peer be accepted.
     drop(claim);
 }
+
+/// The most connections a waiting subscriber's thread watches itself: with more, a node
+/// serves many peers and the runtime's thread, which watches them all anyway, hands over.
+pub(crate) const MAX_WATCHED: usize = 8;
 
 /// What an endpoint's connections share: how many writers still run (a shutdown waits for
 /// them to put what they hold on the wire) and where readers report traffic (the runtime's
@@ -461,6 +466,21 @@ impl Live {
     fn list(&self, inbox: Arc<Inbox>) -> Listed<'_> {
         self.inboxes().push(inbox.clone());
         Listed { live: self, inbox }
+    }
+
+    /// Lends up to [`MAX_WATCHED`] connections' sockets to a subscriber's thread about to wait
+    /// (see `Inbox::lend`); it gives each back with `Inbox::unlend`. None while a connection is
+    /// coming or going.
+    pub(crate) fn lend(&self) -> Vec<Arc<Inbox>> {
+        let Ok(inboxes) = self.inboxes.try_lock() else {
+            return Vec::new();
+        };
+        if inboxes.len() > MAX_WATCHED {
+            return Vec::new();
+        }
+        let all: Vec<Arc<Inbox>> = inboxes.clone();
+        drop(inboxes);
+        all.into_iter().filter(|i| i.lend()).collect()
     }
 
     /// The next connection for a waiting subscriber's thread to read, in turn (none while

@@ -114,6 +114,69 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// For a subscriber's thread about to sleep on `queue`: watches the endpoint's sockets
+    /// itself and reads what arrives (see `Inbox::lend`), until the queue has items, the
+    /// deadline passes or no socket is left to watch. A socket whose data this thread cannot
+    /// take at once (the core or the inbox is busy) goes back to its reader task.
+    fn watch(&self, queue: &dyn crate::queue::Watched, deadline: Option<Instant>) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if !self.shared.fast() {
+            return;
+        }
+        let mut lent = self.live.lend();
+        let mut ready = Vec::with_capacity(lent.len() + 1);
+        while !lent.is_empty() && !queue.pending() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            ready.clear();
+            let mut failed = false;
+            let slept = queue.sleep(&mut |fd| {
+                let mut fds = Vec::with_capacity(lent.len() + 1);
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                for inbox in &lent {
+                    if let Some(fd) = inbox.watch_fd() {
+                        fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+                    }
+                }
+                let timeout = deadline.map(|d| {
+                    let left = d.saturating_duration_since(Instant::now());
+                    Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    }
+                });
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => ready.extend(fds.iter().map(|f| !f.revents().is_empty())),
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => failed = true,
+                }
+            });
+            if !slept || failed {
+                break;
+            }
+            if ready.is_empty() || ready[0] {
+                continue;
+            }
+            let mut i = 0;
+            lent.retain(|inbox| {
+                i += 1;
+                if !ready[i] || self.shared.read_now(inbox) {
+                    return true;
+                }
+                // Readable, but not readable here now (or only its end or an error, which the
+                // reader task reports): the reader task takes it.
+                inbox.unlend();
+                false
+            });
+        }
+        for inbox in lent {
+            inbox.unlend();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(rt) = self
@@ -1325,24 +1388,25 @@ pub struct Subscriber {
 impl Subscriber {
     /// Waits for the next message (`None` once the endpoint shuts down).
     pub fn get(&self) -> Option<DataMessage> {
-        self.queue
-            .take_reading(1, None, &|| self.endpoint.inner.read_now())
-            .pop()
+        self.take(1, None).pop()
     }
 
     /// Waits up to `timeout` for the next message.
     pub fn get_timeout(&self, timeout: Duration) -> Option<DataMessage> {
-        self.queue
-            .take_reading(1, deadline(Some(timeout)), &|| {
-                self.endpoint.inner.read_now()
-            })
-            .pop()
+        self.take(1, deadline(Some(timeout))).pop()
     }
 
     /// Waits (up to `timeout`, if given) until a message is there, then takes up to `n`.
     pub fn get_n(&self, n: usize, timeout: Option<Duration>) -> Vec<DataMessage> {
+        self.take(n, deadline(timeout))
+    }
+
+    /// Waits until the deadline for up to `n` messages: spins reading the sockets, then
+    /// watches them (see `Inner::watch`), then sleeps.
+    fn take(&self, n: usize, deadline: Option<Instant>) -> Vec<DataMessage> {
+        let inner = &self.endpoint.inner;
         self.queue
-            .take_reading(n, deadline(timeout), &|| self.endpoint.inner.read_now())
+            .take_watching(n, deadline, &|| inner.read_now(), &|q, d| inner.watch(q, d))
     }
 
     /// Everything pending, without waiting.

@@ -39,26 +39,52 @@ use crate::translate::{coalesce, to_message};
 /// than that is the reader task's.
 const DIRECT_READ_MAX: usize = 64 * 1024;
 
+/// How a connection's socket is read at the moment, shared by its [`Tcp`] and its [`Inbox`].
+#[derive(Debug, Default)]
+pub(crate) struct Modes {
+    /// Reads go straight to the socket (a subscriber's thread reads).
+    straight: AtomicBool,
+    /// A waiting subscriber's thread watches the socket (see [`Inbox::lend`]): the reader
+    /// task leaves it alone.
+    lent: AtomicBool,
+    /// A second handle of the socket, for a watching thread's `poll(2)` (none: not watchable).
+    watch: Option<socket2::Socket>,
+    /// The inbox reads the socket itself (no TLS between): a read shorter than asked means the
+    /// socket had no more, so a subscriber's thread stops without a read that finds nothing.
+    plain: AtomicBool,
+}
+
+impl Modes {
+    /// Says that nothing (TLS) sits between the inbox and the socket.
+    pub(crate) fn set_plain(&self) {
+        self.plain.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A TCP stream whose reads wait through tokio's readiness (the reader task) or, while its
 /// inbox reads straight, go to the socket at once (a subscriber's thread, which learns of
-/// data by looking, not by being woken).
+/// data by looking, or by watching the socket itself, not by being woken).
 pub(crate) struct Tcp {
     io: TcpStream,
-    straight: Arc<AtomicBool>,
+    modes: Arc<Modes>,
 }
 
 impl Tcp {
-    /// Wraps `io`; reads go straight while `straight` is set.
+    /// Wraps `io`; reads go straight while its modes say so.
     pub(crate) fn new(io: TcpStream) -> Tcp {
+        let watch = socket2::SockRef::from(&io).try_clone().ok();
         Tcp {
             io,
-            straight: Arc::default(),
+            modes: Arc::new(Modes {
+                watch,
+                ..Modes::default()
+            }),
         }
     }
 
-    /// The flag that sends reads straight to the socket (see [`Inbox::new`]).
-    pub(crate) fn straight(&self) -> Arc<AtomicBool> {
-        self.straight.clone()
+    /// Its modes (see [`Inbox::new`]).
+    pub(crate) fn modes(&self) -> Arc<Modes> {
+        self.modes.clone()
     }
 }
 
@@ -69,7 +95,7 @@ impl AsyncRead for Tcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if !this.straight.load(Ordering::Relaxed) {
+        if !this.modes.straight.load(Ordering::Relaxed) {
             return Pin::new(&mut this.io).poll_read(cx, buf);
         }
         // A system call whatever tokio believes about the socket's readiness: its cached
@@ -140,7 +166,7 @@ pub(crate) struct Inbox {
     state: Mutex<State>,
     /// Batches the reader task sent the core that it has not handled yet.
     in_flight: Arc<InFlight>,
-    straight: Arc<AtomicBool>,
+    modes: Arc<Modes>,
     peer: EndpointId,
     conn: u64,
     kind: PeerKind,
@@ -168,12 +194,12 @@ enum Turn {
 
 impl Inbox {
     /// The incoming side of connection `conn` to `peer`, reading from `read` after what
-    /// `buf` already holds (frames up to `limits.max_frame_len`); `straight` is the flag of the
+    /// `buf` already holds (frames up to `limits.max_frame_len`); `modes` are those of the
     /// connection's [`Tcp`].
     pub(crate) fn new(
         read: Pin<Box<dyn AsyncRead + Send>>,
         buf: BytesMut,
-        straight: Arc<AtomicBool>,
+        modes: Arc<Modes>,
         peer: EndpointId,
         conn: u64,
         kind: PeerKind,
@@ -189,7 +215,7 @@ impl Inbox {
                 done: false,
             }),
             in_flight: Arc::default(),
-            straight,
+            modes,
             peer,
             conn,
             kind,
@@ -235,7 +261,20 @@ impl Inbox {
         core: &mpsc::UnboundedSender<Cmd>,
         activity: &Activity,
     ) -> Poll<Option<ConnError>> {
-        let mut st = self.lock();
+        // Lent to a watching thread that holds the inbox now: nothing to do here, and no
+        // waiting for the lock (the watcher wakes this task when it gives the socket back
+        // with something left, see `unlend`).
+        let mut st = if self.modes.lent.load(Ordering::Acquire) {
+            match self.state.try_lock() {
+                Ok(g) => Ordered::new(Rank::Inbox, g),
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    Ordered::new(Rank::Inbox, e.into_inner())
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return Poll::Pending,
+            }
+        } else {
+            self.lock()
+        };
         let end = self.poll_locked(&mut st, cx, core, activity);
         if end.is_ready() {
             // What is left in the buffer (after a bad frame) is nobody's to read.
@@ -283,6 +322,11 @@ impl Inbox {
                 activity.hand_over();
             }
             if self.in_flight.core_is_behind(cx) {
+                return Poll::Pending;
+            }
+            // A waiting subscriber's thread watches the socket: it reads, and hands the socket
+            // back (see `unlend`) with this task's waker registered again.
+            if self.modes.lent.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
             if st.buf.capacity() - st.buf.len() < 4096 {
@@ -358,7 +402,7 @@ impl Inbox {
         let mut scratch = [0u8; 8192];
         let mut cx = Context::from_waker(Waker::noop());
         let mut total = 0;
-        self.straight.store(true, Ordering::Relaxed);
+        self.modes.straight.store(true, Ordering::Relaxed);
         let turn = loop {
             if total >= DIRECT_READ_MAX {
                 break Turn::Stopped;
@@ -368,14 +412,88 @@ impl Inbox {
                 Poll::Pending => break Turn::Drained,
                 Poll::Ready(Ok(())) if rb.filled().is_empty() => break Turn::Ended(None),
                 Poll::Ready(Ok(())) => {
-                    total += rb.filled().len();
+                    let n = rb.filled().len();
+                    total += n;
                     st.buf.extend_from_slice(rb.filled());
+                    // The socket had less than asked: it is empty (a system call saved).
+                    if n < scratch.len() && self.modes.plain.load(Ordering::Relaxed) {
+                        break Turn::Drained;
+                    }
                 }
                 Poll::Ready(Err(e)) => break Turn::Ended(Some(ConnError::Io(e))),
             }
         };
-        self.straight.store(false, Ordering::Relaxed);
+        self.modes.straight.store(false, Ordering::Relaxed);
         turn
+    }
+
+    /// For a subscriber's thread about to wait: the reader task stops reading the socket until
+    /// [`unlend`](Self::unlend), and the thread watches it (with `poll(2)` on
+    /// [`watch_fd`](Self::watch_fd)) and reads what comes itself
+    /// ([`read_now`](Self::read_now)). A message then costs one wake-up (the watching
+    /// thread's) instead of two (the runtime's thread's, then the subscriber's). `false`
+    /// (nothing lent): the socket is not watchable (no second handle) or the connection is
+    /// ending.
+    pub(crate) fn lend(&self) -> bool {
+        if self.modes.watch.is_none() {
+            return false;
+        }
+        let st = self.lock();
+        if st.done || st.ended.is_some() {
+            return false;
+        }
+        // One watcher at a time.
+        !self.modes.lent.swap(true, Ordering::AcqRel)
+    }
+
+    /// The socket's second handle, for `poll(2)` (see [`lend`](Self::lend)).
+    pub(crate) fn watch_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.modes.watch.as_ref().map(|w| w.as_fd())
+    }
+
+    /// Gives the socket back to the reader task after [`lend`](Self::lend): reads what tokio
+    /// believes is there with the reader task's waker, which registers that waker for the
+    /// socket's next data without waking the task. The task is woken only when it has
+    /// something to do: bytes read here, the end of the stream, an error.
+    pub(crate) fn unlend(&self) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        self.modes.lent.store(false, Ordering::Release);
+        let Some(waker) = st.waker.clone() else {
+            // The reader task has not run yet: it reads when it does.
+            return;
+        };
+        if st.done || st.ended.is_some() {
+            waker.wake();
+            return;
+        }
+        let mut cx = Context::from_waker(&waker);
+        let before = st.buf.len();
+        loop {
+            if st.buf.capacity() - st.buf.len() < 4096 {
+                st.buf.reserve(64 * 1024);
+            }
+            match pin!(st.read.read_buf(&mut st.buf)).poll(&mut cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => {
+                    st.ended = Some(None);
+                    break;
+                }
+                Poll::Ready(Ok(_)) => {
+                    if st.buf.len() - before >= DIRECT_READ_MAX {
+                        break;
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    st.ended = Some(Some(ConnError::Io(e)));
+                    break;
+                }
+            }
+        }
+        if st.buf.len() > before || st.ended.is_some() {
+            waker.wake();
+        }
     }
 }
 

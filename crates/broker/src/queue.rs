@@ -28,6 +28,9 @@ struct State<T> {
     signaled: bool,
     /// Whether somebody asked for the descriptor (before that, no system call per message).
     armed: bool,
+    /// Readers watching the descriptor while they wait (see `take_watching`): the pipe is
+    /// signaled while there are some, as when it is armed.
+    watchers: usize,
     /// Threads blocked in `take` (a push wakes them only when there are some).
     sleepers: usize,
     waker: Option<Waker>,
@@ -69,6 +72,7 @@ impl<T> Queue<T> {
                 closed: false,
                 signaled: false,
                 armed: false,
+                watchers: 0,
                 sleepers: 0,
                 waker: None,
             }),
@@ -145,7 +149,7 @@ impl<T> Queue<T> {
     /// Puts the byte in the readiness pipe, once the descriptor is in use and when the byte is
     /// not there yet.
     fn signal(&self, s: &mut State<T>) {
-        if s.armed && !s.signaled {
+        if (s.armed || s.watchers > 0) && !s.signaled {
             // The pipe holds at most one byte, so this write cannot block or fail for space.
             let _ = (&self.writer).write(&[1]);
             s.signaled = true;
@@ -157,6 +161,7 @@ impl<T> Queue<T> {
         let mut s = self.lock();
         s.closed = true;
         self.wake.store(true, Ordering::Release);
+        self.signal(&mut s);
         if let Some(w) = s.waker.take() {
             w.wake();
         }
@@ -247,9 +252,26 @@ impl<T> Queue<T> {
         deadline: Option<Instant>,
         read: &dyn Fn() -> bool,
     ) -> Vec<T> {
+        self.take_watching(max, deadline, read, &|_, _| {})
+    }
+
+    /// [`take_reading`](Self::take_reading), which calls `watch` before it sleeps, when the
+    /// spin found nothing: `watch` may wait itself until the deadline, in `poll(2)` on the
+    /// queue's descriptor (see [`Watched`]) and on whatever else it watches. What is left of
+    /// the wait sleeps as before.
+    pub(crate) fn take_watching(
+        &self,
+        max: usize,
+        deadline: Option<Instant>,
+        read: &dyn Fn() -> bool,
+        watch: &dyn Fn(&dyn Watched, Option<Instant>),
+    ) -> Vec<T> {
         // A wait that finds items at once says nothing about spinning.
         let since = (!self.wake.load(Ordering::Acquire)).then(Instant::now);
         self.spin_for_items(deadline, read);
+        if !self.wake.load(Ordering::Acquire) {
+            watch(self, deadline);
+        }
         let mut s = self.lock();
         loop {
             if !s.items.is_empty() || s.closed {
@@ -358,6 +380,38 @@ impl<T> Queue<T> {
             }
         }
         self.reader.as_raw_fd()
+    }
+}
+
+/// What a reader that watches its queue among other descriptors sees of it (see
+/// [`Queue::take_watching`]).
+pub(crate) trait Watched {
+    /// Whether items are pending or the queue closed.
+    fn pending(&self) -> bool;
+    /// Runs `sleep` (a `poll(2)` that includes [`fd`](Self::fd)) unless items are pending or
+    /// the queue closed; returns whether it ran. While it runs, a push makes the descriptor
+    /// readable (at no cost when nobody sleeps: a reader that found its item itself costs no
+    /// system call for the descriptor).
+    fn sleep(&self, sleep: &mut dyn FnMut(std::os::fd::BorrowedFd<'_>)) -> bool;
+}
+
+impl<T> Watched for Queue<T> {
+    fn pending(&self) -> bool {
+        self.wake.load(Ordering::Acquire)
+    }
+
+    fn sleep(&self, sleep: &mut dyn FnMut(std::os::fd::BorrowedFd<'_>)) -> bool {
+        use std::os::fd::AsFd;
+        {
+            let mut s = self.lock();
+            if !s.items.is_empty() || s.closed {
+                return false;
+            }
+            s.watchers += 1;
+        }
+        sleep(self.reader.as_fd());
+        self.lock().watchers -= 1;
+        true
     }
 }
 

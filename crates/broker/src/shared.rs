@@ -140,6 +140,11 @@ impl Shared {
         None
     }
 
+    /// Whether the fast paths are on (application threads may run the core's round).
+    pub(crate) fn fast(&self) -> bool {
+        self.fast
+    }
+
     /// From a subscriber's thread that waits for messages: reads what `inbox`'s socket holds
     /// and, if it found messages, runs a round with them (see `inbox`). Returns whether it
     /// found messages.
