@@ -86,7 +86,9 @@ pub struct Configuration {
     /// keeps round trips in the tens of microseconds at the price of that much processor time.
     /// Spinning stops by itself while it does not pay (four waits in a row longer than this,
     /// or a machine too busy to give the processor back in time) and resumes at the first wait
-    /// shorter than this (`Metrics::spins_skipped`).
+    /// shorter than this (`Metrics::spins_skipped`). A subscriber blocked in `get` that sleeps
+    /// (at once with zero) sleeps watching the endpoint's sockets (up to 8) and reads what
+    /// arrives itself, so that a message costs one wake-up, its own.
     pub spin_wait: Duration,
     /// The off switch of every fast path (default on): off, all work goes through the
     /// endpoint's runtime thread — publications are handed to it instead of routed and written

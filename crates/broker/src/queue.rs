@@ -51,6 +51,12 @@ pub(crate) struct Queue<T> {
     spin: Duration,
     /// Whether spinning pays for this queue's readers.
     governor: Governor,
+    /// Whether the last wait ended with at most [`SPARSE`] items: messages come one at a time
+    /// (a round trip, a trickle), so the next wait may watch the sockets itself (see
+    /// [`take_watching`](Self::take_watching)). A stream (waits that end with a batch) is
+    /// left to the runtime's thread, which reads and routes on one processor while the reader
+    /// takes on the other.
+    sparse: AtomicBool,
     /// Readable end of the readiness pipe, handed out by `fd()`.
     reader: UnixStream,
     writer: UnixStream,
@@ -81,6 +87,7 @@ impl<T> Queue<T> {
             wake: AtomicBool::new(false),
             spin,
             governor: Governor::default(),
+            sparse: AtomicBool::new(true),
             reader,
             writer,
         })
@@ -269,7 +276,7 @@ impl<T> Queue<T> {
         // A wait that finds items at once says nothing about spinning.
         let since = (!self.wake.load(Ordering::Acquire)).then(Instant::now);
         self.spin_for_items(deadline, read);
-        if !self.wake.load(Ordering::Acquire) {
+        if !self.wake.load(Ordering::Acquire) && self.sparse.load(Ordering::Relaxed) {
             watch(self, deadline);
         }
         let mut s = self.lock();
@@ -296,6 +303,10 @@ impl<T> Queue<T> {
             s.sleepers -= 1;
         }
         let n = max.min(s.items.len());
+        if since.is_some() && n > 0 {
+            self.sparse
+                .store(s.items.len() <= SPARSE, Ordering::Relaxed);
+        }
         let out: Vec<T> = s.items.drain(..n).collect();
         self.after_pop(&mut s, n);
         drop(s);
@@ -382,6 +393,10 @@ impl<T> Queue<T> {
         self.reader.as_raw_fd()
     }
 }
+
+/// At most this many items at the end of a wait make the next wait watch the sockets (see
+/// `Queue::sparse`).
+const SPARSE: usize = 4;
 
 /// What a reader that watches its queue among other descriptors sees of it (see
 /// [`Queue::take_watching`]).
@@ -500,6 +515,54 @@ mod tests {
         assert_eq!(pipe_bytes(&q), 0, "drained when the queue empties");
         q.push_all([4]);
         assert_eq!(pipe_bytes(&q), 1, "one byte while items are pending");
+    }
+
+    #[test]
+    fn a_reader_watches_while_items_come_one_at_a_time_and_not_during_a_stream() {
+        use std::sync::atomic::AtomicUsize;
+        let q = std::sync::Arc::new(Queue::<u32>::new(64, Duration::ZERO).unwrap());
+        let watches = AtomicUsize::new(0);
+        // A watch that sleeps in poll(2) on the queue's descriptor alone.
+        let watch = |w: &dyn Watched, _: Option<Instant>| {
+            watches.fetch_add(1, Ordering::SeqCst);
+            w.sleep(&mut |fd| {
+                let mut fds = [rustix::event::PollFd::from_borrowed_fd(
+                    fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                rustix::event::poll(&mut fds, None).unwrap();
+            });
+        };
+        let push_later = |items: Vec<u32>| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                q.push_all(items);
+            })
+        };
+        // One at a time: every wait watches, and the descriptor wakes the watcher.
+        for i in 0..3 {
+            let t = push_later(vec![i]);
+            assert_eq!(q.take_watching(1, None, &|| false, &watch), [i]);
+            t.join().unwrap();
+        }
+        assert_eq!(watches.load(Ordering::SeqCst), 3);
+        // A batch ends a wait: the next wait sleeps without watching...
+        let t = push_later((0..20).collect());
+        assert_eq!(q.take_watching(1, None, &|| false, &watch), [0]);
+        t.join().unwrap();
+        assert_eq!(q.take_all().len(), 19);
+        let t = push_later(vec![7]);
+        assert_eq!(q.take_watching(1, None, &|| false, &watch), [7]);
+        t.join().unwrap();
+        assert_eq!(watches.load(Ordering::SeqCst), 4);
+        // ...which ended with one item: the next one watches again.
+        let t = push_later(vec![8]);
+        assert_eq!(q.take_watching(1, None, &|| false, &watch), [8]);
+        t.join().unwrap();
+        assert_eq!(watches.load(Ordering::SeqCst), 5);
+        // The descriptor holds no byte once the queue is empty.
+        assert_eq!(pipe_bytes(&q), 0);
     }
 
     #[test]
