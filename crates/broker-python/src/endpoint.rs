@@ -237,7 +237,7 @@ impl Endpoint {
 
     /// A subscriber to topic prefixes. `qsize` is accepted for Broker's signature (Broker 2.x
     /// ignores it too); the queue holds at least the configuration's `subscriber_queue_size`
-    /// (8,192 by default). It is lossless as in Broker: while it is full, the endpoint takes
+    /// (4,096 by default). It is lossless as in Broker: while it is full, the endpoint takes
     /// nothing more from peers and publishers; a subscriber that takes nothing for a second
     /// while messages wait loses its oldest ones instead (see `Subscriber.dropped()`).
     #[pyo3(signature = (topics, qsize = 20))]

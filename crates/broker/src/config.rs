@@ -40,7 +40,7 @@ pub struct Configuration {
     pub peer_buffer_size: usize,
     /// What happens when a peer's buffer is full (default: disconnect it).
     pub peer_overflow_policy: OverflowPolicy,
-    /// Default size of a subscriber's queue, in messages (default 8,192: large enough that a
+    /// Default size of a subscriber's queue, in messages (default 4,096: large enough that a
     /// subscriber that takes messages in batches keeps full speed, small enough to bound its
     /// memory; Broker's 64 slows a lossless subscriber down, see `docs/performance.md`).
     pub subscriber_queue_size: usize,
@@ -158,7 +158,7 @@ impl Default for Configuration {
             ttl: 20,
             peer_buffer_size: 2048,
             peer_overflow_policy: OverflowPolicy::Disconnect,
-            subscriber_queue_size: 8_192,
+            subscriber_queue_size: 4_096,
             subscriber_overflow_policy: SubscriberOverflow::Block,
             disable_ssl: false,
             ssl_certificate: None,
