@@ -383,57 +383,73 @@ impl Bus {
         // busrt reports the bind string; the bound address says the same, and the real port
         // when 0 was asked for.
         let port = local.to_string();
-        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let slots = config.max_connections;
         let tls = match &config.tls {
             Some(t) => Some(Arc::new(tls_acceptor(t)?)),
             None => None,
         };
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
-                };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!("bus: too many connections, refusing one");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let ip = crate::aaa::Peer::Tcp(peer.ip());
-                let bus = bus.clone();
-                let (config, port, tls) = (config.clone(), port.clone(), tls.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let source = Some(peer.to_string());
-                    let Some(acceptor) = tls else {
-                        let origin = Origin {
-                            kind: ClientKind::Tcp,
-                            source,
-                            peer: ip,
-                            cert_names: None,
-                            port,
-                            raw: crate::conn::RawSocket::tcp(&stream).map(Arc::new),
-                        };
-                        serve(bus, stream, origin, config).await;
-                        return;
-                    };
-                    let Some((s, names)) = accept_tls(&acceptor, stream, &config).await else {
-                        tracing::debug!(%peer, "bus: a TLS handshake failed");
-                        return;
-                    };
+        let task = accept_tcp(listener, slots, move |stream, peer| {
+            let ip = crate::aaa::Peer::Tcp(peer.ip());
+            let bus = bus.clone();
+            let (config, port, tls) = (config.clone(), port.clone(), tls.clone());
+            async move {
+                let source = Some(peer.to_string());
+                let Some(acceptor) = tls else {
                     let origin = Origin {
                         kind: ClientKind::Tcp,
                         source,
                         peer: ip,
-                        cert_names: names,
+                        cert_names: None,
                         port,
-                        raw: None,
+                        raw: crate::conn::RawSocket::tcp(&stream).map(Arc::new),
                     };
-                    serve(bus, s, origin, config).await;
-                });
+                    serve(bus, stream, origin, config).await;
+                    return;
+                };
+                let Some((s, names)) = accept_tls(&acceptor, stream, &config).await else {
+                    tracing::debug!(%peer, "bus: a TLS handshake failed");
+                    return;
+                };
+                let origin = Origin {
+                    kind: ClientKind::Tcp,
+                    source,
+                    peer: ip,
+                    cert_names: names,
+                    port,
+                    raw: None,
+                };
+                serve(bus, s, origin, config).await;
             }
         });
         Ok((ServerHandle { task, path: None }, local))
     }
+}
+
+/// Accepts TCP connections on `listener` until stopped, at most `slots` open at once (more
+/// are refused), each served by `serve` in a task of its own (`TCP_NODELAY` set).
+pub(crate) fn accept_tcp<F, Fut>(listener: TcpListener, slots: usize, serve: F) -> JoinHandle<()>
+where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let slots = Arc::new(tokio::sync::Semaphore::new(slots));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!("bus: too many connections, refusing one");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = serve(stream, peer);
+            tokio::spawn(async move {
+                let _permit = permit;
+                connection.await;
+            });
+        }
+    })
 }
 
 /// A TLS server handshake on `stream` within the timeout; the stream and, when the name must

@@ -23,7 +23,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::core::ClientKind;
-use crate::server::{accept_tls, serve, tls_acceptor, Bus, Origin, ServerConfig, ServerHandle};
+use crate::server::{
+    accept_tcp, accept_tls, serve, tls_acceptor, Bus, Origin, ServerConfig, ServerHandle,
+};
 
 /// Bytes the pipe between a WebSocket and the bus holds in each direction.
 const PIPE: usize = 64 * 1024;
@@ -137,6 +139,23 @@ where
     }
 }
 
+/// The server's WebSocket handshake on `stream` (within the timeout, with the origin check);
+/// the end of the pipe the bus serves.
+async fn handshake<S>(stream: S, config: &ServerConfig) -> Option<DuplexStream>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let origins = config.web_origins.clone();
+    #[allow(clippy::result_large_err)] // tungstenite's callback signature
+    let check = move |req: &Request, res: Response| check_origin(&origins, req, res);
+    let limits = Some(limits(config.max_frame_size));
+    let accepted = tokio_tungstenite::accept_hdr_async_with_config(stream, check, limits);
+    match tokio::time::timeout(config.timeout, accepted).await {
+        Ok(Ok(ws)) => Some(carry(ws, config.timeout)),
+        _ => None,
+    }
+}
+
 /// Refuses a handshake from a web page whose origin is not admitted.
 #[allow(clippy::result_large_err)] // tungstenite's callback signature
 fn check_origin(
@@ -200,72 +219,34 @@ impl Bus {
         };
         // busrt reports the bind address, without the scheme.
         let port = local.to_string();
-        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
+        let slots = config.max_connections;
+        let task = accept_tcp(listener, slots, move |stream, peer| {
+            let bus = bus.clone();
+            let (config, port, tls) = (config.clone(), port.clone(), tls.clone());
+            async move {
+                let (pipe, cert_names) = match tls {
+                    None => (handshake(stream, &config).await, None),
+                    Some(acceptor) => {
+                        let Some((s, names)) = accept_tls(&acceptor, stream, &config).await else {
+                            tracing::debug!(%peer, "bus: a TLS handshake failed");
+                            return;
+                        };
+                        (handshake(s, &config).await, names)
+                    }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!("bus: too many connections, refusing one");
-                    continue;
+                let Some(pipe) = pipe else {
+                    tracing::debug!(%peer, "bus: a WebSocket handshake failed");
+                    return;
                 };
-                let _ = stream.set_nodelay(true);
-                let bus = bus.clone();
-                let (config, port, tls) = (config.clone(), port.clone(), tls.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let t = config.timeout;
-                    let ws_config = limits(config.max_frame_size);
-                    let origins = config.web_origins.clone();
-                    #[allow(clippy::result_large_err)] // tungstenite's callback signature
-                    let check =
-                        move |req: &Request, res: Response| check_origin(&origins, req, res);
-                    let (pipe, cert_names) = match tls {
-                        None => {
-                            let accepted = tokio_tungstenite::accept_hdr_async_with_config(
-                                stream,
-                                check,
-                                Some(ws_config),
-                            );
-                            match tokio::time::timeout(t, accepted).await {
-                                Ok(Ok(ws)) => (carry(ws, t), None),
-                                _ => {
-                                    tracing::debug!(%peer, "bus: a WebSocket handshake failed");
-                                    return;
-                                }
-                            }
-                        }
-                        Some(acceptor) => {
-                            let Some((s, names)) = accept_tls(&acceptor, stream, &config).await
-                            else {
-                                tracing::debug!(%peer, "bus: a TLS handshake failed");
-                                return;
-                            };
-                            let accepted = tokio_tungstenite::accept_hdr_async_with_config(
-                                s,
-                                check,
-                                Some(ws_config),
-                            );
-                            match tokio::time::timeout(t, accepted).await {
-                                Ok(Ok(ws)) => (carry(ws, t), names),
-                                _ => {
-                                    tracing::debug!(%peer, "bus: a WebSocket handshake failed");
-                                    return;
-                                }
-                            }
-                        }
-                    };
-                    let origin = Origin {
-                        kind: ClientKind::WebSocket,
-                        source: Some(peer.to_string()),
-                        peer: crate::aaa::Peer::Tcp(peer.ip()),
-                        cert_names,
-                        port,
-                        raw: None,
-                    };
-                    serve(bus, pipe, origin, config).await;
-                });
+                let origin = Origin {
+                    kind: ClientKind::WebSocket,
+                    source: Some(peer.to_string()),
+                    peer: crate::aaa::Peer::Tcp(peer.ip()),
+                    cert_names,
+                    port,
+                    raw: None,
+                };
+                serve(bus, pipe, origin, config).await;
             }
         });
         Ok((ServerHandle { task, path: None }, local))

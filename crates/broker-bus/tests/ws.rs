@@ -1,11 +1,12 @@
-//! The WebSocket listener (busrt's `ws://`, `wss://`): message boundaries mean nothing, TLS
-//! under it proves names as on TCP, a browser's origin must be admitted, and bad input ends
-//! only its own connection. busrt's own client over `ws://` is in `busrt_clients.rs`.
+//! The WebSocket listener (busrt's `ws://`, `wss://`): message boundaries mean nothing, a
+//! browser's origin must be admitted, and bad input ends only its own connection. busrt's own
+//! client over `ws://` is in `busrt_clients.rs`, over `wss://` in `busrt_wss.rs`; `wss://`
+//! proving names in `tls.rs`.
 
 use std::time::Duration;
 
 use broker_bus::ipc::IpcClient;
-use broker_bus::{Bus, BusConfig, Qos, ServerConfig, TlsConfig};
+use broker_bus::{Bus, BusConfig, Qos, ServerConfig};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -188,63 +189,4 @@ async fn bad_input_ends_only_its_connection() {
         let again = IpcClient::connect(&url, name, WAIT).await;
         assert!(again.is_ok(), "{name} is free again: {:?}", again.err());
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wss_proves_the_name_as_tcp_does() {
-    let dir = broker_e2e::temp_dir("bus-wss");
-    let (ca, ca_key, ca_path) = broker_e2e::ca(&dir, "bus-ca");
-    let (server_cert, server_key) = broker_e2e::issue(&dir, "bus-server", &ca, &ca_key, None);
-    let (alice_cert, alice_key) = broker_e2e::issue(&dir, "alice", &ca, &ca_key, None);
-    let bus = Bus::new(BusConfig::default());
-    let (_, addr) = bus
-        .spawn_websocket_server(
-            "127.0.0.1:0",
-            ServerConfig {
-                tls: Some(TlsConfig {
-                    certificate: server_cert,
-                    key: server_key,
-                    ca_file: Some(ca_path.clone()),
-                    name_from_certificate: true,
-                }),
-                ..ServerConfig::default()
-            },
-        )
-        .await
-        .unwrap();
-    let url = format!("wss://{addr}");
-    let alice = Some((alice_cert.as_path(), alice_key.as_path()));
-    let inside = bus.register_client("inside").unwrap();
-    let a = IpcClient::connect_tls(&url, "alice", WAIT, &ca_path, alice)
-        .await
-        .unwrap();
-    assert_eq!(
-        IpcClient::connect_tls(&url, "bob", WAIT, &ca_path, alice)
-            .await
-            .err()
-            .unwrap()
-            .code,
-        0x79
-    );
-    assert!(
-        IpcClient::connect_tls(&url, "alice%%2", WAIT, &ca_path, None)
-            .await
-            .is_err()
-    );
-    // Plain ws:// to a wss:// listener gets nowhere.
-    let plain = format!("ws://{addr}");
-    assert!(
-        IpcClient::connect(&plain, "alice%%3", Duration::from_millis(500))
-            .await
-            .is_err()
-    );
-    // Our `connect` asks for a CA before it speaks wss://.
-    assert!(IpcClient::connect(&url, "alice%%4", WAIT).await.is_err());
-    a.send("inside", b"over wss", Qos::Processed).await.unwrap();
-    let d = tokio::time::timeout(WAIT, inside.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((d.sender(), d.payload()), ("alice", &b"over wss"[..]));
-    let _ = std::fs::remove_dir_all(dir);
 }

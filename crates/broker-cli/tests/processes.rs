@@ -589,6 +589,20 @@ fn a_node_bridges_its_bus_to_broker_peers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Runs `broker bus ARGS…`: whether it succeeded, and what it printed.
+fn bus_command(args: &[&str]) -> (bool, String) {
+    let out = Command::new(BROKER)
+        .args(["bus"])
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `broker bus serve` and the client commands against it: info, publish to a listener, send
 /// (and a missing target failing), call with parameters, bench.
 #[test]
@@ -598,18 +612,7 @@ fn bus_commands_against_a_bus_server() {
     let path = sock.to_str().unwrap().to_owned();
     let server = Proc::spawn(&["bus", "serve", "-B", &path]);
     server.expect("bus listening on");
-    let run = |args: &[&str]| {
-        let out = Command::new(BROKER)
-            .args(["bus"])
-            .args(args)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let run = bus_command;
     let (ok, out) = run(&["info", &path]);
     assert!(
         ok && out.contains("info: {author -> ") && out.contains("name -> .broker"),
@@ -666,18 +669,7 @@ fn bus_serve_listens_on_websocket() {
     let server = Proc::spawn(&["bus", "serve", "-B", &path, "-B", "ws://127.0.0.1:0"]);
     let line = server.expect("bus listening on ws://");
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    let run = |args: &[&str]| {
-        let out = Command::new(BROKER)
-            .args(["bus"])
-            .args(args)
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let run = bus_command;
     let (ok, out) = run(&["info", &url]);
     assert!(ok && out.contains("name -> .broker"), "{out}");
     // A listener on the socket, a publisher over WebSocket.
