@@ -133,7 +133,9 @@ pub(crate) async fn establish(
 ) {
     let _ = tcp.set_nodelay(true);
     watch_liveness(&tcp, net.config.peer_silence_timeout);
-    let tcp = Tcp::new(tcp);
+    // Only so many connections are ever watched by a waiting subscriber (see `Live::lend`):
+    // only they get a second handle of their socket.
+    let tcp = Tcp::new(tcp, net.live.open() <= MAX_WATCHED);
     let modes = tcp.modes();
     let Some(tls) = net.tls.as_ref() else {
         modes.set_plain();
@@ -412,6 +414,11 @@ impl Live {
                  oldest unfinished handshakes"
             );
         }
+    }
+
+    /// Connections open now (handshakes included).
+    pub(crate) fn open(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// A place for a connection we dial: always given.

@@ -70,9 +70,13 @@ pub(crate) struct Tcp {
 }
 
 impl Tcp {
-    /// Wraps `io`; reads go straight while its modes say so.
-    pub(crate) fn new(io: TcpStream) -> Tcp {
-        let watch = socket2::SockRef::from(&io).try_clone().ok();
+    /// Wraps `io`; reads go straight while its modes say so. A `watchable` socket gets a
+    /// second handle (a descriptor), for a waiting subscriber's `poll(2)` (see
+    /// [`Inbox::lend`]).
+    pub(crate) fn new(io: TcpStream, watchable: bool) -> Tcp {
+        let watch = watchable
+            .then(|| socket2::SockRef::from(&io).try_clone().ok())
+            .flatten();
         Tcp {
             io,
             modes: Arc::new(Modes {
