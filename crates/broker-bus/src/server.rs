@@ -574,6 +574,9 @@ where
     let mut deadline = begun + TAKEN_NAME_GRACE;
     while registered == Err(code::BUSY) {
         let Some(holder) = socket_holder(&bus, &name) else {
+            // Freed since the last attempt (its connection noticed the close just now), or
+            // held by an in-process client: one more attempt says which.
+            registered = rules.clone().and_then(register);
             break;
         };
         // Looked at again after every wait: the close may show only later.
