@@ -135,10 +135,9 @@ pub(crate) async fn establish(
     watch_liveness(&tcp, net.config.peer_silence_timeout);
     // Only so many connections are ever watched by a waiting subscriber (see `Live::lend`):
     // only they get a second handle of their socket.
-    let tcp = Tcp::new(tcp, net.live.open() <= MAX_WATCHED);
+    let tcp = Tcp::new(tcp, net.live.open() <= MAX_WATCHED, net.tls.is_none());
     let modes = tcp.modes();
     let Some(tls) = net.tls.as_ref() else {
-        modes.set_plain();
         return run(tcp, modes, addr, side, &net, peered, slot).await;
     };
     let handshake = async {

@@ -51,14 +51,7 @@ pub(crate) struct Modes {
     watch: Option<socket2::Socket>,
     /// The inbox reads the socket itself (no TLS between): a read shorter than asked means the
     /// socket had no more, so a subscriber's thread stops without a read that finds nothing.
-    plain: AtomicBool,
-}
-
-impl Modes {
-    /// Says that nothing (TLS) sits between the inbox and the socket.
-    pub(crate) fn set_plain(&self) {
-        self.plain.store(true, Ordering::Relaxed);
-    }
+    plain: bool,
 }
 
 /// A TCP stream whose reads wait through tokio's readiness (the reader task) or, while its
@@ -72,8 +65,8 @@ pub(crate) struct Tcp {
 impl Tcp {
     /// Wraps `io`; reads go straight while its modes say so. A `watchable` socket gets a
     /// second handle (a descriptor), for a waiting subscriber's `poll(2)` (see
-    /// [`Inbox::lend`]).
-    pub(crate) fn new(io: TcpStream, watchable: bool) -> Tcp {
+    /// [`Inbox::lend`]); `plain`: the inbox will read it without TLS between.
+    pub(crate) fn new(io: TcpStream, watchable: bool, plain: bool) -> Tcp {
         let watch = watchable
             .then(|| socket2::SockRef::from(&io).try_clone().ok())
             .flatten();
@@ -81,6 +74,7 @@ impl Tcp {
             io,
             modes: Arc::new(Modes {
                 watch,
+                plain,
                 ..Modes::default()
             }),
         }
@@ -163,6 +157,18 @@ struct State {
     ended: Option<Option<ConnError>>,
     /// The reader task returned: nobody reads any more.
     done: bool,
+}
+
+impl State {
+    /// One read through tokio's readiness (which registers `cx`'s waker when there is
+    /// nothing), appended to the buffer, which keeps room for it.
+    fn read_through_tokio(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(64 * 1024);
+        }
+        // A read future holds nothing between polls: one made per poll loses nothing.
+        pin!(self.read.read_buf(&mut self.buf)).poll(cx)
+    }
 }
 
 /// A connection's incoming side (see the module's documentation).
@@ -333,11 +339,7 @@ impl Inbox {
             if self.modes.lent.load(Ordering::Acquire) {
                 return Poll::Pending;
             }
-            if st.buf.capacity() - st.buf.len() < 4096 {
-                st.buf.reserve(64 * 1024);
-            }
-            // A read future holds nothing between polls: one made per poll loses nothing.
-            match pin!(st.read.read_buf(&mut st.buf)).poll(cx) {
+            match st.read_through_tokio(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => return Poll::Ready(None),
                 Poll::Ready(Ok(_)) => {}
@@ -420,7 +422,7 @@ impl Inbox {
                     total += n;
                     st.buf.extend_from_slice(rb.filled());
                     // The socket had less than asked: it is empty (a system call saved).
-                    if n < scratch.len() && self.modes.plain.load(Ordering::Relaxed) {
+                    if n < scratch.len() && self.modes.plain {
                         break Turn::Drained;
                     }
                 }
@@ -475,10 +477,7 @@ impl Inbox {
         let mut cx = Context::from_waker(&waker);
         let before = st.buf.len();
         loop {
-            if st.buf.capacity() - st.buf.len() < 4096 {
-                st.buf.reserve(64 * 1024);
-            }
-            match pin!(st.read.read_buf(&mut st.buf)).poll(&mut cx) {
+            match st.read_through_tokio(&mut cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     st.ended = Some(None);
